@@ -1,0 +1,41 @@
+"""Latency as metrics.json defines it: median per-example time at batch 1 over real sentences."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+from transformers import PreTrainedModel
+
+from distill.batching import Encoded, collate, model_inputs
+
+WARMUP_PASSES = 10
+
+
+@torch.no_grad()
+def latency_ms(
+    models: dict[str, PreTrainedModel],
+    encoded: Encoded,
+    pad_token_id: int,
+    max_examples: int = 1000,
+) -> dict[str, float]:
+    """Median milliseconds per example at batch 1, each sentence at its real length.
+
+    The models are timed alternately on every sentence, so a slow moment of the machine hits
+    all of them alike and the ratio between them (the speed-up) stays fair.
+    """
+    for model in models.values():
+        model.eval()
+    indices = list(range(min(len(encoded), max_examples)))
+    batches = [model_inputs(collate(encoded, [i], pad_token_id)) for i in indices]
+    for model in models.values():
+        for batch in batches[:WARMUP_PASSES]:
+            model(**batch)
+    timings: dict[str, list[float]] = {name: [] for name in models}
+    for batch in batches:
+        for name, model in models.items():
+            start = time.perf_counter()
+            model(**batch)
+            timings[name].append((time.perf_counter() - start) * 1000)
+    return {name: statistics.median(values) for name, values in timings.items()}

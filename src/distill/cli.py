@@ -1,0 +1,213 @@
+"""The `distill` command line: parse, call the library, print. No training logic lives here."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from distill.errors import DistillError
+
+app = typer.Typer(
+    help="Knowledge distillation of transformer models.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console(soft_wrap=True)  # results go to stdout; progress bars and logs go to stderr
+
+QUICKSTART_DATA = (Path("../shared/data/glue"),)  # checked after --data and $DISTILL_DATA
+HUB_GLUE = "nyu-mll/glue"
+
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="Override a recipe key: --set train.lr=3e-5 (list items by index: "
+        "objectives.1.weight=0.3). Repeatable.",
+    ),
+]
+
+
+@app.command("run")
+def run_command(
+    recipe: Annotated[Path, typer.Argument(help="YAML recipe.")],
+    set_: SetOption = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Run directory (wins over the recipe's `output:`).")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing run directory.")] = False,
+) -> None:
+    """Fine-tune the teacher if asked, distil the student, score both, write the run directory."""
+    with _errors():
+        from distill.recipe import Recipe
+        from distill.run import run
+
+        result = run(Recipe.from_yaml(recipe, set_), out_dir, overwrite)
+        _print_summary(result.metrics, result.path)
+
+
+@app.command()
+def quickstart(
+    data: Annotated[
+        str | None,
+        typer.Option(
+            help="GLUE directory or hub dataset name. Default: "
+            "$DISTILL_DATA, then ../shared/data/glue, then "
+            f"the hub ({HUB_GLUE})."
+        ),
+    ] = None,
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Run directory (replaced if it exists).")
+    ] = Path("runs/quickstart"),
+    set_: SetOption = None,
+) -> None:
+    """Fine-tune MiniLM-L6 on SST-2 and distil it into a 3-layer student (about 8 minutes)."""
+    with _errors():
+        from distill.recipe import Recipe
+        from distill.run import run
+
+        raw = yaml.safe_load(
+            resources.files("distill").joinpath("recipes/quickstart.yaml").read_text()
+        )
+        raw["data"] = {**raw["data"], **_quickstart_data(data)}
+        recipe = Recipe.from_dict(raw, set_)
+        if recipe.data.max_train_examples:
+            out.print(
+                f"Training on a random {recipe.data.max_train_examples:,} of SST-2's 67,349 "
+                "training sentences to finish in minutes"
+                + ("; the dev set is scored in full." if not recipe.data.max_eval_examples else ".")
+            )
+        result = run(recipe, out_dir, overwrite=True)
+        _print_summary(result.metrics, result.path)
+
+
+@app.command("eval")
+def eval_command(
+    model_dir: Annotated[Path, typer.Argument(help="A saved model directory.")],
+    task: Annotated[
+        str | None, typer.Option(help="Task name (default: from the model's distill.json).")
+    ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            help="GLUE directory, dataset saved to disk, or hub name (default: from distill.json)."
+        ),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Evaluation batch size.")] = 64,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
+) -> None:
+    """Score a saved model on a task's evaluation split."""
+    with _errors():
+        from distill.scoring import score_model
+
+        result = score_model(model_dir, task, data, batch_size)
+        if as_json:
+            print(json.dumps(result))
+            return
+        table = Table(title=f"{model_dir} on {result['task']} ({result['examples']} examples)")
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        table.add_row(f"[bold]{result['metric']}[/]", f"[bold]{result['score']:.4f}")
+        for name, value in result["scores"].items():
+            table.add_row(name, f"{value:.4f}")
+        out.print(table)
+
+
+@app.command()
+def check(
+    recipe: Annotated[Path, typer.Argument(help="YAML recipe.")],
+    set_: SetOption = None,
+) -> None:
+    """Validate a recipe and print its execution plan; trains nothing."""
+    with _errors():
+        from distill.recipe import Recipe
+        from distill.run import prepare
+
+        validated = Recipe.from_yaml(recipe, set_)
+        plan, _ = prepare(validated)
+        out.print(f"[green]recipe OK[/]: {recipe} (task {validated.task}, mode {validated.mode})")
+        out.print("\n".join(plan.lines(validated)))
+
+
+@app.callback()
+def _setup() -> None:
+    """Knowledge distillation of transformer models."""
+    # transformers' own tqdm bars ("Loading weights", "Writing model shards") would interleave
+    # with ours; its warnings still show.
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+
+
+def main() -> None:
+    app()
+
+
+# -- helpers --------------------------------------------------------------------------------------
+class _errors:
+    """Turn a DistillError into one red line on stderr and exit code 1 (no traceback)."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type | None, error: BaseException | None, _tb: object) -> bool:
+        if isinstance(error, DistillError):
+            Console(stderr=True).print(
+                f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True
+            )
+            raise typer.Exit(1)
+        if isinstance(error, KeyboardInterrupt):
+            Console(stderr=True).print("[yellow]interrupted[/]: no run directory was written")
+            raise typer.Exit(130)
+        return False
+
+
+def _quickstart_data(data: str | None) -> dict[str, str]:
+    """--data, then $DISTILL_DATA, then ../shared/data/glue, then the hub; says which it used."""
+    chosen, origin = data, "--data"
+    if chosen is None and os.environ.get("DISTILL_DATA"):
+        chosen, origin = os.environ["DISTILL_DATA"], "$DISTILL_DATA"
+    if chosen is None:
+        found = next((p for p in QUICKSTART_DATA if p.is_dir()), None)
+        chosen, origin = (str(found), "default location") if found else (HUB_GLUE, "hub")
+    print(f"SST-2 data: {chosen} (from {origin})", file=sys.stderr)
+    if Path(chosen).is_dir():
+        if (Path(chosen) / "dataset_dict.json").is_file():
+            return {"source": "disk", "path": chosen}
+        return {"source": "glue_dir", "path": chosen}
+    if Path(chosen).suffix or chosen.startswith((".", "/")):
+        raise DistillError(
+            f"--data: {chosen} does not exist; give a GLUE directory or a hub "
+            f"dataset name such as {HUB_GLUE}"
+        )
+    return {"source": "hub", "name": chosen}
+
+
+def _print_summary(metrics: dict, path: Path) -> None:
+    teacher, student = metrics["teacher"], metrics["student"]
+    table = Table(
+        title=f"{metrics['task']} — {metrics['metric']} on the full dev set "
+        f"({metrics['eval_examples']} examples)"
+    )
+    for column in ("model", "score", "parameters", "latency (ms, batch 1)"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for name, entry in (("teacher", teacher), ("student", student)):
+        table.add_row(
+            name, f"{entry['score']:.4f}", f"{entry['params']:,}", f"{entry['latency_ms']:.2f}"
+        )
+    out.print(table)
+    out.print(
+        f"retention [bold]{metrics['retention']:.3f}[/]  speed-up "
+        f"[bold]{metrics['speedup']:.2f}x[/]  distillation {metrics['train_seconds']:.0f} s"
+        f" (teacher fine-tuning {metrics['teacher_seconds']:.0f} s)"
+    )
+    out.print(f"report: {path / 'report.md'}\nstudent: {path / 'student'}")

@@ -1,0 +1,313 @@
+"""Load a task's train and evaluation examples from a GLUE directory, the hub, disk or files."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from distill.errors import DistillError
+from distill.recipe import DataConfig
+from distill.tasks import GLUE_TASKS, Task, custom_task
+
+_FILE_BUILDERS = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".jsonl": "json",
+    ".json": "json",
+    ".parquet": "parquet",
+}
+
+
+@dataclass
+class Examples:
+    """Texts and labels of one split: class indices for classification, floats for regression."""
+
+    texts: list[str]
+    text_pairs: list[str] | None
+    labels: list[Any]
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, indices: list[int]) -> Examples:
+        pairs = None if self.text_pairs is None else [self.text_pairs[i] for i in indices]
+        return Examples([self.texts[i] for i in indices], pairs, [self.labels[i] for i in indices])
+
+
+@dataclass
+class TaskData:
+    task: Task
+    train: Examples
+    eval: Examples
+    source: str  # what was read, for the user and the model card
+    train_total: int  # training examples before subsampling
+
+
+def load_task_data(task_name: str, config: DataConfig, seed: int = 0) -> TaskData:
+    """Read both splits, check every label against the task's label set, subsample if asked."""
+    task = GLUE_TASKS.get(task_name)
+    if config.columns is not None:
+        columns = config.columns
+        base = task or custom_task(
+            task_name,
+            columns.text,
+            columns.text_pair,
+            columns.label,
+            config.labels,
+            config.regression,
+        )
+        task = dataclasses.replace(
+            base,
+            text_column=columns.text,
+            text_pair_column=columns.text_pair,
+            label_column=columns.label,
+        )
+    assert task is not None  # the recipe validator guarantees a registered task or columns
+    if config.source == "glue_dir":
+        train_rows, eval_rows, source = _read_glue_dir(task, Path(config.path))
+        train, evaluation = (
+            _to_examples(task, train_rows, source + " train"),
+            _to_examples(task, eval_rows, source + " dev"),
+        )
+    else:
+        splits, source = _read_with_datasets(task, config)
+        if task.labels == ():  # custom classification task without a label list: read it
+            found = sorted({str(v) for v in splits[0][task.label_column]})
+            task = dataclasses.replace(task, labels=tuple(found))
+        train, evaluation = (
+            _to_examples(task, split, f"{source} {name}")
+            for split, name in zip(splits, ("train", "eval"), strict=True)
+        )
+    train_total = len(train)
+    if config.max_train_examples and config.max_train_examples < len(train):
+        picked = random.Random(seed).sample(range(len(train)), config.max_train_examples)
+        train = train.subset(sorted(picked))
+    if config.max_eval_examples and config.max_eval_examples < len(evaluation):
+        evaluation = evaluation.subset(list(range(config.max_eval_examples)))
+    return TaskData(task, train, evaluation, source, train_total)
+
+
+# -- GLUE directory -----------------------------------------------------------------------------
+def _read_glue_dir(task: Task, root: Path) -> tuple[list[dict], list[dict], str]:
+    """Read TASK/train.tsv and the dev file with quote handling off (quotes are text in GLUE)."""
+    assert task.glue is not None
+    if not root.is_dir():
+        raise DistillError(
+            f"data.path: {root} is not a directory; give the folder that holds "
+            f"{task.glue.folder}/train.tsv"
+        )
+    folder = next(
+        (root / name for name in (task.glue.folder, task.name) if (root / name).is_dir()),
+        root / task.glue.folder,
+    )
+    rows = []
+    for file in ("train.tsv", task.glue.eval_file):
+        path = folder / file
+        if not path.is_file():
+            raise DistillError(
+                f"data.path: {path} not found; expected the GLUE layout "
+                f"{task.glue.folder}/train.tsv and {task.glue.eval_file}"
+            )
+        rows.append(_read_tsv(path, task))
+    return rows[0], rows[1], str(folder)
+
+
+def _read_tsv(path: Path, task: Task) -> list[dict]:
+    layout = task.glue
+    assert layout is not None
+    # utf-8-sig drops MRPC's byte-order mark, which would otherwise rename its first column.
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+        header = next(reader) if layout.header else None
+        wanted = {"text": layout.text, "text_pair": layout.text_pair, "label": layout.label}
+        positions = {}
+        for key, column in wanted.items():
+            if column is None:
+                continue
+            if isinstance(column, str):
+                if header is None or column not in header:
+                    raise DistillError(
+                        f"data: {path} has no column '{column}' "
+                        f"(columns: {', '.join(header or [])})"
+                    )
+                column = header.index(column)
+            positions[key] = column
+        width = max(positions.values()) + 1
+        rows = []
+        for line, row in enumerate(reader, start=2 if header else 1):
+            if len(row) < width:
+                raise DistillError(
+                    f"data: {path} line {line} has {len(row)} columns, expected at least {width}"
+                )
+            rows.append({key: row[index] for key, index in positions.items()})
+    return rows
+
+
+# -- hub, disk and plain files ------------------------------------------------------------------
+def _read_with_datasets(task: Task, config: DataConfig) -> tuple[list[Any], str]:
+    """Load through `datasets`: a hub name, a dataset saved to disk, or csv/tsv/jsonl/parquet."""
+    import datasets  # imported here: it is slow to import and a GLUE directory doesn't need it
+
+    eval_split = config.eval_split
+    if config.source == "hub":
+        hub_config = config.config or (task.name if task.name in GLUE_TASKS else None)
+        try:
+            loaded = datasets.load_dataset(config.name, hub_config)
+        except Exception as error:  # the hub raises many types; the user needs one line
+            raise DistillError(
+                f"data.name: could not load '{config.name}' "
+                f"(config {hub_config}): {_first_line(error)}"
+            ) from None
+        source, eval_split = f"hub:{config.name}/{hub_config}", eval_split or task.hub_eval_split
+    elif config.source == "disk":
+        try:
+            loaded = datasets.load_from_disk(config.path)
+        except Exception as error:
+            raise DistillError(
+                f"data.path: {config.path} is not a dataset saved with "
+                f"save_to_disk: {_first_line(error)}"
+            ) from None
+        if not isinstance(loaded, datasets.DatasetDict):
+            raise DistillError(
+                f"data.path: {config.path} holds one Dataset, not a DatasetDict "
+                "with splits; save DatasetDict({'train': ..., 'validation': ...})"
+            )
+        source, eval_split = f"disk:{config.path}", eval_split or "validation"
+    else:
+        assert config.files is not None
+        loaded, source = _load_files(config.files), "files"
+        eval_split = eval_split or "eval"
+    splits = []
+    for split in (config.train_split, eval_split):
+        if split not in loaded:
+            raise DistillError(
+                f"data: split '{split}' not found in {source}; available: "
+                f"{', '.join(loaded)} (set data.train_split / data.eval_split)"
+            )
+        dataset = loaded[split]
+        for column in (task.text_column, task.text_pair_column, task.label_column):
+            if column is not None and column not in dataset.column_names:
+                raise DistillError(
+                    f"data.columns: column '{column}' not found in {source} "
+                    f"{split}; columns: {', '.join(dataset.column_names)}"
+                )
+        splits.append(dataset)
+    return splits, source
+
+
+def _load_files(files: dict[str, str]) -> Any:
+    import datasets
+
+    suffixes = set()
+    for split, file in files.items():
+        if not Path(file).is_file():
+            raise DistillError(f"data.files.{split}: {file} not found")
+        suffixes.add(Path(file).suffix.lower())
+        if suffixes & {".csv", ".tsv", ".jsonl"} and not _has_data_line(Path(file), suffixes):
+            raise DistillError(f"data: {file} has no examples")
+    if len(suffixes) != 1 or (suffix := suffixes.pop()) not in _FILE_BUILDERS:
+        raise DistillError(
+            f"data.files: use one format for all splits, one of {', '.join(_FILE_BUILDERS)}"
+        )
+    if suffix in (".csv", ".tsv"):
+        return datasets.DatasetDict(
+            {split: _read_delimited(Path(file)) for split, file in files.items()}
+        )
+    try:
+        return datasets.load_dataset(_FILE_BUILDERS[suffix], data_files=files)
+    except Exception as error:
+        raise DistillError(
+            f"data.files: could not read {', '.join(files.values())}: {_first_line(error)}"
+        ) from None
+
+
+def _read_delimited(path: Path) -> Any:
+    """csv/tsv with the csv module: text stays text (pandas would read "007" as 7.0), and tsv
+    quotes are text, as in GLUE."""
+    import datasets
+
+    tsv = path.suffix.lower() == ".tsv"
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(
+            handle,
+            delimiter="\t" if tsv else ",",
+            quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL,
+        )
+        header = next(reader)
+        columns: dict[str, list[str | None]] = {name: [] for name in header}
+        for line, row in enumerate(reader, start=2):
+            if not row:
+                continue
+            if len(row) != len(header):
+                raise DistillError(
+                    f"data: {path} line {line} has {len(row)} fields, the header has {len(header)}"
+                )
+            for name, value in zip(header, row, strict=True):
+                columns[name].append(value if value != "" else None)
+    return datasets.Dataset.from_dict(columns)
+
+
+# -- labels -------------------------------------------------------------------------------------
+def _to_examples(task: Task, rows: Any, where: str) -> Examples:
+    """Build Examples from GLUE rows (dicts) or a datasets.Dataset, validating every label."""
+    if isinstance(rows, list):
+        texts = [row["text"] for row in rows]
+        pairs = [row["text_pair"] for row in rows] if task.text_pair_column else None
+        raw_labels, class_indices = [row["label"] for row in rows], False
+    else:
+        texts = _texts(rows, task.text_column, where)
+        pairs = _texts(rows, task.text_pair_column, where) if task.text_pair_column else None
+        raw_labels = rows[task.label_column]
+        feature = rows.features[task.label_column]
+        # A ClassLabel column (hub GLUE) already holds class indices in the task's order.
+        class_indices = type(feature).__name__ == "ClassLabel"
+    if not texts:
+        raise DistillError(f"data: {where} has no examples")
+    labels = [
+        _label(task, value, class_indices, where, row)
+        for row, value in enumerate(raw_labels, start=1)
+    ]
+    return Examples(texts, pairs, labels)
+
+
+def _texts(rows: Any, column: str, where: str) -> list[str]:
+    texts = rows[column]
+    for row, text in enumerate(texts, start=1):
+        if text is None:
+            raise DistillError(f"data: {where} row {row}: empty text in column '{column}'")
+    return [str(text) for text in texts]
+
+
+def _label(task: Task, value: Any, class_index: bool, where: str, row: int) -> Any:
+    if task.labels is None:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise DistillError(
+                f"data: {where} row {row}: label {value!r} is not a number (regression task)"
+            ) from None
+    if class_index and isinstance(value, int) and 0 <= value < len(task.labels):
+        return value
+    text = str(value).strip()
+    if text in task.labels:
+        return task.labels.index(text)
+    raise DistillError(
+        f"data: {where} row {row}: label {value!r} is not in the task's label "
+        f"set ({', '.join(task.labels)})"
+    )
+
+
+def _has_data_line(path: Path, suffixes: set[str]) -> bool:
+    """csv/tsv need a row after the header, jsonl any non-blank line."""
+    with path.open(encoding="utf-8-sig") as handle:
+        lines = [line for line, _ in zip(handle, range(2), strict=False) if line.strip()]
+    return len(lines) >= (1 if ".jsonl" in suffixes else 2)
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -1,0 +1,44 @@
+"""Score a model on a split: batched no-grad predictions in the examples' original order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from transformers import PreTrainedModel
+
+from distill.batching import Encoded, iterate, model_inputs
+from distill.metrics import compute_scores, headline, predictions_from_logits
+from distill.tasks import Task
+
+
+@dataclass
+class Evaluation:
+    score: float
+    scores: dict[str, float]
+    logits: np.ndarray  # [examples, num_labels], in the split's order
+    predictions: np.ndarray
+
+
+@torch.no_grad()
+def predict_logits(
+    model: PreTrainedModel, encoded: Encoded, batch_size: int, pad_token_id: int
+) -> np.ndarray:
+    was_training = model.training
+    model.eval()
+    logits = np.zeros((len(encoded), model.config.num_labels), dtype=np.float32)
+    for batch in iterate(encoded, batch_size, pad_token_id):
+        output = model(**model_inputs(batch))
+        logits[batch["index"].numpy()] = output.logits.float().numpy()
+    model.train(was_training)
+    return logits
+
+
+def evaluate(
+    model: PreTrainedModel, task: Task, encoded: Encoded, batch_size: int, pad_token_id: int
+) -> Evaluation:
+    logits = predict_logits(model, encoded, batch_size, pad_token_id)
+    predictions = predictions_from_logits(task, logits)
+    scores = compute_scores(task, predictions, np.asarray(encoded.labels))
+    return Evaluation(headline(scores), scores, logits, predictions)

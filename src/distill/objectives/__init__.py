@@ -1,0 +1,46 @@
+"""Objectives by recipe name: one plain dict, no registration side effects."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from distill.errors import DistillError
+from distill.objectives.base import Access, Objective
+from distill.objectives.hard_labels import HardLabelsObjective
+from distill.objectives.hidden_cosine import HiddenCosineObjective
+from distill.objectives.soft_targets import SoftTargetsObjective
+from distill.objectives.task import TaskObjective
+
+OBJECTIVES: dict[str, type] = {
+    "task": TaskObjective,
+    "hard_labels": HardLabelsObjective,
+    "soft_targets": SoftTargetsObjective,
+    "hidden_cosine": HiddenCosineObjective,
+}
+
+__all__ = ["OBJECTIVES", "Access", "Objective", "build_objective"]
+
+
+def build_objective(
+    name: str, temperature: float | None, params: dict[str, Any], where: str
+) -> Objective:
+    """Instantiate a built-in objective, or a user's class given as `package.module.Class`."""
+    if name in OBJECTIVES:
+        cls = OBJECTIVES[name]
+    else:
+        module_name, _, class_name = name.rpartition(".")
+        try:
+            cls = getattr(importlib.import_module(module_name), class_name)
+        except (ImportError, AttributeError) as error:
+            raise DistillError(f"{where}.name: cannot import '{name}' ({error})") from None
+    kwargs = dict(params)
+    if temperature is not None:
+        kwargs["temperature"] = temperature
+    try:
+        objective = cls(**kwargs)
+    except TypeError as error:
+        raise DistillError(f"{where}: bad parameters for '{name}': {error}") from None
+    if not isinstance(getattr(objective, "access", None), Access):
+        raise DistillError(f"{where}.name: '{name}' has no `access` (an Access level)")
+    return objective

@@ -1,0 +1,28 @@
+"""The ordinary supervised loss on gold labels: cross-entropy, or MSE for regression."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from distill.objectives.base import Access
+from distill.outputs import StepOutput, TeacherOutput
+
+
+def task_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy for `[batch, classes]` logits and `[batch]` class indices; MSE when the
+    labels are floats (regression, logits `[batch, 1]`)."""
+    if labels.is_floating_point():
+        return F.mse_loss(logits.squeeze(-1), labels)
+    return F.cross_entropy(logits, labels)
+
+
+class TaskObjective:
+    """Gold labels; the teacher is not needed (weight 0 turns it off)."""
+
+    access = Access.NONE
+
+    def __call__(
+        self, batch: dict[str, torch.Tensor], student: StepOutput, teacher: TeacherOutput | None
+    ) -> torch.Tensor:
+        return task_loss(student.logits, batch["labels"])

@@ -1,0 +1,40 @@
+"""One structure for what any model gives the objectives, so objectives never see model classes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class ModelOutput:
+    """Outputs of a student or teacher forward pass.
+
+    Attributes:
+        logits: `[batch, num_labels]` (`[batch, 1]` for regression).
+        attention_mask: `[batch, seq]`, 1 for real tokens.
+        hidden_states: transformers' tuple: index 0 the embedding output, i the output of
+            block i, each `[batch, seq, hidden]`; None when not requested or served from cache.
+        attentions: per block `[batch, heads, seq, seq]`, or None.
+    """
+
+    logits: torch.Tensor
+    attention_mask: torch.Tensor
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+    @classmethod
+    def from_transformers(cls, output: object, attention_mask: torch.Tensor) -> ModelOutput:
+        """Adapt a transformers ModelOutput (SequenceClassifierOutput and kin)."""
+        return cls(
+            logits=output.logits,
+            attention_mask=attention_mask,
+            hidden_states=getattr(output, "hidden_states", None),
+            attentions=getattr(output, "attentions", None) or None,
+        )
+
+
+# The names the objective protocol uses (DESIGN.md): both sides share one structure.
+StepOutput = ModelOutput
+TeacherOutput = ModelOutput

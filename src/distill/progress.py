@@ -1,0 +1,52 @@
+"""Rich progress bars in examples (examples/s and ETA), shared by training, caching and eval."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+console = Console(stderr=True, soft_wrap=True)  # stdout stays free for results a script may parse
+
+
+class _ExamplesPerSecond(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f} ex/s" if speed else "- ex/s", style="cyan")
+
+
+@contextmanager
+def progress_bar(description: str, total_examples: int) -> Iterator[Any]:
+    """Yields `advance(examples, **fields)`; `fields` (e.g. loss=0.31) are shown after the bar."""
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _ExamplesPerSecond(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
+        console=console,
+        transient=False,
+    ) as progress:
+        task_id = progress.add_task(description, total=total_examples, info="")
+
+        def advance(examples: int, **fields: float) -> None:
+            info = " ".join(f"{key} {value:.4f}" for key, value in fields.items())
+            progress.update(task_id, advance=examples, **({"info": info} if fields else {}))
+
+        yield advance

@@ -1,0 +1,165 @@
+"""The run directory contract: OUT.partial/ while running, renamed to OUT/ only when complete."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from distill.errors import DistillError
+
+DISTILL_JSON = "distill.json"
+
+
+def check_output(output: Path, overwrite: bool) -> None:
+    """Refuse to replace a finished run unless asked; checked before any work starts."""
+    if output.exists() and not overwrite:
+        raise DistillError(
+            f"output: {output} already exists; pass --overwrite to replace it "
+            "or --out to choose another directory"
+        )
+    if output.parent.exists() and not os.access(output.parent, os.W_OK):
+        raise DistillError(f"output: cannot write in {output.parent}; choose --out elsewhere")
+
+
+@contextmanager
+def run_directory(output: Path, overwrite: bool) -> Iterator[Path]:
+    """Yield OUT.partial/ to write into; on success it replaces OUT/ in one rename.
+
+    On failure the partial directory is removed, so no half-written run is ever left behind.
+    """
+    partial = output.with_name(output.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)  # a stale partial run from an earlier crash
+    partial.mkdir(parents=True)
+    try:
+        yield partial
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    if output.exists() and overwrite:
+        shutil.rmtree(output)
+    os.replace(partial, output)
+
+
+def save_model(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    path: Path,
+    info: dict[str, Any],
+    card: str | None = None,
+) -> None:
+    """save_pretrained() weights and tokenizer, plus distill.json (and a model card)."""
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    write_json(path / DISTILL_JSON, info)
+    if card is not None:
+        (path / "README.md").write_text(card)
+
+
+def read_distill_json(model_dir: Path) -> dict[str, Any] | None:
+    path = model_dir / DISTILL_JSON
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def environment() -> dict[str, Any]:
+    """What produced the numbers: package versions, git commit, threads, CPU model."""
+    versions = {}
+    for package in ("distill", "torch", "transformers", "datasets", "accelerate", "numpy"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": versions,
+        "git_commit": _git_commit(),
+        "torch_threads": torch.get_num_threads(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cuda": torch.cuda.is_available(),
+    }
+
+
+def model_card(
+    task: str, teacher: str, metrics: dict[str, Any], data_source: str, recipe_yaml: str
+) -> str:
+    rows = "\n".join(
+        f"| {name} | {entry['score']:.4f} | {entry['params']:,} | {entry['latency_ms']:.2f} |"
+        for name, entry in (("teacher", metrics["teacher"]), ("student", metrics["student"]))
+    )
+    return f"""---
+library_name: transformers
+pipeline_tag: text-classification
+tags: [distill, knowledge-distillation, {task}]
+---
+# Distilled student for `{task}`
+
+Distilled with distill from teacher `{teacher}`.
+
+| model | {metrics["metric"]} | parameters | latency at batch 1 (ms) |
+|---|---|---|---|
+{rows}
+
+Retention {metrics["retention"]:.3f}, speed-up {metrics["speedup"]:.2f}x.
+
+## Data
+Trained and evaluated on `{data_source}`. The data keeps the licence of its source
+(GLUE tasks: see Wang et al. 2018 and each task's own licence).
+
+## Use
+```python
+from transformers import pipeline
+classifier = pipeline("text-classification", model="PATH/TO/THIS/FOLDER")
+```
+
+## Recipe
+```yaml
+{recipe_yaml.strip()}
+```
+"""
+
+
+def _git_commit() -> str | None:
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"

@@ -1,0 +1,108 @@
+"""Tiny randomly initialised BERT models and a word-level tokenizer, built from configs here."""
+
+from __future__ import annotations
+
+import csv
+import random
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import BertConfig, BertForSequenceClassification, BertModel, BertTokenizerFast
+
+GLUE_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "glue"
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+CHARS = list("abcdefghijklmnopqrstuvwxyz0123456789.,'!?-\"")
+
+
+def _vocab_words() -> list[str]:
+    """Characters (so every word can be spelt) plus the commonest SST-2 words, when present."""
+    words: Counter[str] = Counter()
+    sst2 = GLUE_DIR / "SST-2" / "train.tsv"
+    if sst2.is_file():
+        with sst2.open(newline="") as handle:
+            reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+            next(reader)
+            for row, _ in zip(reader, range(5000), strict=False):
+                words.update(row[0].lower().split())
+    common = [w for w, _ in words.most_common(1500) if w not in CHARS]
+    synthetic = ["good", "great", "fine", "bad", "awful", "poor", "film", "movie", "the", "a"]
+    return (
+        SPECIAL + CHARS + [f"##{c}" for c in CHARS] + sorted(set(common + synthetic) - set(CHARS))
+    )
+
+
+def tiny_config(vocab_size: int, layers: int = 4, labels: int = 2) -> BertConfig:
+    return BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        num_labels=labels,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+
+
+@pytest.fixture(scope="session")
+def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("tokenizer")
+    (folder / "vocab.txt").write_text("\n".join(_vocab_words()) + "\n")
+    BertTokenizerFast(vocab=str(folder / "vocab.txt")).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tokenizer(tokenizer_dir: Path) -> BertTokenizerFast:
+    return BertTokenizerFast.from_pretrained(tokenizer_dir)
+
+
+def _save(model: torch.nn.Module, tokenizer: BertTokenizerFast, folder: Path) -> Path:
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_base_dir(tmp_path_factory: pytest.TempPathFactory, tokenizer: BertTokenizerFast) -> Path:
+    """A 4-block base encoder without a classification head (like the quickstart's MiniLM)."""
+    torch.manual_seed(0)
+    model = BertModel(tiny_config(len(tokenizer)))
+    return _save(model, tokenizer, tmp_path_factory.mktemp("tiny-base"))
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier_dir(
+    tmp_path_factory: pytest.TempPathFactory, tokenizer: BertTokenizerFast
+) -> Path:
+    """A 4-block, 2-label sequence classifier (random weights)."""
+    torch.manual_seed(1)
+    model = BertForSequenceClassification(tiny_config(len(tokenizer)))
+    return _save(model, tokenizer, tmp_path_factory.mktemp("tiny-classifier"))
+
+
+@pytest.fixture(scope="session")
+def synthetic_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A custom sentiment task a tiny model can learn: the label is carried by one word."""
+    folder = tmp_path_factory.mktemp("synthetic")
+    rng = random.Random(0)
+    positive, negative, filler = (
+        ["good", "great", "fine"],
+        ["bad", "awful", "poor"],
+        ["the", "a", "film", "movie"],
+    )
+    files = {}
+    for split, size in (("train", 320), ("eval", 100)):
+        rows = []
+        for _ in range(size):
+            label = rng.randint(0, 1)
+            words = rng.choices(filler, k=rng.randint(1, 6))
+            words.insert(rng.randint(0, len(words)), rng.choice(positive if label else negative))
+            rows.append(f"{' '.join(words)}\t{'pos' if label else 'neg'}")
+        path = folder / f"{split}.tsv"
+        path.write_text("review\tsentiment\n" + "\n".join(rows) + "\n")
+        files[split] = str(path)
+    return files

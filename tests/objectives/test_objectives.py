@@ -1,0 +1,136 @@
+"""Each loss against a hand computation, plus the properties every objective must have."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from distill.errors import DistillError
+from distill.objectives import OBJECTIVES, Access, build_objective
+from distill.objectives.hard_labels import HardLabelsObjective
+from distill.objectives.hidden_cosine import HiddenCosineObjective, hidden_cosine_loss
+from distill.objectives.soft_targets import SoftTargetsObjective, soft_target_loss
+from distill.objectives.task import TaskObjective, task_loss
+from distill.outputs import ModelOutput
+
+
+def _softmax(values: list[float], temperature: float = 1.0) -> list[float]:
+    exps = [math.exp(v / temperature) for v in values]
+    return [e / sum(exps) for e in exps]
+
+
+def test_soft_targets_matches_hand_computed_kl_times_t_squared() -> None:
+    student, teacher, temperature = [1.0, 2.0, 0.5], [2.0, 0.0, 1.0], 2.0
+    p, q = _softmax(teacher, temperature), _softmax(student, temperature)
+    expected = temperature**2 * sum(pi * math.log(pi / qi) for pi, qi in zip(p, q, strict=True))
+    loss = soft_target_loss(torch.tensor([student]), torch.tensor([teacher]), temperature)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_soft_targets_equals_cross_entropy_minus_teacher_entropy() -> None:
+    torch.manual_seed(0)
+    student, teacher = torch.randn(8, 5), torch.randn(8, 5)
+    p = torch.softmax(teacher, -1)
+    cross_entropy = -(p * torch.log_softmax(student, -1)).sum(-1).mean()
+    entropy = -(p * torch.log(p)).sum(-1).mean()
+    loss = soft_target_loss(student, teacher, temperature=1.0)
+    assert loss.item() == pytest.approx((cross_entropy - entropy).item(), abs=1e-5)
+
+
+def test_t_squared_keeps_gradient_scale_across_temperatures() -> None:
+    """Hinton et al.: for large T the gradient of T^2*KL approaches (s - t)/N (logits zero-mean)."""
+    torch.manual_seed(0)
+    teacher = torch.randn(4, 3)
+    teacher = teacher - teacher.mean(-1, keepdim=True)
+    norms = []
+    for temperature in (10.0, 40.0):
+        student = torch.zeros(4, 3, requires_grad=True)
+        soft_target_loss(student, teacher, temperature).backward()
+        norms.append(student.grad.norm().item())
+    # d/ds of T^2 * KL -> (s - t) / classes per row, averaged over the batch of 4 rows
+    expected = teacher.norm().item() / (3 * 4)
+    assert norms[0] == pytest.approx(norms[1], rel=0.02)
+    assert norms[1] == pytest.approx(expected, rel=0.05)
+
+
+def test_soft_targets_regression_is_mse() -> None:
+    loss = soft_target_loss(torch.tensor([[1.0], [3.0]]), torch.tensor([[2.0], [1.0]]), 2.0)
+    assert loss.item() == pytest.approx((1 + 4) / 2)
+
+
+def test_hidden_cosine_hand_computation_ignores_padding() -> None:
+    student = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [5.0, 5.0]]])
+    teacher = torch.tensor([[[1.0, 0.0], [1.0, 1.0], [-1.0, 0.0]]])
+    mask = torch.tensor([[1, 1, 0]])  # the third token is padding: its -cos must not count
+    expected = ((1 - 1.0) + (1 - 1 / math.sqrt(2))) / 2
+    assert hidden_cosine_loss(student, teacher, mask).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_hidden_cosine_all_masked_gives_zero_not_nan() -> None:
+    hidden = torch.randn(2, 3, 4)
+    loss = hidden_cosine_loss(hidden, -hidden, torch.zeros(2, 3, dtype=torch.long))
+    assert loss.item() == 0.0
+
+
+def test_task_loss_cross_entropy_and_regression() -> None:
+    logits = torch.tensor([[2.0, 0.0]])
+    expected = -math.log(math.exp(2) / (math.exp(2) + 1))
+    assert task_loss(logits, torch.tensor([0])).item() == pytest.approx(expected, rel=1e-6)
+    assert task_loss(torch.tensor([[1.5]]), torch.tensor([0.5])).item() == pytest.approx(1.0)
+
+
+def test_hard_labels_use_teacher_argmax_not_gold() -> None:
+    student = _output(torch.tensor([[0.0, 1.0], [1.0, 0.0]]))
+    teacher = _output(torch.tensor([[3.0, 0.0], [3.0, 0.0]]))  # teacher says class 0 twice
+    batch = {"labels": torch.tensor([1, 1]), "attention_mask": torch.ones(2, 1)}
+    loss = HardLabelsObjective()(batch, student, teacher)
+    assert loss.item() == pytest.approx(task_loss(student.logits, torch.tensor([0, 0])).item())
+
+
+@pytest.mark.parametrize("name", list(OBJECTIVES))
+def test_every_objective_is_zero_for_identical_outputs_and_non_negative(name: str) -> None:
+    torch.manual_seed(0)
+    objective = build_objective(name, None, {}, "objectives[0]")
+    logits, hidden = torch.randn(4, 3), (torch.randn(4, 5, 8),)
+    mask = torch.ones(4, 5, dtype=torch.long)
+    mask[0, 3:] = 0
+    same = ModelOutput(logits, mask, hidden)
+    batch = {"labels": logits.argmax(-1), "attention_mask": mask}
+    other = ModelOutput(torch.randn(4, 3), mask, (torch.randn(4, 5, 8),))
+    assert objective(batch, other, same).item() >= 0
+    if name in ("soft_targets", "hidden_cosine"):
+        assert objective(batch, same, same).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_access_levels_are_declared() -> None:
+    assert TaskObjective.access is Access.NONE
+    assert HardLabelsObjective.access is Access.LABELS
+    assert SoftTargetsObjective.access is Access.LOGITS
+    assert HiddenCosineObjective.access is Access.STATES
+
+
+def test_build_objective_passes_temperature_and_rejects_bad_parameters() -> None:
+    assert build_objective("soft_targets", 4.0, {}, "objectives[1]").temperature == 4.0
+    with pytest.raises(DistillError, match=r"objectives\[0\]: bad parameters for 'task'"):
+        build_objective("task", 2.0, {}, "objectives[0]")
+    with pytest.raises(DistillError, match=r"objectives\[2\].name: cannot import 'nope.Nope'"):
+        build_objective("nope.Nope", None, {}, "objectives[2]")
+
+
+def test_plugin_objective_by_dotted_path() -> None:
+    objective = build_objective("distill.objectives.task.TaskObjective", None, {}, "x")
+    assert isinstance(objective, TaskObjective)
+
+
+def test_hidden_cosine_needs_equal_widths() -> None:
+    mask = torch.ones(1, 2)
+    student = ModelOutput(torch.zeros(1, 2), mask, (torch.zeros(1, 2, 4),))
+    teacher = ModelOutput(torch.zeros(1, 2), mask, (torch.zeros(1, 2, 8),))
+    with pytest.raises(DistillError, match="same hidden size"):
+        HiddenCosineObjective()({"attention_mask": mask}, student, teacher)
+
+
+def _output(logits: torch.Tensor) -> ModelOutput:
+    return ModelOutput(logits, torch.ones(logits.shape[0], 1))

@@ -1,0 +1,276 @@
+"""End to end through the real entry point: `distill run/check/eval` on real and synthetic data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from transformers import (
+    AutoModelForSequenceClassification,
+    BertForSequenceClassification,
+    BertTokenizerFast,
+    pipeline,
+)
+from typer.testing import CliRunner
+
+from distill.cli import app
+from tests.conftest import GLUE_DIR, tiny_config
+
+runner = CliRunner()
+needs_glue = pytest.mark.skipif(not (GLUE_DIR / "SST-2").is_dir(), reason="no GLUE data")
+CONTRACT_FILES = [
+    "metrics.json",
+    "recipe.yaml",
+    "history.jsonl",
+    "env.json",
+    "report.md",
+    "plots/losses.png",
+    "predictions/dev.jsonl",
+    "student/config.json",
+    "student/model.safetensors",
+    "student/distill.json",
+    "student/README.md",
+    "student/tokenizer.json",
+    "teacher/config.json",
+    "teacher/distill.json",
+]
+
+
+def _recipe(tmp_path: Path, teacher: Path, **changes: object) -> Path:
+    recipe = {
+        "task": "sst2",
+        "data": {
+            "source": "glue_dir",
+            "path": str(GLUE_DIR),
+            "max_train_examples": 160,
+            "max_eval_examples": 64,
+        },
+        "teacher": {"model": str(teacher), "finetune": {"epochs": 1, "lr": 1e-3, "batch_size": 16}},
+        "student": {"init": "teacher_layers", "layers": [0, 2]},
+        "objectives": [
+            {"name": "task", "weight": 0.5},
+            {"name": "soft_targets", "weight": 0.5, "temperature": 2.0},
+            {"name": "hidden_cosine", "weight": 1.0},
+        ],
+        "train": {"epochs": 1, "batch_size": 16, "lr": 1e-3, "max_length": 32},
+        "cache": {"dir": str(tmp_path / "cache")},
+    }
+    for key, value in changes.items():
+        node = recipe
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node[part]
+        node[last] = value
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+@needs_glue
+def test_run_writes_the_whole_contract_on_real_sst2(tmp_path: Path, tiny_base_dir: Path) -> None:
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["run", str(_recipe(tmp_path, tiny_base_dir)), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "retention" in result.output and "report:" in result.output
+    for name in CONTRACT_FILES:
+        assert (out / name).is_file(), name
+    assert not out.with_name("run.partial").exists()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["task"] == "sst2" and metrics["metric"] == "accuracy"
+    assert metrics["eval_examples"] == 64 and metrics["train_examples"] == 160
+    assert metrics["student"]["params"] < metrics["teacher"]["params"]
+    assert metrics["retention"] == pytest.approx(
+        metrics["student"]["score"] / metrics["teacher"]["score"]
+    )
+    assert metrics["speedup"] == pytest.approx(
+        metrics["teacher"]["latency_ms"] / metrics["student"]["latency_ms"]
+    )
+    assert len((out / "predictions/dev.jsonl").read_text().splitlines()) == 64
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert {"task", "soft_targets", "hidden_cosine", "lr"} <= set(history[-2])
+    assert "![distillation losses](plots/losses.png)" in (out / "report.md").read_text()
+
+    # the student is an ordinary transformers model that works in a pipeline
+    model = AutoModelForSequenceClassification.from_pretrained(out / "student")
+    assert model.config.num_hidden_layers == 2
+    classify = pipeline("text-classification", model=str(out / "student"), device="cpu")
+    assert classify("a good film")[0]["label"] in {"0", "1"}
+
+    # `distill eval` reads the task and data from distill.json and reproduces the score
+    scored = runner.invoke(app, ["eval", str(out / "student"), "--json"])
+    assert scored.exit_code == 0, scored.output
+    assert json.loads(scored.output)["score"] == pytest.approx(metrics["student"]["score"])
+
+    # a finished run is never overwritten by accident
+    again = runner.invoke(app, ["run", str(tmp_path / "recipe.yaml"), "--out", str(out)])
+    assert again.exit_code == 1 and "already exists; pass --overwrite" in again.output
+
+
+def test_logits_only_recipe_caches_the_teacher_and_hits_on_rerun(
+    tmp_path: Path, tiny_classifier_dir: Path, synthetic_files: dict[str, str]
+) -> None:
+    recipe = _recipe(
+        tmp_path,
+        tiny_classifier_dir,
+        task="sentiment",
+        **{
+            "data": {"files": synthetic_files, "columns": {"text": "review", "label": "sentiment"}},
+            "teacher.finetune": None,
+            "objectives": [{"name": "task"}, {"name": "soft_targets", "temperature": 2.0}],
+        },
+    )
+    checked = runner.invoke(app, ["check", str(recipe)])
+    assert checked.exit_code == 0 and "cache its logits" in checked.output
+    out = tmp_path / "run"
+    first = runner.invoke(app, ["run", str(recipe), "--out", str(out)])
+    assert first.exit_code == 0, first.output
+    assert "teacher cache: built" in first.output
+    second = runner.invoke(app, ["run", str(recipe), "--out", str(out), "--overwrite"])
+    assert "teacher cache: hit" in second.output
+    assert not (out / "teacher").exists()  # a given teacher is not copied into the run
+    labels = json.loads((out / "student" / "distill.json").read_text())["labels"]
+    assert labels == ["neg", "pos"]
+
+
+def test_check_prints_live_plan_for_states_objectives(tmp_path: Path, tiny_base_dir: Path) -> None:
+    result = runner.invoke(
+        app, ["check", str(_recipe(tmp_path, tiny_base_dir)), "--set", "train.lr=3e-5"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "run the teacher live in eval mode under no_grad" in result.output
+    assert "lr 3e-05" in result.output
+
+
+def _other_student(tmp_path: Path, labels: int, vocab: list[str] | None = None) -> Path:
+    folder = tmp_path / f"student-{labels}-{bool(vocab)}"
+    tokenizer_dir = tmp_path / "tok"
+    tokenizer_dir.mkdir(exist_ok=True)
+    words = vocab or ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b"]
+    (tokenizer_dir / "vocab.txt").write_text("\n".join(words) + "\n")
+    BertTokenizerFast(vocab=str(tokenizer_dir / "vocab.txt")).save_pretrained(folder)
+    torch.manual_seed(0)
+    BertForSequenceClassification(tiny_config(len(words), 1, labels)).save_pretrained(folder)
+    return folder
+
+
+BAD_INPUTS = {
+    "unknown task": ({"task": "sst3"}, "task: 'sst3' is not a registered task"),
+    "unknown objective": (
+        {"objectives": [{"name": "task"}, {"name": "soft"}]},
+        "objectives[1].name: 'soft' is not an objective; choose one of: "
+        "task, hard_labels, soft_targets, hidden_cosine",
+    ),
+    "missing data": (
+        {"data.path": "/nonexistent/glue"},
+        "data.path: /nonexistent/glue is not a directory",
+    ),
+    "unknown key": ({"train.epoch": 3}, "train.epoch: unknown key; allowed keys here: epochs"),
+    "layer out of range": ({"student.layers": [0, 9]}, "student.layers: 9 is out of range"),
+    "non-finite loss": (
+        {"train.lr": 1e30, "train.epochs": 1, "teacher.finetune.lr": 1e30},
+        "gave a non-finite loss",
+    ),
+}
+
+
+@needs_glue
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_gives_one_line_and_no_run_directory(
+    case: str, tmp_path: Path, tiny_base_dir: Path
+) -> None:
+    changes, message = BAD_INPUTS[case]
+    out = tmp_path / "run"
+    result = runner.invoke(
+        app, ["run", str(_recipe(tmp_path, tiny_base_dir, **changes)), "--out", str(out)]
+    )
+    assert result.exit_code == 1, result.output
+    error_lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1 and message in error_lines[0], result.output
+    assert "Traceback" not in result.output
+    assert not out.exists() and not out.with_name("run.partial").exists()
+
+
+def _custom_files(tmp_path: Path, rows: str) -> dict:
+    (tmp_path / "train.csv").write_text("review,sentiment\n" + rows)
+    (tmp_path / "eval.csv").write_text("review,sentiment\na good film,pos\n")
+    return {
+        "files": {"train": str(tmp_path / "train.csv"), "eval": str(tmp_path / "eval.csv")},
+        "columns": {"text": "review", "label": "sentiment"},
+        "labels": ["neg", "pos"],
+    }
+
+
+@pytest.mark.parametrize(
+    "case,rows,message",
+    [
+        (
+            "label outside set",
+            "great,pos\nmeh,maybe\n",
+            "row 2: label 'maybe' is not in the task's label set (neg, pos)",
+        ),
+        ("empty data", "", "has no examples"),
+    ],
+)
+def test_bad_custom_data(
+    case: str, rows: str, message: str, tmp_path: Path, tiny_classifier_dir: Path
+) -> None:
+    recipe = _recipe(
+        tmp_path,
+        tiny_classifier_dir,
+        task="sentiment",
+        data=_custom_files(tmp_path, rows),
+        **{"teacher.finetune": None},
+    )
+    result = runner.invoke(app, ["run", str(recipe), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 1 and message in result.output, result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_missing_column_and_student_mismatches(
+    tmp_path: Path, tiny_classifier_dir: Path, tokenizer: BertTokenizerFast
+) -> None:
+    data = _custom_files(tmp_path, "great,pos\n")
+    data["columns"] = {"text": "text", "label": "sentiment"}
+    cases = [
+        ({"data": data}, "column 'text' not found in files train; columns: review, sentiment"),
+        (
+            {"student": {"init": "pretrained", "model": str(_other_student(tmp_path, 3))}},
+            "predicts 3 labels but task 'sentiment' has 2",
+        ),
+        (
+            {"student": {"init": "pretrained", "model": str(_other_student(tmp_path, 2))}},
+            "its tokenizer differs from the teacher's",
+        ),
+    ]
+    for changes, message in cases:
+        recipe = _recipe(
+            tmp_path,
+            tiny_classifier_dir,
+            task="sentiment",
+            **{
+                "data": _custom_files(tmp_path, "great,pos\nbad,neg\n"),
+                "teacher.finetune": None,
+                **changes,
+            },
+        )
+        result = runner.invoke(app, ["run", str(recipe), "--out", str(tmp_path / "run")])
+        assert result.exit_code == 1 and message in result.output, result.output
+        assert not (tmp_path / "run").exists()
+
+
+def test_missing_and_malformed_recipes(tmp_path: Path) -> None:
+    missing = runner.invoke(app, ["check", str(tmp_path / "nope.yaml")])
+    assert missing.exit_code == 1 and "does not exist" in missing.output
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("task: sst2\ndata: [unclosed\n")
+    result = runner.invoke(app, ["check", str(broken)])
+    assert result.exit_code == 1 and "is not valid YAML (line" in result.output
+
+
+def test_every_command_has_help() -> None:
+    for command in ([], ["run"], ["quickstart"], ["eval"], ["check"]):
+        result = runner.invoke(app, [*command, "--help"])
+        assert result.exit_code == 0 and "Usage" in result.output
