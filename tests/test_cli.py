@@ -17,6 +17,7 @@ from transformers import (
 from typer.testing import CliRunner
 
 from distill.cli import app
+from distill.errors import DistillError
 from tests.conftest import GLUE_DIR, tiny_config
 
 runner = CliRunner()
@@ -274,3 +275,23 @@ def test_every_command_has_help() -> None:
     for command in ([], ["run"], ["quickstart"], ["eval"], ["check"]):
         result = runner.invoke(app, [*command, "--help"])
         assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_quickstart_data_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--data, then $DISTILL_DATA, then ../shared/data/glue, then the hub."""
+    from distill import cli
+
+    glue, saved = tmp_path / "glue", tmp_path / "saved"
+    glue.mkdir()
+    saved.mkdir()
+    (saved / "dataset_dict.json").write_text("{}")
+    monkeypatch.setenv("DISTILL_DATA", str(saved))
+    monkeypatch.setattr(cli, "QUICKSTART_DATA", (glue,))
+    assert cli._quickstart_data(str(glue)) == {"source": "glue_dir", "path": str(glue)}
+    assert cli._quickstart_data(None) == {"source": "disk", "path": str(saved)}
+    monkeypatch.delenv("DISTILL_DATA")
+    assert cli._quickstart_data(None) == {"source": "glue_dir", "path": str(glue)}
+    monkeypatch.setattr(cli, "QUICKSTART_DATA", (tmp_path / "absent",))
+    assert cli._quickstart_data(None) == {"source": "hub", "name": "nyu-mll/glue"}
+    with pytest.raises(DistillError, match="--data: ./nowhere does not exist"):
+        cli._quickstart_data("./nowhere")
