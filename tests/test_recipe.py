@@ -209,7 +209,10 @@ def test_student_options_are_checked() -> None:
         "student: init 'pretrained' needs student.model (a path or hub name)"
     )
     assert _error(_raw(student={"layers": [0, 0]})) == (
-        "student: student.layers must be distinct teacher block indices >= 0"
+        "student.layers: must be distinct teacher block indices >= 0 (counted from 0)"
+    )
+    assert _error(_raw(student={"layers": []})) == (
+        "student.layers: empty; list at least one teacher block, counted from 0"
     )
 
 

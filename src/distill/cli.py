@@ -117,8 +117,9 @@ def eval_command(
         table.add_column("metric")
         table.add_column("value", justify="right")
         table.add_row(f"[bold]{result['metric']}[/]", f"[bold]{result['score']:.4f}")
-        for name, value in result["scores"].items():
-            table.add_row(name, f"{value:.4f}")
+        if len(result["scores"]) > 1:  # the headline is the mean of several metrics
+            for name, value in result["scores"].items():
+                table.add_row(name, f"{value:.4f}")
         out.print(table)
 
 

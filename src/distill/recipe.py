@@ -105,12 +105,17 @@ class StudentConfig(_Strict):
             raise ValueError("init 'pretrained' needs student.model (a path or hub name)")
         if self.init == "config" and not self.config:
             raise ValueError("init 'config' needs student.config (e.g. {num_hidden_layers: 3})")
-        if self.layers is not None:
-            if not self.layers:
-                raise ValueError("student.layers is empty; list at least one teacher block")
-            if len(set(self.layers)) != len(self.layers) or any(i < 0 for i in self.layers):
-                raise ValueError("student.layers must be distinct teacher block indices >= 0")
         return self
+
+    @field_validator("layers")
+    @classmethod
+    def _distinct_blocks(cls, layers: list[int] | None) -> list[int] | None:
+        if layers is not None:
+            if not layers:
+                raise ValueError("empty; list at least one teacher block, counted from 0")
+            if len(set(layers)) != len(layers) or any(i < 0 for i in layers):
+                raise ValueError("must be distinct teacher block indices >= 0 (counted from 0)")
+        return layers
 
 
 class ObjectiveConfig(_Strict):

@@ -32,7 +32,7 @@ from distill.objectives import Access, build_objective
 from distill.objectives.task import TaskObjective
 from distill.plan import Plan, make_plan
 from distill.progress import console
-from distill.recipe import Recipe
+from distill.recipe import FinetuneConfig, Recipe, TrainConfig
 from distill.report import write_report
 from distill.rundir import (
     check_output,
@@ -104,18 +104,7 @@ def run(recipe: Recipe, out: str | Path | None = None, overwrite: bool = False) 
         if finetune is not None:
             start = time.perf_counter()
             teacher_data = _subsample(train_encoded, finetune.max_train_examples, recipe.train.seed)
-            schedule = Schedule(
-                finetune.epochs,
-                finetune.batch_size,
-                finetune.lr,
-                finetune.warmup_ratio,
-                recipe.train.schedule,
-                finetune.weight_decay,
-                recipe.train.max_grad_norm,
-                finetune.max_steps,
-                recipe.train.seed,
-                recipe.train.log_every,
-            )
+            schedule = _schedule(finetune, recipe.train)
             history += _tag(
                 train(
                     teacher,
@@ -148,18 +137,7 @@ def run(recipe: Recipe, out: str | Path | None = None, overwrite: bool = False) 
         elif plan.teacher_during_distillation == "live":
             teacher_source = LiveTeacher(teacher, plan.hidden_states)
         start = time.perf_counter()
-        schedule = Schedule(
-            recipe.train.epochs,
-            recipe.train.batch_size,
-            recipe.train.lr,
-            recipe.train.warmup_ratio,
-            recipe.train.schedule,
-            recipe.train.weight_decay,
-            recipe.train.max_grad_norm,
-            recipe.train.max_steps,
-            recipe.train.seed,
-            recipe.train.log_every,
-        )
+        schedule = _schedule(recipe.train, recipe.train)
         history += _tag(
             train(
                 student,
@@ -188,43 +166,68 @@ def run(recipe: Recipe, out: str | Path | None = None, overwrite: bool = False) 
             latencies,
             timings,
         )
-        info = _distill_info(recipe, data, metrics)
-        recipe_yaml = recipe.to_yaml()
-        if finetune is not None:
-            save_model(
-                teacher,
-                tokenizer,
-                workdir / "teacher",
-                {**info, "role": "teacher", "score": teacher_eval.score},
-            )
-        save_model(
-            student,
+        eval_record = {
+            "phase": "eval",
+            "step": schedule.total_steps(len(train_encoded)),
+            "teacher_score": teacher_eval.score,
+            "student_score": student_eval.score,
+        }
+        _write_outputs(
+            workdir,
+            recipe,
+            data,
             tokenizer,
-            workdir / "student",
-            {**info, "role": "student", "score": student_eval.score},
-            model_card(task.name, recipe.teacher.model, metrics, data.source, recipe_yaml),
+            teacher if finetune else None,
+            student,
+            metrics,
+            [*history, eval_record],
+            eval_encoded,
+            teacher_eval,
+            student_eval,
         )
-        (workdir / "recipe.yaml").write_text(recipe_yaml)
-        write_json(workdir / "metrics.json", metrics)
-        write_jsonl(
-            workdir / "history.jsonl",
-            history
-            + [
-                {
-                    "phase": "eval",
-                    "step": schedule.total_steps(len(train_encoded)),
-                    "teacher_score": teacher_eval.score,
-                    "student_score": student_eval.score,
-                }
-            ],
-        )
-        write_jsonl(
-            workdir / "predictions" / "dev.jsonl",
-            _predictions(eval_encoded, teacher_eval, student_eval),
-        )
-        write_json(workdir / "env.json", environment())
-        write_report(workdir)
     return RunResult(output, metrics)
+
+
+def _write_outputs(
+    workdir: Path,
+    recipe: Recipe,
+    data: TaskData,
+    tokenizer: Any,
+    trained_teacher: Any | None,
+    student: Any,
+    metrics: dict[str, Any],
+    history: list[dict[str, Any]],
+    eval_encoded: Encoded,
+    teacher_eval: Evaluation,
+    student_eval: Evaluation,
+) -> None:
+    """Every file of the run directory contract, then the report built from them."""
+    info = _distill_info(recipe, data, metrics)
+    recipe_yaml = recipe.to_yaml()
+    if trained_teacher is not None:  # a teacher given ready-made is not copied into the run
+        save_model(
+            trained_teacher,
+            tokenizer,
+            workdir / "teacher",
+            {**info, "role": "teacher", "score": teacher_eval.score},
+        )
+    card = model_card(data.task.name, recipe.teacher.model, metrics, data.source, recipe_yaml)
+    save_model(
+        student,
+        tokenizer,
+        workdir / "student",
+        {**info, "role": "student", "score": student_eval.score},
+        card,
+    )
+    (workdir / "recipe.yaml").write_text(recipe_yaml)
+    write_json(workdir / "metrics.json", metrics)
+    write_jsonl(workdir / "history.jsonl", history)
+    write_jsonl(
+        workdir / "predictions" / "dev.jsonl",
+        _predictions(eval_encoded, teacher_eval, student_eval),
+    )
+    write_json(workdir / "env.json", environment())
+    write_report(workdir)
 
 
 def _check_student(recipe: Recipe, teacher: Any, tokenizer: Any, plan: Plan, task: Any) -> None:
@@ -257,6 +260,22 @@ def _subsample(encoded: Encoded, limit: int | None, seed: int) -> Encoded:
         if encoded.token_type_ids is None
         else [encoded.token_type_ids[i] for i in picked],
         labels=[encoded.labels[i] for i in picked],
+    )
+
+
+def _schedule(settings: TrainConfig | FinetuneConfig, train_config: TrainConfig) -> Schedule:
+    """Optimisation settings of one phase; schedule, clipping, seed and logging are shared."""
+    return Schedule(
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        lr=settings.lr,
+        warmup_ratio=settings.warmup_ratio,
+        schedule=train_config.schedule,
+        weight_decay=settings.weight_decay,
+        max_grad_norm=train_config.max_grad_norm,
+        max_steps=settings.max_steps,
+        seed=train_config.seed,
+        log_every=train_config.log_every,
     )
 
 
