@@ -136,6 +136,35 @@ def test_logits_only_recipe_caches_the_teacher_and_hits_on_rerun(
     assert labels == ["neg", "pos"]
 
 
+def test_freeze_embeddings_keeps_the_word_embeddings_only(
+    tmp_path: Path, tiny_classifier_dir: Path, synthetic_files: dict[str, str]
+) -> None:
+    recipe = _recipe(
+        tmp_path,
+        tiny_classifier_dir,
+        task="sentiment",
+        **{
+            "data": {"files": synthetic_files, "columns": {"text": "review", "label": "sentiment"}},
+            "teacher.finetune": None,
+            "train.freeze_embeddings": True,
+            "objectives": [{"name": "task"}],
+        },
+    )
+    out = tmp_path / "run"
+    assert runner.invoke(app, ["run", str(recipe), "--out", str(out)]).exit_code == 0
+    teacher = AutoModelForSequenceClassification.from_pretrained(tiny_classifier_dir)
+    student = AutoModelForSequenceClassification.from_pretrained(out / "student")
+    assert torch.equal(
+        student.bert.embeddings.word_embeddings.weight,
+        teacher.bert.embeddings.word_embeddings.weight,
+    )
+    assert not torch.equal(
+        student.bert.embeddings.position_embeddings.weight,
+        teacher.bert.embeddings.position_embeddings.weight,
+    )
+    assert not torch.equal(student.classifier.weight, teacher.classifier.weight)
+
+
 def test_check_prints_live_plan_for_states_objectives(tmp_path: Path, tiny_base_dir: Path) -> None:
     result = runner.invoke(
         app, ["check", str(_recipe(tmp_path, tiny_base_dir)), "--set", "train.lr=3e-5"]

@@ -81,9 +81,15 @@ def quickstart(
         raw["data"] = {**raw["data"], **_quickstart_data(data)}
         recipe = Recipe.from_dict(raw, set_)
         if recipe.data.max_train_examples:
+            finetune = recipe.teacher.finetune
+            teacher_share = (
+                f" (the teacher is fine-tuned on {finetune.max_train_examples:,} of them)"
+                if finetune and finetune.max_train_examples
+                else ""
+            )
             out.print(
                 f"Training on a random {recipe.data.max_train_examples:,} of SST-2's 67,349 "
-                "training sentences to finish in minutes"
+                f"training sentences{teacher_share} to finish in minutes"
                 + ("; the dev set is scored in full." if not recipe.data.max_eval_examples else ".")
             )
         result = run(recipe, out_dir, overwrite=True)

@@ -29,9 +29,10 @@ class Plan:
         if self.finetune_teacher:
             ft = recipe.teacher.finetune
             assert ft is not None
+            subset = f", {ft.max_train_examples:,} of the examples" if ft.max_train_examples else ""
             steps.append(
                 f"fine-tune teacher {recipe.teacher.model} on {recipe.task} "
-                f"({ft.epochs:g} epochs, lr {ft.lr:g}, batch {ft.batch_size})"
+                f"({ft.epochs:g} epochs{subset}, lr {ft.lr:g}, batch {ft.batch_size})"
             )
         student = recipe.student
         if student.init == "teacher_layers":

@@ -122,6 +122,8 @@ def run(recipe: Recipe, out: str | Path | None = None, overwrite: bool = False) 
 
         # -- student: build, then distil from the cheapest teacher source -------------------------
         student = build_student(teacher, recipe.student, task)
+        if recipe.train.freeze_embeddings:
+            student.get_input_embeddings().weight.requires_grad_(False)
         teacher_source = None
         if plan.teacher_during_distillation == "cached":
             start = time.perf_counter()
