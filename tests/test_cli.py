@@ -70,6 +70,14 @@ def _recipe(tmp_path: Path, teacher: Path, **changes: object) -> Path:
     return path
 
 
+def _synthetic_recipe(
+    tmp_path: Path, teacher: Path, files: dict[str, str], **changes: object
+) -> Path:
+    """A recipe for the synthetic custom task of conftest (label word in every sentence)."""
+    data = {"files": files, "columns": {"text": "review", "label": "sentiment"}}
+    return _recipe(tmp_path, teacher, task="sentiment", **{"data": data, **changes})
+
+
 @needs_glue
 def test_run_writes_the_whole_contract_on_real_sst2(tmp_path: Path, tiny_base_dir: Path) -> None:
     out = tmp_path / "run"
@@ -113,12 +121,11 @@ def test_run_writes_the_whole_contract_on_real_sst2(tmp_path: Path, tiny_base_di
 def test_logits_only_recipe_caches_the_teacher_and_hits_on_rerun(
     tmp_path: Path, tiny_classifier_dir: Path, synthetic_files: dict[str, str]
 ) -> None:
-    recipe = _recipe(
+    recipe = _synthetic_recipe(
         tmp_path,
         tiny_classifier_dir,
-        task="sentiment",
+        synthetic_files,
         **{
-            "data": {"files": synthetic_files, "columns": {"text": "review", "label": "sentiment"}},
             "teacher.finetune": None,
             "objectives": [{"name": "task"}, {"name": "soft_targets", "temperature": 2.0}],
         },
@@ -139,12 +146,11 @@ def test_logits_only_recipe_caches_the_teacher_and_hits_on_rerun(
 def test_freeze_embeddings_keeps_the_word_embeddings_only(
     tmp_path: Path, tiny_classifier_dir: Path, synthetic_files: dict[str, str]
 ) -> None:
-    recipe = _recipe(
+    recipe = _synthetic_recipe(
         tmp_path,
         tiny_classifier_dir,
-        task="sentiment",
+        synthetic_files,
         **{
-            "data": {"files": synthetic_files, "columns": {"text": "review", "label": "sentiment"}},
             "teacher.finetune": None,
             "train.freeze_embeddings": True,
             "objectives": [{"name": "task"}],
@@ -324,3 +330,36 @@ def test_quickstart_data_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert cli._quickstart_data(None) == {"source": "hub", "name": "nyu-mll/glue"}
     with pytest.raises(DistillError, match="--data: ./nowhere does not exist"):
         cli._quickstart_data("./nowhere")
+
+
+def test_same_seed_gives_the_same_student(
+    tmp_path: Path, tiny_base_dir: Path, synthetic_files: dict[str, str]
+) -> None:
+    """The teacher's new head is initialised at load time: the run must seed before loading."""
+    recipe = _synthetic_recipe(
+        tmp_path,
+        tiny_base_dir,
+        synthetic_files,
+        **{
+            "train.max_steps": 3,
+            "teacher.finetune.max_steps": 3,
+            "teacher.finetune.freeze_embeddings": True,
+        },
+    )
+    students = []
+    for name in ("a", "b"):
+        result = runner.invoke(app, ["run", str(recipe), "--out", str(tmp_path / name)])
+        assert result.exit_code == 0, result.output
+        students.append(
+            AutoModelForSequenceClassification.from_pretrained(tmp_path / name / "student")
+        )
+    for (key, first), (_, second) in zip(
+        students[0].state_dict().items(), students[1].state_dict().items(), strict=True
+    ):
+        assert torch.equal(first, second), key
+    teacher = AutoModelForSequenceClassification.from_pretrained(tmp_path / "a" / "teacher")
+    base = AutoModelForSequenceClassification.from_pretrained(tiny_base_dir)
+    # teacher.finetune.freeze_embeddings kept the teacher's word embeddings as loaded
+    assert torch.equal(
+        teacher.bert.embeddings.word_embeddings.weight, base.bert.embeddings.word_embeddings.weight
+    )

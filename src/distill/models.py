@@ -154,6 +154,12 @@ def check_layer_indices(layers: list[int], total: int) -> None:
         )
 
 
+def set_embeddings_trainable(model: PreTrainedModel, trainable: bool) -> None:
+    """Freeze or unfreeze the word-embedding matrix: most of a small encoder's parameters, and
+    the largest fixed cost of a training step on CPU (its gradient and optimizer update)."""
+    model.get_input_embeddings().weight.requires_grad_(trainable)
+
+
 def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

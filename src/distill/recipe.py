@@ -84,6 +84,7 @@ class FinetuneConfig(_Strict):
     warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
     weight_decay: float = Field(default=0.01, ge=0)
     max_train_examples: int | None = Field(default=None, gt=0)
+    freeze_embeddings: bool = False  # as train.freeze_embeddings, for the teacher's fine-tuning
 
 
 class TeacherConfig(_Strict):

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from transformers import set_seed
 
 from distill import teacher_cache
 from distill.batching import Encoded, encode
@@ -27,6 +28,7 @@ from distill.models import (
     load_tokenizer,
     resolve_model,
     same_vocabulary,
+    set_embeddings_trainable,
 )
 from distill.objectives import Access, build_objective
 from distill.objectives.task import TaskObjective
@@ -73,6 +75,8 @@ def run(recipe: Recipe, out: str | Path | None = None, overwrite: bool = False) 
     check_output(output, overwrite)
     if recipe.train.threads:
         torch.set_num_threads(recipe.train.threads)
+    # Seed before any model is loaded: a new classification head is initialised at load time.
+    set_seed(recipe.train.seed)
     plan, objectives = prepare(recipe)
 
     # -- inputs: everything that can be wrong is found before the run directory exists -----------
@@ -105,6 +109,7 @@ def run(recipe: Recipe, out: str | Path | None = None, overwrite: bool = False) 
             start = time.perf_counter()
             teacher_data = _subsample(train_encoded, finetune.max_train_examples, recipe.train.seed)
             schedule = _schedule(finetune, recipe.train)
+            set_embeddings_trainable(teacher, not finetune.freeze_embeddings)
             history += _tag(
                 train(
                     teacher,
@@ -116,14 +121,14 @@ def run(recipe: Recipe, out: str | Path | None = None, overwrite: bool = False) 
                 ),
                 "teacher",
             )
+            set_embeddings_trainable(teacher, True)  # the student copies it next
             timings["teacher_seconds"] = time.perf_counter() - start
         teacher_eval = evaluate(teacher, task, eval_encoded, recipe.train.eval_batch_size, pad)
         console.print(f"[bold]teacher[/] {task.metric_name}: {teacher_eval.score:.4f}")
 
         # -- student: build, then distil from the cheapest teacher source -------------------------
         student = build_student(teacher, recipe.student, task)
-        if recipe.train.freeze_embeddings:
-            student.get_input_embeddings().weight.requires_grad_(False)
+        set_embeddings_trainable(student, not recipe.train.freeze_embeddings)
         teacher_source = None
         if plan.teacher_during_distillation == "cached":
             start = time.perf_counter()
