@@ -363,3 +363,22 @@ def test_same_seed_gives_the_same_student(
     assert torch.equal(
         teacher.bert.embeddings.word_embeddings.weight, base.bert.embeddings.word_embeddings.weight
     )
+
+
+def test_zero_weight_objective_is_skipped_not_served(
+    tmp_path: Path, tiny_classifier_dir: Path, synthetic_files: dict[str, str]
+) -> None:
+    """hidden_cosine at weight 0 must not make the run fail for lack of a live teacher."""
+    recipe = _synthetic_recipe(
+        tmp_path,
+        tiny_classifier_dir,
+        synthetic_files,
+        **{
+            "teacher.finetune": None,
+            "train.max_steps": 2,
+            "objectives": [{"name": "task"}, {"name": "hidden_cosine", "weight": 0.0}],
+        },
+    )
+    result = runner.invoke(app, ["run", str(recipe), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert "teacher access 'none'" in result.output

@@ -149,7 +149,7 @@ def run(recipe: Recipe, out: str | Path | None = None, overwrite: bool = False) 
             train(
                 student,
                 train_encoded,
-                objectives,
+                [o for o in objectives if o.weight > 0],  # the plan served only these
                 schedule,
                 pad,
                 teacher_source,
