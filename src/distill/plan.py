@@ -36,8 +36,10 @@ class Plan:
             )
         student = recipe.student
         if student.init == "teacher_layers":
-            layers = student.layers if student.layers is not None else "every other"
-            steps.append(f"build student from teacher blocks {layers} (+ embeddings and head)")
+            layers = (
+                f"blocks {student.layers}" if student.layers is not None else "every other block"
+            )
+            steps.append(f"build student from teacher {layers} (+ embeddings and head)")
         elif student.init == "config":
             steps.append(f"build student from config {student.config} (random init)")
         else:
