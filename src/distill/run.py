@@ -55,17 +55,20 @@ class RunResult:
 
 
 def prepare(recipe: Recipe) -> tuple[Plan, list[WeightedObjective]]:
-    """Objectives and execution plan of a recipe (no model or data is loaded)."""
-    objectives = [
+    """The objectives that train (weight > 0) and the plan that serves them; loads nothing.
+
+    A weight-0 objective is still built, so its configuration errors surface, but it is not
+    run: the plan gives it no teacher access and no hidden states.
+    """
+    built = [
         WeightedObjective(
             o.name, o.weight, build_objective(o.name, o.temperature, o.params, f"objectives[{i}]")
         )
         for i, o in enumerate(recipe.objectives)
     ]
+    objectives = [o for o in built if o.weight > 0]
     hidden_states = any(getattr(o.objective, "needs_hidden_states", False) for o in objectives)
-    plan = make_plan(
-        recipe, [o.objective.access for o in objectives if o.weight > 0], hidden_states
-    )
+    plan = make_plan(recipe, [o.objective.access for o in objectives], hidden_states)
     return plan, objectives
 
 
@@ -149,7 +152,7 @@ def run(recipe: Recipe, out: str | Path | None = None, overwrite: bool = False) 
             train(
                 student,
                 train_encoded,
-                [o for o in objectives if o.weight > 0],  # the plan served only these
+                objectives,
                 schedule,
                 pad,
                 teacher_source,
