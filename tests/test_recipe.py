@@ -117,7 +117,8 @@ def test_unknown_objective() -> None:
     raw["objectives"][1]["name"] = "soft"
     assert _error(raw) == (
         "objectives[1].name: 'soft' is not an objective; choose one of: task, hard_labels, "
-        "soft_targets, hidden_cosine (or a dotted path to your own class)"
+        "soft_targets, hidden_cosine, hidden_mse, embeddings, attention, iit (or a dotted path "
+        "to your own class)"
     )
 
 
@@ -130,7 +131,7 @@ def test_dotted_objective_path_is_accepted() -> None:
 def test_unknown_top_level_key_lists_allowed_keys() -> None:
     assert _error(_raw(trian={"lr": 1})) == (
         "trian: unknown key; allowed keys here: task, mode, data, teacher, student, objectives, "
-        "train, cache, output"
+        "stages, train, cache, output"
     )
 
 

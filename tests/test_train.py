@@ -38,7 +38,7 @@ def _objectives(*names: str) -> list[WeightedObjective]:
 def test_gradients_reach_student_and_never_teacher(setup) -> None:
     task, tokenizer, teacher, train_set, _ = setup
     student = copy_teacher_layers(teacher, [0, 2])
-    live = LiveTeacher(teacher, hidden_states=True)
+    live = LiveTeacher(teacher, frozenset({"hidden_states"}))
     batch = {
         "input_ids": torch.tensor([[2, 30, 31, 3]]),
         "attention_mask": torch.ones(1, 4),
@@ -74,7 +74,7 @@ def test_training_changes_student_but_not_live_teacher(setup) -> None:
         _objectives("task", "soft_targets", "hidden_cosine"),
         Schedule(epochs=1, batch_size=32, lr=1e-3, max_steps=3),
         tokenizer.pad_token_id,
-        LiveTeacher(teacher, hidden_states=True),
+        LiveTeacher(teacher, frozenset({"hidden_states"})),
     )
     assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
     assert not torch.equal(student.classifier.weight, student_before)
@@ -101,7 +101,7 @@ def test_fine_tuned_teacher_and_distilled_student_beat_chance(setup) -> None:
         _objectives("soft_targets", "hidden_cosine"),
         Schedule(epochs=4, batch_size=16, lr=2e-3),
         pad,
-        LiveTeacher(teacher, True),
+        LiveTeacher(teacher, frozenset({"hidden_states"})),
     )
     assert evaluate(student, task, eval_set, 64, pad).score > 0.85
 

@@ -140,7 +140,7 @@ def check(
         from distill.run import prepare
 
         validated = Recipe.from_yaml(recipe, set_)
-        plan, _ = prepare(validated)
+        plan = prepare(validated)
         out.print(f"[green]recipe OK[/]: {recipe} (task {validated.task}, mode {validated.mode})")
         out.print("\n".join(plan.lines(validated)))
 

@@ -12,17 +12,15 @@ from transformers import (
     AutoConfig,
     AutoModelForSequenceClassification,
     AutoTokenizer,
+    PretrainedConfig,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
 
+from distill.blocks import block_list
 from distill.errors import DistillError
 from distill.recipe import StudentConfig
 from distill.tasks import Task
-
-# Where encoder families keep their list of blocks (BERT/RoBERTa/ELECTRA/DeBERTa, DistilBERT,
-# ModernBERT and decoder-style models).
-_LAYER_PATHS = ("encoder.layer", "transformer.layer", "layers", "encoder.layers")
 
 
 def resolve_model(spec: str, field: str) -> str:
@@ -128,11 +126,40 @@ def build_student(teacher: PreTrainedModel, config: StudentConfig, task: Task) -
     )
 
 
+def student_config(teacher_config: PretrainedConfig, config: StudentConfig) -> PretrainedConfig:
+    """The student's configuration, known before the student is built (objectives check their
+    layer maps and size their projections against it before any training)."""
+    if config.init == "teacher_layers":
+        total = teacher_config.num_hidden_layers
+        layers = config.layers if config.layers is not None else list(range(0, total, 2))
+        result = copy.deepcopy(teacher_config)
+        result.num_hidden_layers = len(layers)
+        return result
+    if config.init == "config":
+        result = copy.deepcopy(teacher_config)
+        for key, value in (config.config or {}).items():
+            setattr(result, key, value)
+        return result
+    assert config.model is not None
+    path = resolve_model(config.model, "student.model")
+    try:
+        return AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as error:
+        raise DistillError(
+            f"student.model: cannot load {path}: {str(error).splitlines()[0]}"
+        ) from None
+
+
 def copy_teacher_layers(teacher: PreTrainedModel, layers: list[int]) -> PreTrainedModel:
     """A copy of `teacher` keeping only blocks `layers` (counted from 0), embeddings and head."""
     check_layer_indices(layers, teacher.config.num_hidden_layers)
     student = copy.deepcopy(teacher)
-    parent, name = _layer_list(student)
+    try:
+        parent, name = block_list(student)
+    except DistillError as error:
+        raise DistillError(
+            f"student.init: teacher_layers: {error}; use student.config or student.model"
+        ) from None
     blocks = getattr(parent, name)
     setattr(parent, name, torch.nn.ModuleList([blocks[i] for i in layers]))
     for position, block in enumerate(getattr(parent, name)):
@@ -166,19 +193,3 @@ def count_parameters(model: torch.nn.Module) -> int:
 
 def same_vocabulary(a: PreTrainedTokenizerBase, b: PreTrainedTokenizerBase) -> bool:
     return a.get_vocab() == b.get_vocab()
-
-
-def _layer_list(model: PreTrainedModel) -> tuple[torch.nn.Module, str]:
-    base = model.base_model
-    for path in _LAYER_PATHS:
-        *parents, name = path.split(".")
-        node = base
-        for part in parents:
-            node = getattr(node, part, None)
-        if node is not None and isinstance(getattr(node, name, None), torch.nn.ModuleList):
-            return node, name
-    raise DistillError(
-        f"student.init: teacher_layers does not know where model type "
-        f"'{model.config.model_type}' keeps its blocks; use student.config or "
-        "student.model"
-    )

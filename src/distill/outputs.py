@@ -16,13 +16,16 @@ class ModelOutput:
         attention_mask: `[batch, seq]`, 1 for real tokens.
         hidden_states: transformers' tuple: index 0 the embedding output, i the output of
             block i, each `[batch, seq, hidden]`; None when not requested or served from cache.
-        attentions: per block `[batch, heads, seq, seq]`, or None.
+        attentions: per block `[batch, heads, seq, seq]` softmax maps, or None.
+        attention_scores: per block the pre-softmax scores `q k^T / sqrt(d)`, without the
+            padding mask, or None.
     """
 
     logits: torch.Tensor
     attention_mask: torch.Tensor
     hidden_states: tuple[torch.Tensor, ...] | None = None
     attentions: tuple[torch.Tensor, ...] | None = None
+    attention_scores: tuple[torch.Tensor, ...] | None = None
 
     @classmethod
     def from_transformers(cls, output: object, attention_mask: torch.Tensor) -> ModelOutput:

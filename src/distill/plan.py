@@ -1,11 +1,11 @@
-"""The execution plan: the cheapest way to serve what the recipe's objectives need."""
+"""The execution plan: the cheapest way to serve what each stage's objectives need."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from distill.objectives import Access
-from distill.recipe import Recipe
+from distill.objectives import Access, needs_of
+from distill.recipe import Recipe, StageConfig, TrainConfig
 
 _SOURCES = {
     Access.NONE: "not needed",
@@ -17,11 +17,45 @@ _SOURCES = {
 
 
 @dataclass
+class StagePlan:
+    """One distillation phase: its trained objectives (weight > 0) and where the teacher's
+    outputs come from. `objectives` holds train.WeightedObjective items."""
+
+    name: str
+    config: StageConfig
+    settings: TrainConfig
+    objectives: list = field(default_factory=list)
+
+    @property
+    def access(self) -> Access:
+        return max((o.objective.access for o in self.objectives), default=Access.NONE)
+
+    @property
+    def teacher_source(self) -> str:  # "not needed" | "cached" | "live"
+        return _SOURCES[self.access]
+
+    @property
+    def needs(self) -> frozenset[str]:
+        return frozenset().union(*(needs_of(o.objective) for o in self.objectives))
+
+
+@dataclass
 class Plan:
-    access: Access  # the maximum over the objectives
     finetune_teacher: bool
-    teacher_during_distillation: str  # "not needed" | "cached" | "live"
-    hidden_states: bool
+    stages: list[StagePlan]
+
+    @property
+    def access(self) -> Access:
+        """The maximum over every stage's objectives."""
+        return max((s.access for s in self.stages), default=Access.NONE)
+
+    @property
+    def teacher_during_distillation(self) -> str:
+        return _SOURCES[self.access]
+
+    @property
+    def objectives(self) -> list:
+        return [o for stage in self.stages for o in stage.objectives]
 
     def lines(self, recipe: Recipe) -> list[str]:
         """Human-readable steps, printed by `distill check` and at the start of `distill run`."""
@@ -44,29 +78,39 @@ class Plan:
             steps.append(f"build student from config {student.config} (random init)")
         else:
             steps.append(f"load student {student.model}")
-        if self.teacher_during_distillation == "cached":
+        if any(s.teacher_source == "cached" for s in self.stages):
             steps.append(
-                f"teacher access '{self.access.name.lower()}': run the teacher once over "
-                "the training set, cache its logits (float16, on disk), distil without "
-                "loading it"
+                "run the teacher once over the training set and cache its logits (float16, "
+                "on disk)"
+                + (
+                    "; distil without loading it"
+                    if self.teacher_during_distillation == "cached"
+                    else ""
+                )
             )
-        elif self.teacher_during_distillation == "live":
-            what = "logits + hidden states" if self.hidden_states else "logits"
-            steps.append(
-                f"teacher access '{self.access.name.lower()}': run the teacher live in "
-                f"eval mode under no_grad, asking for {what}"
-            )
-        else:
-            steps.append("teacher access 'none': the task loss only; the teacher is not run")
-        terms = " + ".join(f"{o.weight:g}*{o.name}" for o in recipe.objectives)
-        steps.append(
-            f"distil for {recipe.train.max_steps or f'{recipe.train.epochs:g} epochs'} "
-            f"(batch {recipe.train.batch_size}, lr {recipe.train.lr:g}): loss = {terms}"
-        )
+        for stage in self.stages:
+            steps.append(_stage_line(stage, len(self.stages) > 1))
         steps.append("evaluate teacher and student on the dev split; measure latency at batch 1")
         return [f"{i}. {step}" for i, step in enumerate(steps, start=1)]
 
 
-def make_plan(recipe: Recipe, accesses: list[Access], hidden_states: bool) -> Plan:
-    access = max(accesses, default=Access.NONE)
-    return Plan(access, recipe.teacher.finetune is not None, _SOURCES[access], hidden_states)
+def _stage_line(stage: StagePlan, named: bool) -> str:
+    settings = stage.settings
+    length = f"{settings.max_steps} steps" if settings.max_steps else f"{settings.epochs:g} epochs"
+    terms = " + ".join(f"{o.weight:g}*{o.name}" for o in stage.objectives) or "nothing"
+    prefix = f"stage '{stage.name}': " if named else ""
+    line = (
+        f"{prefix}distil for {length} (batch {settings.batch_size}, lr {settings.lr:g}): "
+        f"loss = {terms}; teacher access '{stage.access.name.lower()}': "
+    )
+    if stage.teacher_source == "cached":
+        return line + "cached logits"
+    if stage.teacher_source == "not needed":
+        return line + "the teacher is not run"
+    what = ["logits"] + sorted(n.replace("_", " ") for n in stage.needs)
+    line += f"run the teacher live in eval mode under no_grad, asking for {', '.join(what)}"
+    if stage.needs & {"attentions", "attention_scores"}:
+        line += " (eager attention while training)"
+    if stage.access is Access.INTERVENE:
+        line += "; one clean and one intervened teacher pass per step"
+    return line

@@ -15,7 +15,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from distill.errors import DistillError
-from distill.objectives import OBJECTIVES
 from distill.tasks import GLUE_TASKS
 
 MODES = ("standard",)
@@ -130,6 +129,8 @@ class ObjectiveConfig(_Strict):
     @field_validator("name")
     @classmethod
     def _known(cls, name: str) -> str:
+        from distill.objectives import OBJECTIVES  # here: objectives import models and data
+
         if name not in OBJECTIVES and "." not in name:
             raise ValueError(
                 f"'{name}' is not an objective; choose one of: "
@@ -157,6 +158,29 @@ class TrainConfig(_Strict):
     freeze_embeddings: bool = False
 
 
+class StageConfig(_Strict):
+    """One phase of distillation with its own objectives, run after the previous one on the
+    same student (TinyBERT: intermediate layers first, then the prediction layer). Unset
+    `epochs`/`max_steps`/`lr` come from `train`."""
+
+    name: str
+    objectives: list[ObjectiveConfig] = Field(min_length=1)
+    epochs: float | None = Field(default=None, gt=0)
+    max_steps: int | None = Field(default=None, gt=0)
+    lr: float | None = Field(default=None, gt=0)
+
+    def settings(self, train: TrainConfig) -> TrainConfig:
+        """`train` with this stage's overrides; a stage giving epochs drops train.max_steps."""
+        updates: dict[str, Any] = {}
+        if self.epochs is not None:
+            updates |= {"epochs": self.epochs, "max_steps": self.max_steps}
+        elif self.max_steps is not None:
+            updates["max_steps"] = self.max_steps
+        if self.lr is not None:
+            updates["lr"] = self.lr
+        return train.model_copy(update=updates)
+
+
 class CacheConfig(_Strict):
     dir: str | None = None
 
@@ -169,7 +193,8 @@ class Recipe(_Strict):
     data: DataConfig
     teacher: TeacherConfig
     student: StudentConfig = Field(default_factory=StudentConfig)
-    objectives: list[ObjectiveConfig] = Field(min_length=1)
+    objectives: list[ObjectiveConfig] | None = Field(default=None, min_length=1)
+    stages: list[StageConfig] | None = Field(default=None, min_length=1)
     train: TrainConfig = Field(default_factory=TrainConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
     output: str | None = None
@@ -182,6 +207,24 @@ class Recipe(_Strict):
                 f"'{mode}' is not an available mode; choose one of: {', '.join(MODES)}"
             )
         return mode
+
+    @model_validator(mode="after")
+    def _objectives_or_stages(self) -> Recipe:
+        if (self.objectives is None) == (self.stages is None):
+            raise ValueError(
+                "give `objectives` (one distillation phase) or `stages` (several, each with "
+                "its objectives), not both and not neither"
+            )
+        if self.stages and len({s.name for s in self.stages}) != len(self.stages):
+            raise ValueError("stages: each stage needs a distinct name")
+        return self
+
+    def stage_list(self) -> list[StageConfig]:
+        """The phases to run: `stages`, or one stage named 'distill' from `objectives`."""
+        if self.stages:
+            return self.stages
+        assert self.objectives is not None
+        return [StageConfig(name="distill", objectives=self.objectives)]
 
     @model_validator(mode="after")
     def _task_known(self) -> Recipe:

@@ -29,10 +29,11 @@ from distill.models import (
     resolve_model,
     same_vocabulary,
     set_embeddings_trainable,
+    student_config,
 )
-from distill.objectives import Access, build_objective
+from distill.objectives import Access, Shapes, build_objective
 from distill.objectives.task import TaskObjective
-from distill.plan import Plan, make_plan
+from distill.plan import Plan, StagePlan
 from distill.progress import console
 from distill.recipe import FinetuneConfig, Recipe, TrainConfig
 from distill.report import write_report
@@ -54,22 +55,42 @@ class RunResult:
     metrics: dict[str, Any]
 
 
-def prepare(recipe: Recipe) -> tuple[Plan, list[WeightedObjective]]:
-    """The objectives that train (weight > 0) and the plan that serves them; loads nothing.
+def prepare(recipe: Recipe) -> Plan:
+    """Each stage's trained objectives (weight > 0) and where their teacher outputs come
+    from; loads nothing.
 
     A weight-0 objective is still built, so its configuration errors surface, but it is not
     run: the plan gives it no teacher access and no hidden states.
     """
-    built = [
-        WeightedObjective(
-            o.name, o.weight, build_objective(o.name, o.temperature, o.params, f"objectives[{i}]")
+    stages = []
+    for j, stage in enumerate(recipe.stage_list()):
+        prefix = f"stages[{j}]." if recipe.stages else ""
+        built = [
+            WeightedObjective(
+                o.name,
+                o.weight,
+                build_objective(o.name, o.temperature, o.params, f"{prefix}objectives[{i}]"),
+                where=f"{prefix}objectives[{i}].params",
+            )
+            for i, o in enumerate(stage.objectives)
+        ]
+        stages.append(
+            StagePlan(
+                stage.name,
+                stage,
+                stage.settings(recipe.train),
+                [o for o in built if o.weight > 0],
+            )
         )
-        for i, o in enumerate(recipe.objectives)
-    ]
-    objectives = [o for o in built if o.weight > 0]
-    hidden_states = any(getattr(o.objective, "needs_hidden_states", False) for o in objectives)
-    plan = make_plan(recipe, [o.objective.access for o in objectives], hidden_states)
-    return plan, objectives
+    return Plan(recipe.teacher.finetune is not None, stages)
+
+
+def setup_objectives(plan: Plan, shapes: Shapes) -> None:
+    """Check layer maps against the models' depths and build projections, before training."""
+    for item in plan.objectives:
+        setup = getattr(item.objective, "setup", None)
+        if setup is not None:
+            setup(shapes, item.where)
 
 
 def run(recipe: Recipe, out: str | Path | None = None, overwrite: bool = False) -> RunResult:
@@ -80,7 +101,7 @@ def run(recipe: Recipe, out: str | Path | None = None, overwrite: bool = False) 
         torch.set_num_threads(recipe.train.threads)
     # Seed before any model is loaded: a new classification head is initialised at load time.
     set_seed(recipe.train.seed)
-    plan, objectives = prepare(recipe)
+    plan = prepare(recipe)
 
     # -- inputs: everything that can be wrong is found before the run directory exists -----------
     data = load_task_data(recipe.task, recipe.data, seed=recipe.train.seed)
@@ -90,6 +111,9 @@ def run(recipe: Recipe, out: str | Path | None = None, overwrite: bool = False) 
     finetune = recipe.teacher.finetune
     teacher = load_classifier(teacher_path, task, "teacher.model", new_head=finetune is not None)
     _check_student(recipe, teacher, tokenizer, plan, task)
+    setup_objectives(
+        plan, Shapes.of(student_config(teacher.config, recipe.student), teacher.config)
+    )
     train_encoded = encode(data.train, tokenizer, recipe.train.max_length, task.is_regression)
     eval_encoded = encode(data.eval, tokenizer, recipe.train.max_length, task.is_regression)
     pad = tokenizer.pad_token_id or 0
@@ -132,8 +156,8 @@ def run(recipe: Recipe, out: str | Path | None = None, overwrite: bool = False) 
         # -- student: build, then distil from the cheapest teacher source -------------------------
         student = build_student(teacher, recipe.student, task)
         set_embeddings_trainable(student, not recipe.train.freeze_embeddings)
-        teacher_source = None
-        if plan.teacher_during_distillation == "cached":
+        logits = None
+        if any(stage.teacher_source == "cached" for stage in plan.stages):
             start = time.perf_counter()
             cache_dir = (
                 Path(recipe.cache.dir) if recipe.cache.dir else teacher_cache.default_cache_dir()
@@ -143,23 +167,24 @@ def run(recipe: Recipe, out: str | Path | None = None, overwrite: bool = False) 
             )
             timings["cache_seconds"] = time.perf_counter() - start
             console.print(f"[bold]teacher cache[/]: {'hit' if hit else 'built'} in {cache_dir}")
-            teacher_source = CachedTeacher(logits)
-        elif plan.teacher_during_distillation == "live":
-            teacher_source = LiveTeacher(teacher, plan.hidden_states)
         start = time.perf_counter()
-        schedule = _schedule(recipe.train, recipe.train)
-        history += _tag(
-            train(
+        total_steps = 0
+        for stage in plan.stages:
+            schedule = _schedule(stage.settings, recipe.train)
+            named = len(plan.stages) > 1
+            stage_history = train(
                 student,
                 train_encoded,
-                objectives,
+                stage.objectives,
                 schedule,
                 pad,
-                teacher_source,
-                description="distilling student",
-            ),
-            "distill",
-        )
+                _teacher_source(stage, teacher, logits),
+                description="distilling student" + (f" ({stage.name})" if named else ""),
+            )
+            for record in stage_history:  # one step axis across stages
+                record["step"] += total_steps
+            history += _tag(stage_history, "distill", stage.name if named else None)
+            total_steps += schedule.total_steps(len(train_encoded))
         timings["train_seconds"] = time.perf_counter() - start
         student_eval = evaluate(student, task, eval_encoded, recipe.train.eval_batch_size, pad)
 
@@ -178,7 +203,7 @@ def run(recipe: Recipe, out: str | Path | None = None, overwrite: bool = False) 
         )
         eval_record = {
             "phase": "eval",
-            "step": schedule.total_steps(len(train_encoded)),
+            "step": total_steps,
             "teacher_score": teacher_eval.score,
             "student_score": student_eval.score,
         }
@@ -259,6 +284,14 @@ def _check_student(recipe: Recipe, teacher: Any, tokenizer: Any, plan: Plan, tas
             )
 
 
+def _teacher_source(stage: StagePlan, teacher: Any, logits: Any) -> Any:
+    if stage.teacher_source == "cached":
+        return CachedTeacher(logits)
+    if stage.teacher_source == "live":
+        return LiveTeacher(teacher, stage.needs)
+    return None
+
+
 def _subsample(encoded: Encoded, limit: int | None, seed: int) -> Encoded:
     if not limit or limit >= len(encoded):
         return encoded
@@ -289,8 +322,11 @@ def _schedule(settings: TrainConfig | FinetuneConfig, train_config: TrainConfig)
     )
 
 
-def _tag(history: list[dict[str, Any]], phase: str) -> list[dict[str, Any]]:
-    return [{"phase": phase, **record} for record in history]
+def _tag(
+    history: list[dict[str, Any]], phase: str, stage: str | None = None
+) -> list[dict[str, Any]]:
+    extra = {"stage": stage} if stage else {}
+    return [{"phase": phase, **extra, **record} for record in history]
 
 
 def _metrics(

@@ -6,9 +6,13 @@ import importlib
 from typing import Any
 
 from distill.errors import DistillError
-from distill.objectives.base import Access, Objective
+from distill.objectives.attention import AttentionObjective
+from distill.objectives.base import Access, Objective, Shapes, StepModels, needs_of
+from distill.objectives.embeddings import EmbeddingsObjective
 from distill.objectives.hard_labels import HardLabelsObjective
 from distill.objectives.hidden_cosine import HiddenCosineObjective
+from distill.objectives.hidden_mse import HiddenMSEObjective
+from distill.objectives.iit import InterchangeInterventionObjective
 from distill.objectives.soft_targets import SoftTargetsObjective
 from distill.objectives.task import TaskObjective
 
@@ -17,9 +21,21 @@ OBJECTIVES: dict[str, type] = {
     "hard_labels": HardLabelsObjective,
     "soft_targets": SoftTargetsObjective,
     "hidden_cosine": HiddenCosineObjective,
+    "hidden_mse": HiddenMSEObjective,
+    "embeddings": EmbeddingsObjective,
+    "attention": AttentionObjective,
+    "iit": InterchangeInterventionObjective,
 }
 
-__all__ = ["OBJECTIVES", "Access", "Objective", "build_objective"]
+__all__ = [
+    "OBJECTIVES",
+    "Access",
+    "Objective",
+    "Shapes",
+    "StepModels",
+    "build_objective",
+    "needs_of",
+]
 
 
 def build_objective(
@@ -41,6 +57,8 @@ def build_objective(
         objective = cls(**kwargs)
     except TypeError as error:
         raise DistillError(f"{where}: bad parameters for '{name}': {error}") from None
+    except DistillError as error:  # the objective names the parameter: params.layer_map: ...
+        raise DistillError(f"{where}.{error}") from None
     if not isinstance(getattr(objective, "access", None), Access):
         raise DistillError(f"{where}.name: '{name}' has no `access` (an Access level)")
     return objective

@@ -1,13 +1,21 @@
-"""The Objective protocol and the teacher-access levels the execution plan is built from."""
+"""The Objective protocol, the teacher-access levels the execution plan is built from, and the
+shapes objectives check their layer maps against."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from enum import IntEnum
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
 from distill.outputs import StepOutput, TeacherOutput
+
+# What a forward pass can be asked for beyond logits (an objective's `needs`):
+# "hidden_states" (transformers' tuple), "attentions" (softmax maps: eager attention) and
+# "attention_scores" (pre-softmax scores, captured by a registered attention function).
+OUTPUT_KINDS = frozenset({"hidden_states", "attentions", "attention_scores"})
 
 
 class Access(IntEnum):
@@ -22,13 +30,66 @@ class Access(IntEnum):
 
 @runtime_checkable
 class Objective(Protocol):
-    """One term of the loss. `__call__` returns a scalar; the trainer weights and sums them."""
+    """One term of the loss. `__call__` returns a scalar; the trainer weights and sums them.
+
+    Optional members, read with getattr so that a minimal plug-in needs only `access`:
+      needs: frozenset of OUTPUT_KINDS the student and teacher forward passes must return.
+      setup(shapes, where): check layer maps against the real models and build projections;
+        called once before training (errors name `where`, e.g. "objectives[2].params").
+      bind(models): for `intervene` objectives, the models and batches a step may re-run.
+    An objective that is a torch.nn.Module has its parameters (projections) trained with the
+    student and never saved with it.
+    """
 
     access: Access
 
     def __call__(
         self, batch: dict[str, torch.Tensor], student: StepOutput, teacher: TeacherOutput | None
     ) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class Shapes:
+    """Sizes of the two models, from their configs (known before any training starts)."""
+
+    student_layers: int
+    teacher_layers: int
+    student_width: int
+    teacher_width: int
+    student_heads: int
+    teacher_heads: int
+
+    @classmethod
+    def of(cls, student_config: Any, teacher_config: Any) -> Shapes:
+        return cls(
+            student_layers=student_config.num_hidden_layers,
+            teacher_layers=teacher_config.num_hidden_layers,
+            student_width=student_config.hidden_size,
+            teacher_width=teacher_config.hidden_size,
+            student_heads=student_config.num_attention_heads,
+            teacher_heads=teacher_config.num_attention_heads,
+        )
+
+
+@dataclass
+class StepModels:
+    """What an `intervene` objective may run again inside a training step.
+
+    Attributes:
+        student: the student as the trainer calls it (possibly wrapped by accelerate).
+        teacher: the frozen teacher, in eval mode.
+        draw_batch: returns `n` random training examples, collated, on the training device.
+        seed: for the objective's own random choices (alignments, positions), so runs repeat.
+    """
+
+    student: torch.nn.Module
+    teacher: torch.nn.Module
+    draw_batch: Callable[[int], dict[str, torch.Tensor]]
+    seed: int = 0
+
+
+def needs_of(objective: object) -> frozenset[str]:
+    return frozenset(getattr(objective, "needs", frozenset()))
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -31,7 +31,7 @@ class HiddenCosineObjective:
     """Needs the teacher's last hidden state: the teacher runs live, under no_grad."""
 
     access = Access.STATES
-    needs_hidden_states = True
+    needs = frozenset({"hidden_states"})
 
     def __call__(
         self, batch: dict[str, torch.Tensor], student: StepOutput, teacher: TeacherOutput | None

@@ -1,0 +1,120 @@
+"""Run a model and collect what the objectives need: hidden states, attention maps and the
+pre-softmax attention scores.
+
+transformers 5 defaults to `sdpa` attention, which returns an empty tuple for
+`output_attentions=True` without an error, and no implementation exposes the scores before the
+softmax (TinyBERT's target). So while an attention objective trains, both models run a
+registered attention function, `distill_eager`: eager attention's arithmetic, which also records
+the scores when asked. Outside that window the models keep their own implementation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from transformers import AttentionInterface
+
+from distill.batching import model_inputs
+from distill.errors import DistillError
+from distill.outputs import ModelOutput
+
+CAPTURE_IMPLEMENTATION = "distill_eager"
+_recorders: list[list[torch.Tensor]] = []
+
+
+def _capturing_attention(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float | None = None,
+    dropout: float = 0.0,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eager attention (`[batch, heads, seq, head_dim]` in); records `q k^T * scaling`."""
+    if scaling is None:
+        scaling = query.size(-1) ** -0.5
+    scores = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if _recorders:
+        _recorders[-1].append(scores)
+    weights = scores if attention_mask is None else scores + attention_mask[..., : key.shape[-2]]
+    weights = torch.nn.functional.softmax(weights, dim=-1, dtype=torch.float32).to(query.dtype)
+    weights = torch.nn.functional.dropout(weights, p=dropout, training=module.training)
+    output = torch.matmul(weights, value).transpose(1, 2).contiguous()
+    return output, weights
+
+
+AttentionInterface.register(CAPTURE_IMPLEMENTATION, _capturing_attention)
+
+
+@contextmanager
+def capturing_attention(models: list[torch.nn.Module], enabled: bool = True) -> Iterator[None]:
+    """Switch `models` to the capturing attention for the block, then back to what they had."""
+    if not enabled:
+        yield
+        return
+    previous = [model.config._attn_implementation for model in models]
+    try:
+        for model in models:
+            _set_implementation(model, CAPTURE_IMPLEMENTATION)
+        yield
+    finally:
+        for model, implementation in zip(models, previous, strict=True):
+            _set_implementation(model, implementation)
+
+
+def _set_implementation(model: torch.nn.Module, implementation: str) -> None:
+    try:
+        model.set_attn_implementation(implementation)
+    except (ValueError, AttributeError) as error:
+        raise DistillError(
+            f"objectives: attention objectives need eager attention, which "
+            f"'{model.config.model_type}' cannot switch to ({str(error).splitlines()[0]})"
+        ) from None
+
+
+@contextmanager
+def recording_scores(enabled: bool) -> Iterator[list[torch.Tensor]]:
+    """Collect the pre-softmax scores of every attention call in the block, in call order."""
+    scores: list[torch.Tensor] = []
+    if enabled:
+        _recorders.append(scores)
+    try:
+        yield scores
+    finally:
+        if enabled:
+            _recorders.remove(scores)
+
+
+def forward(
+    model: torch.nn.Module, batch: dict[str, torch.Tensor], needs: frozenset[str]
+) -> ModelOutput:
+    """One forward pass returning exactly what `needs` asks for; fails loudly when attention
+    maps were asked for and none came back."""
+    want_scores = "attention_scores" in needs
+    with recording_scores(want_scores) as scores:
+        output = model(
+            **model_inputs(batch),
+            output_hidden_states="hidden_states" in needs,
+            output_attentions="attentions" in needs,
+        )
+    result = ModelOutput.from_transformers(output, batch["attention_mask"])
+    if want_scores:
+        result.attention_scores = tuple(scores)
+    for kind, found in (
+        ("attentions", result.attentions),
+        ("attention_scores", result.attention_scores),
+    ):
+        if kind in needs and not found:
+            config = getattr(model, "config", None)
+            raise DistillError(
+                f"objectives: the {getattr(config, 'model_type', 'model')} model returned no "
+                f"{kind.replace('_', ' ')} (attention implementation "
+                f"'{getattr(config, '_attn_implementation', '?')}'); attention objectives need "
+                "a model whose attention goes through transformers' attention functions"
+            )
+    return result
