@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 from transformers import AttentionInterface
+from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
 from distill.batching import model_inputs
 from distill.errors import DistillError
@@ -49,6 +50,9 @@ def _capturing_attention(
 
 
 AttentionInterface.register(CAPTURE_IMPLEMENTATION, _capturing_attention)
+# Without a registered mask function transformers passes custom attention no mask at all, and
+# padding would be attended to (found by tests/objectives/test_deep_objectives.py).
+AttentionMaskInterface.register(CAPTURE_IMPLEMENTATION, eager_mask)
 
 
 @contextmanager

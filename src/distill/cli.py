@@ -137,10 +137,11 @@ def check(
     """Validate a recipe and print its execution plan; trains nothing."""
     with _errors():
         from distill.recipe import Recipe
-        from distill.run import prepare
+        from distill.run import check_objectives, prepare
 
         validated = Recipe.from_yaml(recipe, set_)
         plan = prepare(validated)
+        check_objectives(validated, plan)  # layer maps and widths against the models' configs
         out.print(f"[green]recipe OK[/]: {recipe} (task {validated.task}, mode {validated.mode})")
         out.print("\n".join(plan.lines(validated)))
 

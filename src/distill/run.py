@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import set_seed
+from transformers import AutoConfig, set_seed
 
 from distill import teacher_cache
 from distill.batching import Encoded, encode
@@ -83,6 +83,20 @@ def prepare(recipe: Recipe) -> Plan:
             )
         )
     return Plan(recipe.teacher.finetune is not None, stages)
+
+
+def check_objectives(recipe: Recipe, plan: Plan) -> None:
+    """`setup_objectives` against the models' configs alone (for `distill check`)."""
+    path = resolve_model(recipe.teacher.model, "teacher.model")
+    try:
+        teacher_config = AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as error:
+        raise DistillError(
+            f"teacher.model: cannot load {path}: {str(error).splitlines()[0]}"
+        ) from None
+    setup_objectives(
+        plan, Shapes.of(student_config(teacher_config, recipe.student), teacher_config)
+    )
 
 
 def setup_objectives(plan: Plan, shapes: Shapes) -> None:
