@@ -29,13 +29,26 @@ def latency_ms(
         model.eval()
     indices = list(range(min(len(encoded), max_examples)))
     batches = [model_inputs(collate(encoded, [i], pad_token_id)) for i in indices]
-    for model in models.values():
+    devices = {name: next(model.parameters()).device for name, model in models.items()}
+    for name, model in models.items():
         for batch in batches[:WARMUP_PASSES]:
-            model(**batch)
+            model(**_on(batch, devices[name]))
     timings: dict[str, list[float]] = {name: [] for name in models}
     for batch in batches:
         for name, model in models.items():
+            inputs = _on(batch, devices[name])
+            _synchronize(devices[name])
             start = time.perf_counter()
-            model(**batch)
+            model(**inputs)
+            _synchronize(devices[name])  # GPU kernels run asynchronously: wait for them
             timings[name].append((time.perf_counter() - start) * 1000)
     return {name: statistics.median(values) for name, values in timings.items()}
+
+
+def _on(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

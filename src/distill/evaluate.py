@@ -28,9 +28,10 @@ def predict_logits(
     was_training = model.training
     model.eval()
     logits = np.zeros((len(encoded), model.config.num_labels), dtype=np.float32)
+    device = next(model.parameters()).device  # wherever training left it (GPU or CPU)
     for batch in iterate(encoded, batch_size, pad_token_id):
-        output = model(**model_inputs(batch))
-        logits[batch["index"].numpy()] = output.logits.float().numpy()
+        output = model(**{k: v.to(device) for k, v in model_inputs(batch).items()})
+        logits[batch["index"].numpy()] = output.logits.float().cpu().numpy()
     model.train(was_training)
     return logits
 

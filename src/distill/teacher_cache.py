@@ -81,10 +81,11 @@ def build(
     """Run the teacher once over `encoded` and store its logits atomically (temp dir, rename)."""
     logits = np.zeros((len(encoded), teacher.config.num_labels), dtype=np.float16)
     teacher.eval()
+    device = next(teacher.parameters()).device
     with torch.no_grad(), progress_bar("caching teacher", len(encoded)) as advance:
         for batch in iterate(encoded, batch_size, pad_token_id):
-            output = teacher(**model_inputs(batch))
-            logits[batch["index"].numpy()] = output.logits.float().numpy()
+            output = teacher(**{k: v.to(device) for k, v in model_inputs(batch).items()})
+            logits[batch["index"].numpy()] = output.logits.float().cpu().numpy()
             advance(len(batch["index"]))
     directory.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=directory))

@@ -63,9 +63,11 @@ class CachedTeacher:
         self.logits = logits
 
     def __call__(self, batch: dict[str, torch.Tensor]) -> TeacherOutput:
-        rows = np.sort(batch["index"].numpy())  # memmap fancy indexing wants sorted rows
-        order = np.searchsorted(rows, batch["index"].numpy())
+        index = batch["index"].cpu().numpy()
+        rows = np.sort(index)  # memmap fancy indexing wants sorted rows
+        order = np.searchsorted(rows, index)
         logits = torch.from_numpy(np.asarray(self.logits[rows], dtype=np.float32)[order])
+        logits = logits.to(batch["attention_mask"].device)
         return TeacherOutput(logits=logits, attention_mask=batch["attention_mask"])
 
 
@@ -120,6 +122,8 @@ def train(
     model.train()
     needs = frozenset().union(*(needs_of(o.objective) for o in objectives))
     teacher_model = getattr(teacher, "model", None)
+    if teacher_model is not None:
+        teacher_model.to(accelerator.device)  # batches go to the training device
     _bind(objectives, model, teacher_model, encoded, pad_token_id, accelerator.device, schedule)
     attention = bool(needs & {"attentions", "attention_scores"})
     capture_models = [unwrapped] + ([teacher_model] if teacher_model is not None else [])

