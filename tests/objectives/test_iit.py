@@ -13,6 +13,7 @@ from distill.errors import DistillError
 from distill.interventions import block_output, count_hooks, interchange
 from distill.objectives import Shapes, StepModels, build_objective
 from distill.objectives.iit import choose_positions
+from distill.objectives.soft_targets import soft_target_loss
 from tests.conftest import tiny_config
 
 STATES = frozenset({"hidden_states"})
@@ -35,7 +36,8 @@ def _batch(seed: int = 0, size: int = 4) -> dict[str, torch.Tensor]:
     ids = torch.randint(5, 60, (size, 6), generator=generator)
     mask = torch.ones(size, 6, dtype=torch.long)
     mask[1, 4:] = 0
-    mask[3, 2:] = 0
+    if size > 3:
+        mask[3, 2:] = 0
     ids[mask == 0] = 0
     return {"input_ids": ids, "attention_mask": mask}
 
@@ -159,3 +161,27 @@ def test_layer_groups_and_alignment_errors() -> None:
         _iit(student, teacher, {"alignments": [{"teacher": 5, "student": 1}]})
     with pytest.raises(DistillError, match=r"objectives\[3\]\.params\.positions: 'middle'"):
         build_objective("iit", None, {"positions": "middle"}, "objectives[3]")
+
+
+def test_loss_is_the_soft_target_kl_between_the_two_counterfactual_runs() -> None:
+    """Hand computation: with two sentences the source of each is the other, and `all`
+    positions swap every token real in both."""
+    teacher, student = _model(layers=4).eval(), _model(layers=2, seed=1)
+    batch = _batch(size=2)
+    objective = _iit(
+        student, teacher, {"alignments": [{"teacher": 2, "student": 1}], "positions": "all"}
+    )
+    loss = _step(objective, student, teacher, batch)
+    mask = batch["attention_mask"]
+    swap = torch.tensor([1, 0])
+    positions = mask.bool() & mask[swap].bool()
+    with torch.no_grad():
+        teacher_states = forward(teacher, batch, STATES).hidden_states[2][swap]
+        with interchange(teacher, {2: teacher_states}, positions):
+            teacher_cf = teacher(**batch).logits
+        student_states = forward(student, batch, STATES).hidden_states[1][swap]
+        with interchange(student, {1: student_states}, positions):
+            student_cf = student(**batch).logits
+    expected = soft_target_loss(student_cf, teacher_cf, temperature=2.0)
+    assert expected.item() > 1e-3
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
