@@ -148,8 +148,8 @@ def summarise(rows: list[dict[str, Any]], tasks: list[str], seeds: list[int]) ->
     lines = [
         "| objectives | "
         + " | ".join(tasks)
-        + " | mean over tasks | s/step "
-        + " | ".join(tasks)
+        + " | mean over tasks | "
+        + " | ".join(f"s/step {t}" for t in tasks)
         + " |",
         "|---|" + "---|" * (2 * len(tasks) + 1),
     ]
@@ -158,7 +158,8 @@ def summarise(rows: list[dict[str, Any]], tasks: list[str], seeds: list[int]) ->
         for task in tasks:
             found = [r for r in rows if r["task"] == task and r["config"] == config]
             scores.append(cell([r["score"] for r in found]))
-            times.append(cell([r["seconds_per_step"] for r in found], 3).split(" ±")[0])
+            seconds = [r["seconds_per_step"] for r in found]
+            times.append(f"{statistics.mean(seconds):.3f}" if seconds else "–")
             for r in found:
                 per_seed[r["seed"]].append(r["score"])
         means = [statistics.mean(v) for v in per_seed.values() if len(v) == len(tasks)]
@@ -202,18 +203,36 @@ def main() -> None:
                     f"[objectives] {task} {config} seed {seed}: {rows[-1]['score']:.4f}", flush=True
                 )
     table = summarise(rows, tasks, seeds)
-    command = "python benchmarks/objectives.py " + " ".join(sys.argv[1:])
-    header = (
-        f"Command: `{command.strip()}`  \n"
-        f"Machine: {platform.processor() or platform.machine()}, "
-        f"{torch.get_num_threads()} threads, torch {torch.__version__}  \n"
-        f"Wall time of this invocation: {(time.perf_counter() - started) / 60:.1f} min "
-        "(finished runs are reused)\n"
+    command = " ".join(["python benchmarks/objectives.py", *sys.argv[1:]])
+    setup = "\n".join(
+        f"- {task}: teacher = MiniLM-L6 fine-tuned with {TASKS[task]['finetune']}; student "
+        f"= teacher blocks 0, 2, 4; {TASKS[task]['steps']} steps of 32 examples, max_length "
+        f"{TASKS[task]['max_length']}, lr 1e-4, frozen word embeddings; transfer set: "
+        + (
+            f"a random {TASKS[task]['max_train_examples']:,} of the training sentences"
+            if TASKS[task]["max_train_examples"]
+            else "the whole training set"
+        )
+        for task in tasks
+    )
+    text = (
+        "# Objectives on equal terms\n\n"
+        f"Command: `{command}`  \n"
+        f"Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} "
+        f"threads, torch {torch.__version__}; this invocation took "
+        f"{(time.perf_counter() - started) / 60:.1f} min (finished runs are reused).\n\n"
+        f"{setup}\n\n"
+        "Dev-set scores (the task's official metric; MRPC: mean of F1 and accuracy), mean ± half "
+        f"the range over seeds {', '.join(map(str, seeds))}; the seed changes the transfer-set "
+        "subsample and the batch order, not the teacher or the student's initialisation. "
+        "s/step: distillation seconds / steps, mean over seeds (the teacher's fine-tuning and "
+        "the logit cache are not counted).\n\n"
+        f"{table}\n"
     )
     results = Path(args.results)
     results.parent.mkdir(parents=True, exist_ok=True)
     results.with_suffix(".json").write_text(json.dumps(rows, indent=1))
-    results.with_suffix(".table.md").write_text(header + "\n" + table + "\n")
+    results.with_suffix(".md").write_text(text)
     print(table)
 
 
