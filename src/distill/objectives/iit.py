@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import random
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import torch
@@ -200,10 +201,10 @@ class InterchangeInterventionObjective(torch.nn.Module):
             )
         return loss
 
-    def _last_states(self, model: torch.nn.Module):
+    def _last_states(self, model: torch.nn.Module) -> AbstractContextManager[list[torch.Tensor]]:
         """The intervened last hidden states, when the cosine term needs them."""
         if self.hidden_weight <= 0:
-            return _nothing()
+            return nullcontext([])
         config = getattr(model, "module", model).config
         return block_output(model, config.num_hidden_layers)
 
@@ -214,14 +215,6 @@ class InterchangeInterventionObjective(torch.nn.Module):
         order = torch.empty_like(shuffled)
         order[shuffled] = shuffled.roll(-1)
         return order
-
-
-class _nothing:
-    def __enter__(self) -> list[torch.Tensor]:
-        return []
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _parse_alignments(alignments: Any) -> list[Alignment] | None:
