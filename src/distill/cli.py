@@ -141,8 +141,10 @@ def check(
 
         validated = Recipe.from_yaml(recipe, set_)
         plan = prepare(validated)
-        check_objectives(validated, plan)  # layer maps and widths against the models' configs
+        note = check_objectives(validated, plan)  # layer maps and widths against the configs
         out.print(f"[green]recipe OK[/]: {recipe} (task {validated.task}, mode {validated.mode})")
+        if note:
+            out.print(f"[yellow]note[/]: {note}")
         out.print("\n".join(plan.lines(validated)))
 
 
