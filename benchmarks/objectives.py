@@ -1,22 +1,23 @@
 """Objectives compared on equal terms: one fine-tuned teacher per task, the same 3-layer
 student initialisation (teacher blocks 0, 2, 4), the same data and the same number of steps.
 
-    .venv/bin/python benchmarks/objectives.py [--tasks sst2,mrpc] [--seeds 0,1]
+    .venv/bin/python benchmarks/objectives.py [--tasks sst2,mrpc] [--seeds 0,1] [--configs ...]
 
 Configurations: task-only, +soft_targets, DistilBERT (+hidden_cosine), PKD, TinyBERT-style
 (two stages) and causal distillation (DistilBERT + iit); and DistilBERT with twice the steps,
-about the wall time of causal distillation, whose step runs each model twice. PKD, TinyBERT and causal come from the
-shipped recipes (recipes/pkd.yaml, tinybert.yaml, causal_distill.yaml), with their steps
-scaled to this budget. Each run is a full `distill.run` in WORK/<task>/<config>-s<seed>/ and
-is skipped when it has finished, so an interrupted benchmark resumes where it stopped. About an
-hour on 2 CPU cores; never in CI. Writes benchmarks/results/objectives.{md,json}.
+about the wall time of causal distillation, whose step runs each model twice. PKD, TinyBERT
+and causal come from the shipped recipes (recipes/pkd.yaml, tinybert.yaml,
+causal_distill.yaml), with their steps scaled to this budget. Each run is a full
+`distill.run` in WORK/<task>/<config>-s<seed>/ and is skipped when it has finished, so an
+interrupted benchmark resumes where it stopped. The six main configurations on two tasks and
+two seeds took 79 minutes on 2 CPU cores; never in CI. Writes
+benchmarks/results/objectives.{md,json}.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import time
@@ -28,6 +29,7 @@ import yaml
 
 from distill.recipe import Recipe
 from distill.run import run
+from distill.rundir import environment
 
 ROOT = Path(__file__).resolve().parents[1]
 GLUE = ROOT.parent / "shared" / "data" / "glue"
@@ -137,11 +139,14 @@ def run_config(task: str, config: str, seed: int, teacher: Path, work: Path) -> 
         "scores": metrics["student"]["scores"],
         "teacher_score": metrics["teacher"]["score"],
         "seconds_per_step": metrics["train_seconds"] / steps,
+        "train_seconds": metrics["train_seconds"],
         "steps": steps,
     }
 
 
-def summarise(rows: list[dict[str, Any]], tasks: list[str], seeds: list[int]) -> str:
+def summarise(
+    rows: list[dict[str, Any]], tasks: list[str], seeds: list[int], configs: list[str]
+) -> str:
     def cell(values: list[float], digits: int = 4) -> str:
         if not values:
             return "–"
@@ -157,7 +162,7 @@ def summarise(rows: list[dict[str, Any]], tasks: list[str], seeds: list[int]) ->
         + " |",
         "|---|" + "---|" * (2 * len(tasks) + 1),
     ]
-    for config in CONFIGS:
+    for config in configs:
         scores, times, per_seed = [], [], {s: [] for s in seeds}
         for task in tasks:
             found = [r for r in rows if r["task"] == task and r["config"] == config]
@@ -206,7 +211,7 @@ def main() -> None:
                 print(
                     f"[objectives] {task} {config} seed {seed}: {rows[-1]['score']:.4f}", flush=True
                 )
-    table = summarise(rows, tasks, seeds)
+    table = summarise(rows, tasks, seeds, configs)
     command = " ".join(["python benchmarks/objectives.py", *sys.argv[1:]])
     setup = "\n".join(
         f"- {task}: teacher = MiniLM-L6 fine-tuned with {TASKS[task]['finetune']}; student "
@@ -222,9 +227,11 @@ def main() -> None:
     text = (
         "# Objectives on equal terms\n\n"
         f"Command: `{command}`  \n"
-        f"Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} "
-        f"threads, torch {torch.__version__}; this invocation took "
-        f"{(time.perf_counter() - started) / 60:.1f} min (finished runs are reused).\n\n"
+        f"Machine: {environment()['cpu']}, {torch.get_num_threads()} threads, torch "
+        f"{torch.__version__}. Distillation time summed over the {len(rows)} runs: "
+        f"{sum(r['train_seconds'] for r in rows) / 60:.0f} min; this invocation: "
+        f"{(time.perf_counter() - started) / 60:.1f} min (finished runs are reused, so a "
+        "resumed or repeated invocation takes less).\n\n"
         f"{setup}\n\n"
         "Dev-set scores (the task's official metric; MRPC: mean of F1 and accuracy), mean ± half "
         f"the range over seeds {', '.join(map(str, seeds))}; the seed changes the transfer-set "
