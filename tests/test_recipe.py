@@ -11,6 +11,7 @@ import yaml
 
 from distill.errors import DistillError
 from distill.recipe import Recipe, apply_overrides
+from distill.run import prepare
 
 RECIPES = sorted((Path(__file__).parents[1] / "recipes").glob("*.yaml"))
 
@@ -39,20 +40,34 @@ def _error(raw: dict[str, Any], overrides: list[str] | None = None) -> str:
 
 # -- shipped recipes ------------------------------------------------------------------------
 def test_recipes_are_shipped() -> None:
-    assert {path.name for path in RECIPES} >= {"quickstart.yaml", "distilbert.yaml"}
+    assert {path.name for path in RECIPES} >= {
+        "quickstart.yaml",
+        "distilbert.yaml",
+        "pkd.yaml",
+        "tinybert.yaml",
+        "causal_distill.yaml",
+    }
+
+
+SHIPPED_OBJECTIVES = {
+    "quickstart.yaml": [["task", "soft_targets", "hidden_cosine"]],
+    "distilbert.yaml": [["task", "soft_targets", "hidden_cosine"]],
+    "pkd.yaml": [["task", "soft_targets", "hidden_mse"]],
+    "tinybert.yaml": [["hidden_mse", "attention", "embeddings"], ["soft_targets"]],
+    "causal_distill.yaml": [["task", "soft_targets", "hidden_cosine", "iit"]],
+}
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda path: path.name)
-def test_every_shipped_recipe_parses(path: Path) -> None:
+def test_every_shipped_recipe_parses_and_builds(path: Path) -> None:
     recipe = Recipe.from_yaml(path)
     assert recipe.task == "sst2"
     assert recipe.data.source == "glue_dir"
-    assert [objective.name for objective in recipe.objectives] == [
-        "task",
-        "soft_targets",
-        "hidden_cosine",
-    ]
+    stages = recipe.stage_list()
+    assert [[o.name for o in stage.objectives] for stage in stages] == SHIPPED_OBJECTIVES[path.name]
     assert isinstance(recipe.train.lr, float) and recipe.train.lr > 0
+    plan = prepare(recipe)  # every objective's parameters are accepted
+    assert len(plan.objectives) == sum(len(s) for s in SHIPPED_OBJECTIVES[path.name])
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda path: path.name)
