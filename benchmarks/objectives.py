@@ -70,7 +70,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "TinyBERT": _recipe_part("tinybert"),
     "causal": _recipe_part("causal_distill"),
     # DistilBERT given about the wall time causal distillation takes (its step costs ~2x)
-    "DistilBERT, 2x steps": {**_recipe_part("quickstart"), "steps_factor": 2},
+    "DistilBERT 2x steps": {**_recipe_part("quickstart"), "steps_factor": 2},
 }
 
 
