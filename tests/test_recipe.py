@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from distill.errors import DistillError
+from distill.plan import prepare
 from distill.recipe import Recipe, apply_overrides
-from distill.run import prepare
 
 RECIPES = sorted((Path(__file__).parents[1] / "recipes").glob("*.yaml"))
 

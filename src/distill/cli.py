@@ -136,8 +136,8 @@ def check(
 ) -> None:
     """Validate a recipe and print its execution plan; trains nothing."""
     with _errors():
+        from distill.plan import check_objectives, prepare
         from distill.recipe import Recipe
-        from distill.run import check_objectives, prepare
 
         validated = Recipe.from_yaml(recipe, set_)
         plan = prepare(validated)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from distill.objectives import Access, needs_of
+from transformers import AutoConfig
+
+from distill.models import resolve_model, student_config
+from distill.objectives import Access, Shapes, build_objective, needs_of
 from distill.recipe import Recipe, StageConfig, TrainConfig
+from distill.train import WeightedObjective
 
 _SOURCES = {
     Access.NONE: "not needed",
@@ -19,12 +23,12 @@ _SOURCES = {
 @dataclass
 class StagePlan:
     """One distillation phase: its trained objectives (weight > 0) and where the teacher's
-    outputs come from. `objectives` holds train.WeightedObjective items."""
+    outputs come from."""
 
     name: str
     config: StageConfig
     settings: TrainConfig
-    objectives: list = field(default_factory=list)
+    objectives: list[WeightedObjective] = field(default_factory=list)
 
     @property
     def access(self) -> Access:
@@ -54,7 +58,7 @@ class Plan:
         return _SOURCES[self.access]
 
     @property
-    def objectives(self) -> list:
+    def objectives(self) -> list[WeightedObjective]:
         return [o for stage in self.stages for o in stage.objectives]
 
     def lines(self, recipe: Recipe) -> list[str]:
@@ -114,3 +118,61 @@ def _stage_line(stage: StagePlan, named: bool) -> str:
     if stage.access is Access.INTERVENE:
         line += "; one clean and one intervened teacher pass per step"
     return line
+
+
+# -- building the plan from a recipe ----------------------------------------------------------
+def prepare(recipe: Recipe) -> Plan:
+    """Each stage's trained objectives (weight > 0) and where their teacher outputs come
+    from; loads nothing.
+
+    A weight-0 objective is still built, so its configuration errors surface, but it is not
+    run: the plan gives it no teacher access and no hidden states.
+    """
+    stages = []
+    for j, stage in enumerate(recipe.stage_list()):
+        prefix = f"stages[{j}]." if recipe.stages else ""
+        built = [
+            WeightedObjective(
+                o.name,
+                o.weight,
+                build_objective(o.name, o.temperature, o.params, f"{prefix}objectives[{i}]"),
+                where=f"{prefix}objectives[{i}].params",
+            )
+            for i, o in enumerate(stage.objectives)
+        ]
+        stages.append(
+            StagePlan(
+                stage.name,
+                stage,
+                stage.settings(recipe.train),
+                [o for o in built if o.weight > 0],
+            )
+        )
+    return Plan(recipe.teacher.finetune is not None, stages)
+
+
+def check_objectives(recipe: Recipe, plan: Plan) -> str | None:
+    """`setup_objectives` against the models' configs alone (for `distill check`). Returns a
+    note instead of failing when the teacher's config cannot be read (a hub name, offline)."""
+    if not any(hasattr(o.objective, "setup") for o in plan.objectives):
+        return None
+    path = resolve_model(recipe.teacher.model, "teacher.model")
+    try:
+        teacher_config = AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as error:
+        return (
+            f"layer maps and widths not checked: cannot read the teacher's config from {path} "
+            f"({str(error).splitlines()[0]})"
+        )
+    setup_objectives(
+        plan, Shapes.of(student_config(teacher_config, recipe.student), teacher_config)
+    )
+    return None
+
+
+def setup_objectives(plan: Plan, shapes: Shapes) -> None:
+    """Check layer maps against the models' depths and build projections, before training."""
+    for item in plan.objectives:
+        setup = getattr(item.objective, "setup", None)
+        if setup is not None:
+            setup(shapes, item.where)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import AutoConfig, set_seed
+from transformers import set_seed
 
 from distill import teacher_cache
 from distill.batching import Encoded, encode
@@ -31,9 +31,9 @@ from distill.models import (
     set_embeddings_trainable,
     student_config,
 )
-from distill.objectives import Access, Shapes, build_objective
+from distill.objectives import Access, Shapes
 from distill.objectives.task import TaskObjective
-from distill.plan import Plan, StagePlan
+from distill.plan import Plan, StagePlan, prepare, setup_objectives
 from distill.progress import console
 from distill.recipe import FinetuneConfig, Recipe, TrainConfig
 from distill.report import write_report
@@ -53,63 +53,6 @@ from distill.train import CachedTeacher, LiveTeacher, Schedule, WeightedObjectiv
 class RunResult:
     path: Path
     metrics: dict[str, Any]
-
-
-def prepare(recipe: Recipe) -> Plan:
-    """Each stage's trained objectives (weight > 0) and where their teacher outputs come
-    from; loads nothing.
-
-    A weight-0 objective is still built, so its configuration errors surface, but it is not
-    run: the plan gives it no teacher access and no hidden states.
-    """
-    stages = []
-    for j, stage in enumerate(recipe.stage_list()):
-        prefix = f"stages[{j}]." if recipe.stages else ""
-        built = [
-            WeightedObjective(
-                o.name,
-                o.weight,
-                build_objective(o.name, o.temperature, o.params, f"{prefix}objectives[{i}]"),
-                where=f"{prefix}objectives[{i}].params",
-            )
-            for i, o in enumerate(stage.objectives)
-        ]
-        stages.append(
-            StagePlan(
-                stage.name,
-                stage,
-                stage.settings(recipe.train),
-                [o for o in built if o.weight > 0],
-            )
-        )
-    return Plan(recipe.teacher.finetune is not None, stages)
-
-
-def check_objectives(recipe: Recipe, plan: Plan) -> str | None:
-    """`setup_objectives` against the models' configs alone (for `distill check`). Returns a
-    note instead of failing when the teacher's config cannot be read (a hub name, offline)."""
-    if not any(hasattr(o.objective, "setup") for o in plan.objectives):
-        return None
-    path = resolve_model(recipe.teacher.model, "teacher.model")
-    try:
-        teacher_config = AutoConfig.from_pretrained(path)
-    except (OSError, ValueError) as error:
-        return (
-            f"layer maps and widths not checked: cannot read the teacher's config from {path} "
-            f"({str(error).splitlines()[0]})"
-        )
-    setup_objectives(
-        plan, Shapes.of(student_config(teacher_config, recipe.student), teacher_config)
-    )
-    return None
-
-
-def setup_objectives(plan: Plan, shapes: Shapes) -> None:
-    """Check layer maps against the models' depths and build projections, before training."""
-    for item in plan.objectives:
-        setup = getattr(item.objective, "setup", None)
-        if setup is not None:
-            setup(shapes, item.where)
 
 
 def run(recipe: Recipe, out: str | Path | None = None, overwrite: bool = False) -> RunResult:
