@@ -102,3 +102,8 @@ MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The part of a batch a transformers model takes (labels stay out: losses are ours)."""
     return {key: batch[key] for key in MODEL_INPUTS if key in batch}
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """The batch's tensors on `device` (where the model is: CPU, or the training GPU)."""
+    return {key: value.to(device) for key, value in batch.items()}

@@ -8,7 +8,7 @@ import time
 import torch
 from transformers import PreTrainedModel
 
-from distill.batching import Encoded, collate, model_inputs
+from distill.batching import Encoded, collate, model_inputs, to_device
 
 WARMUP_PASSES = 10
 
@@ -32,21 +32,17 @@ def latency_ms(
     devices = {name: next(model.parameters()).device for name, model in models.items()}
     for name, model in models.items():
         for batch in batches[:WARMUP_PASSES]:
-            model(**_on(batch, devices[name]))
+            model(**to_device(batch, devices[name]))
     timings: dict[str, list[float]] = {name: [] for name in models}
     for batch in batches:
         for name, model in models.items():
-            inputs = _on(batch, devices[name])
+            inputs = to_device(batch, devices[name])
             _synchronize(devices[name])
             start = time.perf_counter()
             model(**inputs)
             _synchronize(devices[name])  # GPU kernels run asynchronously: wait for them
             timings[name].append((time.perf_counter() - start) * 1000)
     return {name: statistics.median(values) for name, values in timings.items()}
-
-
-def _on(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    return {k: v.to(device) for k, v in batch.items()}
 
 
 def _synchronize(device: torch.device) -> None:

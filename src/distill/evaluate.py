@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel
 
-from distill.batching import Encoded, iterate, model_inputs
+from distill.batching import Encoded, iterate, model_inputs, to_device
 from distill.metrics import compute_scores, headline, predictions_from_logits
 from distill.tasks import Task
 
@@ -30,7 +30,7 @@ def predict_logits(
     logits = np.zeros((len(encoded), model.config.num_labels), dtype=np.float32)
     device = next(model.parameters()).device  # wherever training left it (GPU or CPU)
     for batch in iterate(encoded, batch_size, pad_token_id):
-        output = model(**{k: v.to(device) for k, v in model_inputs(batch).items()})
+        output = model(**to_device(model_inputs(batch), device))
         logits[batch["index"].numpy()] = output.logits.float().cpu().numpy()
     model.train(was_training)
     return logits

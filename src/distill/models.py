@@ -111,29 +111,31 @@ def load_classifier(
 def build_student(teacher: PreTrainedModel, config: StudentConfig, task: Task) -> PreTrainedModel:
     """Build the student the recipe asks for (DistilBERT's layer-copy initialisation by default)."""
     if config.init == "teacher_layers":
-        total = teacher.config.num_hidden_layers
-        layers = config.layers if config.layers is not None else list(range(0, total, 2))
-        return copy_teacher_layers(teacher, layers)
+        return copy_teacher_layers(teacher, student_layers(teacher.config, config))
     if config.init == "config":
-        student_config = copy.deepcopy(teacher.config)
-        for key, value in (config.config or {}).items():
-            setattr(student_config, key, value)
         torch.manual_seed(0)
-        return AutoModelForSequenceClassification.from_config(student_config)
+        return AutoModelForSequenceClassification.from_config(
+            student_config(teacher.config, config)
+        )
     assert config.model is not None
     return load_classifier(
         resolve_model(config.model, "student.model"), task, "student.model", new_head=False
     )
 
 
+def student_layers(teacher_config: PretrainedConfig, config: StudentConfig) -> list[int]:
+    """The teacher blocks a `teacher_layers` student copies: as listed, or every other one."""
+    if config.layers is not None:
+        return config.layers
+    return list(range(0, teacher_config.num_hidden_layers, 2))
+
+
 def student_config(teacher_config: PretrainedConfig, config: StudentConfig) -> PretrainedConfig:
     """The student's configuration, known before the student is built (objectives check their
     layer maps and size their projections against it before any training)."""
     if config.init == "teacher_layers":
-        total = teacher_config.num_hidden_layers
-        layers = config.layers if config.layers is not None else list(range(0, total, 2))
         result = copy.deepcopy(teacher_config)
-        result.num_hidden_layers = len(layers)
+        result.num_hidden_layers = len(student_layers(teacher_config, config))
         return result
     if config.init == "config":
         result = copy.deepcopy(teacher_config)

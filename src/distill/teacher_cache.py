@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel
 
-from distill.batching import Encoded, iterate, model_inputs
+from distill.batching import Encoded, iterate, model_inputs, to_device
 from distill.progress import progress_bar
 from distill.tasks import Task
 
@@ -84,7 +84,7 @@ def build(
     device = next(teacher.parameters()).device
     with torch.no_grad(), progress_bar("caching teacher", len(encoded)) as advance:
         for batch in iterate(encoded, batch_size, pad_token_id):
-            output = teacher(**{k: v.to(device) for k, v in model_inputs(batch).items()})
+            output = teacher(**to_device(model_inputs(batch), device))
             logits[batch["index"].numpy()] = output.logits.float().cpu().numpy()
             advance(len(batch["index"]))
     directory.mkdir(parents=True, exist_ok=True)

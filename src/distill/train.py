@@ -18,7 +18,7 @@ import torch
 from accelerate import Accelerator
 from transformers import PreTrainedModel, get_scheduler
 
-from distill.batching import Encoded, collate, length_grouped_batches
+from distill.batching import Encoded, collate, length_grouped_batches, to_device
 from distill.capture import capturing_attention, forward
 from distill.errors import DistillError
 from distill.objectives import Objective, StepModels, needs_of
@@ -146,10 +146,7 @@ def train(
             for indices in length_grouped_batches(
                 encoded, schedule.batch_size, seed=schedule.seed + epoch
             ):
-                batch = {
-                    k: v.to(accelerator.device)
-                    for k, v in collate(encoded, indices, pad_token_id).items()
-                }
+                batch = to_device(collate(encoded, indices, pad_token_id), accelerator.device)
                 student = forward(model, batch, needs)
                 teacher_output = teacher(batch) if teacher is not None else None
                 loss = torch.zeros((), device=accelerator.device)
@@ -216,7 +213,7 @@ def _bind(
 
     def draw_batch(size: int) -> dict[str, torch.Tensor]:
         indices = sorted(generator.choice(len(encoded), size=size, replace=size > len(encoded)))
-        return {k: v.to(device) for k, v in collate(encoded, indices, pad_token_id).items()}
+        return to_device(collate(encoded, indices, pad_token_id), device)
 
     for item in binders:
         item.objective.bind(StepModels(model, teacher_model, draw_batch, schedule.seed))
