@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -19,6 +20,8 @@ class ModelOutput:
         attentions: per block `[batch, heads, seq, seq]` softmax maps, or None.
         attention_scores: per block the pre-softmax scores `q k^T / sqrt(d)`, without the
             padding mask, or None.
+        members: for an ensemble of teachers, each teacher's own outputs by name (objectives
+            that follow one named teacher read these); `logits` is then the combination.
     """
 
     logits: torch.Tensor
@@ -26,6 +29,22 @@ class ModelOutput:
     hidden_states: tuple[torch.Tensor, ...] | None = None
     attentions: tuple[torch.Tensor, ...] | None = None
     attention_scores: tuple[torch.Tensor, ...] | None = None
+    members: dict[str, ModelOutput] | None = None
+
+    def detached(self) -> ModelOutput:
+        """The same outputs cut from the graph: a model trained in the same step (co-
+        distillation, early exits) teaches through these without receiving gradient."""
+
+        def cut(value: object) -> object:
+            if isinstance(value, torch.Tensor):
+                return value.detach()
+            if isinstance(value, tuple):
+                return tuple(cut(v) for v in value)
+            return value
+
+        return dataclasses.replace(
+            self, **{f.name: cut(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        )
 
     @classmethod
     def from_transformers(cls, output: object, attention_mask: torch.Tensor) -> ModelOutput:
