@@ -13,6 +13,8 @@ from distill.errors import DistillError
 from distill.plan import prepare
 from distill.recipe import Recipe, apply_overrides
 
+MODES = "standard, multi_teacher, co_distill, self_distill"
+
 RECIPES = sorted((Path(__file__).parents[1] / "recipes").glob("*.yaml"))
 
 BASE: dict[str, Any] = {
@@ -102,7 +104,7 @@ def test_to_yaml_round_trips_a_custom_task(tmp_path: Path) -> None:
 # -- values ---------------------------------------------------------------------------------
 def test_defaults_and_source_inference() -> None:
     recipe = Recipe.from_dict(_raw())
-    assert recipe.mode == "standard"
+    assert recipe.mode.name == "standard"
     assert recipe.data.source == "glue_dir"
     assert recipe.student.init == "teacher_layers"
     assert recipe.train.lr == 5e-5 and recipe.train.batch_size == 32
@@ -145,8 +147,8 @@ def test_dotted_objective_path_is_accepted() -> None:
 
 def test_unknown_top_level_key_lists_allowed_keys() -> None:
     assert _error(_raw(trian={"lr": 1})) == (
-        "trian: unknown key; allowed keys here: task, mode, data, teacher, student, objectives, "
-        "stages, train, cache, output"
+        "trian: unknown key; allowed keys here: task, mode, data, teacher, teachers, tasks, "
+        "student, objectives, stages, train, cache, output"
     )
 
 
@@ -159,7 +161,8 @@ def test_unknown_nested_keys_list_allowed_keys() -> None:
     raw = _raw()
     raw["objectives"][0]["temp"] = 2
     assert _error(raw) == (
-        "objectives[0].temp: unknown key; allowed keys here: name, weight, temperature, params"
+        "objectives[0].temp: unknown key; allowed keys here: name, weight, temperature, params, "
+        "teacher"
     )
     raw = _raw(
         task="mine", data={"files": {"train": "a.csv"}, "columns": {"text": "a", "txt_pair": "b"}}
@@ -172,21 +175,23 @@ def test_unknown_nested_keys_list_allowed_keys() -> None:
 def test_missing_task() -> None:
     raw = _raw()
     del raw["task"]
-    assert _error(raw) == "task: required; add it to the recipe"
+    assert _error(raw) == (
+        "task: required; add it to the recipe (or `tasks`, a list, with mode multi_teacher)"
+    )
 
 
 def test_every_problem_gets_its_own_line() -> None:
     raw = _raw(mode="fast")
-    del raw["teacher"]
+    del raw["data"]
     assert _error(raw).splitlines() == [
-        "mode: 'fast' is not an available mode; choose one of: standard",
-        "teacher: required; add it to the recipe",
+        f"mode: 'fast' is not an available mode; choose one of: {MODES}",
+        "data: required; add it to the recipe",
     ]
 
 
 def test_wrong_mode() -> None:
     assert _error(_raw(mode="fast")) == (
-        "mode: 'fast' is not an available mode; choose one of: standard"
+        f"mode: 'fast' is not an available mode; choose one of: {MODES}"
     )
 
 

@@ -142,7 +142,9 @@ def check(
         validated = Recipe.from_yaml(recipe, set_)
         plan = prepare(validated)
         note = check_objectives(validated, plan)  # layer maps and widths against the configs
-        out.print(f"[green]recipe OK[/]: {recipe} (task {validated.task}, mode {validated.mode})")
+        out.print(
+            f"[green]recipe OK[/]: {recipe} (task {validated.task}, mode {validated.mode.name})"
+        )
         if note:
             out.print(f"[yellow]note[/]: {note}")
         out.print("\n".join(plan.lines(validated)))

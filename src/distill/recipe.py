@@ -5,9 +5,6 @@ A recipe is compared and fingerprinted only after validation (PyYAML reads `2e-5
 
 from __future__ import annotations
 
-import copy
-import types
-import typing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,9 +12,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from distill.errors import DistillError
+from distill.mode_config import MODES, ModeConfig
+from distill.overrides import apply_overrides
+from distill.recipe_errors import format_errors
 from distill.tasks import GLUE_TASKS
-
-MODES = ("standard",)
 
 
 class _Strict(BaseModel):
@@ -91,6 +89,22 @@ class TeacherConfig(_Strict):
     finetune: FinetuneConfig | None = None
 
 
+class NamedTeacher(TeacherConfig):
+    """One of several teachers (mode multi_teacher)."""
+
+    name: str
+    # Its share of the combined distribution; teachers without one split the rest equally.
+    weight: float | None = Field(default=None, gt=0)
+    task: str | None = None  # the task it teaches (multi-task); defaults to the recipe's task
+
+
+class TaskEntry(_Strict):
+    """One task of a multi-task recipe; `data` defaults to the recipe's `data`."""
+
+    name: str
+    data: DataConfig | None = None
+
+
 class StudentConfig(_Strict):
     """How the student is built: teacher layers (DistilBERT init), a config, or a saved model."""
 
@@ -125,6 +139,7 @@ class ObjectiveConfig(_Strict):
     weight: float = Field(default=1.0, ge=0)
     temperature: float | None = Field(default=None, gt=0)
     params: dict[str, Any] = Field(default_factory=dict)
+    teacher: str | None = None  # mode multi_teacher: the teacher it follows (default: combined)
 
     @field_validator("name")
     @classmethod
@@ -188,10 +203,12 @@ class CacheConfig(_Strict):
 class Recipe(_Strict):
     """A validated distillation recipe (see README, "Recipes")."""
 
-    task: str
-    mode: str = "standard"
+    task: str | None = None
+    mode: ModeConfig = Field(default_factory=ModeConfig)
     data: DataConfig
-    teacher: TeacherConfig
+    teacher: TeacherConfig | None = None
+    teachers: list[NamedTeacher] | None = Field(default=None, min_length=2)
+    tasks: list[TaskEntry] | None = Field(default=None, min_length=2)
     student: StudentConfig = Field(default_factory=StudentConfig)
     objectives: list[ObjectiveConfig] | None = Field(default=None, min_length=1)
     stages: list[StageConfig] | None = Field(default=None, min_length=1)
@@ -199,14 +216,105 @@ class Recipe(_Strict):
     cache: CacheConfig = Field(default_factory=CacheConfig)
     output: str | None = None
 
-    @field_validator("mode")
+    @field_validator("mode", mode="before")
     @classmethod
-    def _mode(cls, mode: str) -> str:
-        if mode not in MODES:
+    def _mode_name(cls, mode: Any) -> Any:
+        if isinstance(mode, str) and mode not in MODES:
             raise ValueError(
                 f"'{mode}' is not an available mode; choose one of: {', '.join(MODES)}"
             )
-        return mode
+        return {"name": mode} if isinstance(mode, str) else mode
+
+    @model_validator(mode="after")
+    def _teachers_for_mode(self) -> Recipe:
+        """Which of teacher / teachers / tasks / student / stages each mode takes."""
+        mode = self.mode.name
+        if mode == "multi_teacher":
+            if self.teacher is not None or not self.teachers:
+                raise ValueError(
+                    "mode multi_teacher takes `teachers` (a list with name and model), "
+                    "not `teacher`"
+                )
+        elif self.teachers is not None or self.tasks is not None:
+            field = "teachers" if self.teachers is not None else "tasks"
+            raise ValueError(f"{field}: only with mode multi_teacher (mode is {mode})")
+        elif self.teacher is None:
+            raise ValueError("teacher: required; add teacher.model (a path or hub name)")
+        if self.stages is not None and mode != "standard":
+            raise ValueError(f"stages: only with mode standard; mode {mode} takes `objectives`")
+        if mode == "co_distill" and self.teacher and self.teacher.finetune is not None:
+            raise ValueError(
+                "teacher.finetune: co_distill trains the teacher together with the student "
+                "from the start; drop teacher.finetune (mode.teacher_lr sets its lr)"
+            )
+        if mode == "self_distill" and "student" in self.model_fields_set:
+            raise ValueError(
+                "student: self_distill builds its students from the teacher itself (exits, "
+                "or generations of the same architecture); remove `student`"
+            )
+        for i, objective in enumerate(self.objectives or []):
+            names = [t.name for t in self.teachers or []]
+            if objective.teacher is not None and objective.teacher not in names:
+                raise ValueError(
+                    f"objectives[{i}].teacher: '{objective.teacher}' is not a teacher of this "
+                    + (
+                        f"recipe; choose one of: {', '.join(names)}"
+                        if names
+                        else "recipe; `teacher` on an objective is for mode multi_teacher"
+                    )
+                )
+        if self.teachers:
+            self._check_teachers(self.teachers)
+        return self
+
+    def _check_teachers(self, teachers: list[NamedTeacher]) -> None:
+        names = [t.name for t in teachers]
+        if len(set(names)) != len(names):
+            raise ValueError("teachers: each teacher needs a distinct name")
+        task_names = self.task_names()
+        for i, teacher in enumerate(teachers):
+            if teacher.task is not None and teacher.task not in task_names:
+                raise ValueError(
+                    f"teachers[{i}].task: '{teacher.task}' is not a task of this recipe "
+                    f"({', '.join(task_names)})"
+                )
+        for j, task in enumerate(task_names):
+            if not any((t.task or task_names[0]) == task for t in teachers):
+                where = f"tasks[{j}]" if self.tasks else "task"
+                raise ValueError(
+                    f"{where}: task '{task}' has no teacher; add one to `teachers` with "
+                    f"task: {task}"
+                )
+        if self.tasks and any(o.teacher for o in self.objectives or []):
+            raise ValueError(
+                "objectives: `teacher` on an objective is for one task; in a multi-task "
+                "recipe each task's head follows its own teachers"
+            )
+        weights = self.mode.task_weights or {}
+        for task in weights:
+            if task not in task_names:
+                raise ValueError(
+                    f"mode.task_weights: '{task}' is not a task of this recipe "
+                    f"({', '.join(task_names)})"
+                )
+
+    def task_names(self) -> list[str]:
+        """The recipe's tasks: `tasks` (multi-task) or the one `task`."""
+        if self.tasks:
+            return [t.name for t in self.tasks]
+        return [self.task] if self.task else []
+
+    def data_for(self, task: str) -> DataConfig:
+        entry = next((t for t in self.tasks or [] if t.name == task), None)
+        return entry.data if entry is not None and entry.data is not None else self.data
+
+    def teachers_for(self, task: str) -> list[NamedTeacher]:
+        """The teachers of `task` (several in an ensemble), or the one teacher as 'teacher'."""
+        if self.teachers is None:
+            assert self.teacher is not None
+            return [NamedTeacher(name="teacher", **self.teacher.model_dump())]
+        first = self.task_names()[0]
+        return [t for t in self.teachers if (t.task or first) == task]
 
     @model_validator(mode="after")
     def _objectives_or_stages(self) -> Recipe:
@@ -228,16 +336,27 @@ class Recipe(_Strict):
 
     @model_validator(mode="after")
     def _task_known(self) -> Recipe:
-        if self.task not in GLUE_TASKS and self.data.columns is None:
+        if self.task is None and self.tasks is None:
             raise ValueError(
-                f"task: '{self.task}' is not a registered task "
-                f"({', '.join(GLUE_TASKS)}); for a custom task give data.columns"
+                "task: required; add it to the recipe (or `tasks`, a list, with mode multi_teacher)"
             )
-        if self.task not in GLUE_TASKS and self.data.source == "glue_dir":
-            raise ValueError(
-                f"task: custom task '{self.task}' needs data.files or data.name, "
-                "not a GLUE directory"
-            )
+        if self.task is not None and self.tasks is not None:
+            raise ValueError("tasks: give `task` (one) or `tasks` (several), not both")
+        if self.tasks and len(set(self.task_names())) != len(self.tasks):
+            raise ValueError("tasks: each task may appear once")
+        for j, task in enumerate(self.task_names()):
+            where = f"tasks[{j}]" if self.tasks else "task"
+            data = self.data_for(task)
+            if task not in GLUE_TASKS and data.columns is None:
+                raise ValueError(
+                    f"{where}: '{task}' is not a registered task "
+                    f"({', '.join(GLUE_TASKS)}); for a custom task give data.columns"
+                )
+            if task not in GLUE_TASKS and data.source == "glue_dir":
+                raise ValueError(
+                    f"{where}: custom task '{task}' needs data.files or data.name, "
+                    "not a GLUE directory"
+                )
         return self
 
     # -- construction ---------------------------------------------------------------------
@@ -265,105 +384,7 @@ class Recipe(_Strict):
         try:
             return cls.model_validate(raw)
         except ValidationError as error:
-            raise DistillError("\n".join(format_errors(error))) from None
+            raise DistillError("\n".join(format_errors(error, cls))) from None
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
-
-
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply `--set key.path=value` overrides; values are parsed as YAML scalars."""
-    raw = copy.deepcopy(raw)
-    for override in overrides:
-        key, sep, text = override.partition("=")
-        if not sep or not key:
-            raise DistillError(f"--set {override}: expected key.path=value, e.g. train.lr=3e-5")
-        value = yaml.safe_load(text) if text else None
-        *parents, last = key.split(".")
-        node: Any = raw
-        for part in parents:
-            node = _child(node, part, override)
-        if not isinstance(node, dict | list):
-            raise DistillError(f"--set {override}: '{parents[-1]}' is a value, not a mapping")
-        if isinstance(node, list):
-            node[_index(node, last, override)] = value
-        else:
-            node[last] = value
-    return raw
-
-
-def format_errors(error: ValidationError) -> list[str]:
-    """One line per problem: `field.path: what is wrong; what is allowed`."""
-    lines = []
-    for item in error.errors():
-        loc = _format_loc(item["loc"])
-        kind, message = item["type"], item["msg"].removeprefix("Value error, ")
-        if kind == "extra_forbidden":
-            allowed = _allowed_keys(item["loc"][:-1])
-            message = f"unknown key; allowed keys here: {', '.join(allowed)}"
-        elif kind == "literal_error":
-            message = f"{item['input']!r} is not allowed; choose one of: {item['ctx']['expected']}"
-        elif kind == "missing":
-            message = "required; add it to the recipe"
-        else:
-            message = f"{message} (got {item['input']!r})" if kind != "value_error" else message
-        lines.append(f"{loc}: {message}" if loc else message)
-    return lines
-
-
-def _format_loc(loc: tuple[Any, ...]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
-    """Field names of the model at `loc`, found by walking the annotations from Recipe."""
-    model: Any = Recipe
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        annotation = model.model_fields[part].annotation
-        model = next(
-            (
-                arg
-                for arg in _flatten(annotation)
-                if isinstance(arg, type) and issubclass(arg, BaseModel)
-            ),
-            None,
-        )
-        if model is None:
-            return []
-    return list(model.model_fields)
-
-
-def _flatten(annotation: Any) -> list[Any]:
-    args = typing.get_args(annotation)
-    if not args:
-        return [annotation]
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType, list):
-        return [inner for arg in args for inner in _flatten(arg)]
-    return [annotation]
-
-
-def _child(node: Any, part: str, override: str) -> Any:
-    """Step into `part` of a mapping or list, creating missing mappings on the way."""
-    if isinstance(node, list):
-        child = node[_index(node, part, override)]
-    else:
-        if part not in node or node[part] is None:
-            node[part] = {}
-        child = node[part]
-    if not isinstance(child, dict | list):
-        raise DistillError(f"--set {override}: '{part}' is a value, not a mapping")
-    return child
-
-
-def _index(node: list[Any], part: str, override: str) -> int:
-    if not part.isdigit() or int(part) >= len(node):
-        raise DistillError(
-            f"--set {override}: '{part}' is not an index of a list of "
-            f"{len(node)} items (use 0..{len(node) - 1})"
-        )
-    return int(part)
