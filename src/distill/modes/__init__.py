@@ -1,0 +1,17 @@
+"""Modes: how a run forms its training steps. Each is a function `(recipe, output, overwrite)
+-> metrics` that checks its inputs, trains, and writes the run directory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from distill.modes.standard import run_standard
+from distill.recipe import Recipe
+
+ModeRun = Callable[[Recipe, Path, bool], dict[str, Any]]
+
+MODES: dict[str, ModeRun] = {
+    "standard": run_standard,
+}

@@ -1,0 +1,274 @@
+"""Pieces every mode assembles: inputs, teachers (loaded, fine-tuned, cached), schedules, and
+the entries of metrics.json."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from distill import teacher_cache
+from distill.batching import Encoded, encode
+from distill.data import TaskData, load_task_data
+from distill.errors import DistillError
+from distill.evaluate import Evaluation
+from distill.models import (
+    count_parameters,
+    load_classifier,
+    resolve_model,
+    set_embeddings_trainable,
+)
+from distill.objectives.task import TaskObjective
+from distill.plan import StagePlan
+from distill.progress import console
+from distill.recipe import FinetuneConfig, Recipe, TeacherConfig, TrainConfig
+from distill.report import write_report
+from distill.rundir import environment, write_json, write_jsonl
+from distill.tasks import Task
+from distill.train import CachedTeacher, LiveTeacher, Schedule, WeightedObjective, train
+
+
+@dataclass
+class TaskInputs:
+    """One task's data, tokenised with the run's tokenizer."""
+
+    data: TaskData
+    train: Encoded
+    eval: Encoded
+    pad: int
+
+    @property
+    def task(self) -> Task:
+        return self.data.task
+
+
+def load_inputs(recipe: Recipe, task_name: str, tokenizer: Any) -> TaskInputs:
+    data = load_task_data(task_name, recipe.data_for(task_name), seed=recipe.train.seed)
+    regression = data.task.is_regression
+    inputs = TaskInputs(
+        data,
+        encode(data.train, tokenizer, recipe.train.max_length, regression),
+        encode(data.eval, tokenizer, recipe.train.max_length, regression),
+        tokenizer.pad_token_id or 0,
+    )
+    return inputs
+
+
+def announce(inputs: list[TaskInputs], lines: list[str]) -> None:
+    """Print the data and the plan once every input has been checked."""
+    for each in inputs:
+        data = each.data
+        subsampled = (
+            f" (subsampled from {data.train_total:,}: data.max_train_examples)"
+            if len(data.train) < data.train_total
+            else ""
+        )
+        console.print(
+            f"[bold]data[/] {data.task.name}: {data.source} — {len(data.train):,} training "
+            f"examples{subsampled}, {len(data.eval):,} evaluation examples"
+        )
+    console.print("[bold]plan[/]:\n  " + "\n  ".join(lines))
+
+
+def load_teacher(config: TeacherConfig, task: Task, field: str, new_head: bool = False) -> Any:
+    """A teacher as a sequence classifier; a new head when it is about to be fine-tuned."""
+    path = resolve_model(config.model, field)
+    return load_classifier(path, task, field, new_head=new_head or config.finetune is not None)
+
+
+def finetune_teacher(
+    teacher: Any, finetune: FinetuneConfig, inputs: TaskInputs, recipe: Recipe, label: str
+) -> tuple[list[dict[str, Any]], float]:
+    """Fine-tune in place on the task; returns its history (phase 'teacher') and seconds."""
+    start = time.perf_counter()
+    subset = subsample(inputs.train, finetune.max_train_examples, recipe.train.seed)
+    set_embeddings_trainable(teacher, not finetune.freeze_embeddings)
+    history = train(
+        teacher,
+        subset,
+        [WeightedObjective("task", 1.0, TaskObjective())],
+        schedule_of(finetune, recipe.train),
+        inputs.pad,
+        description=f"fine-tuning {label}",
+    )
+    set_embeddings_trainable(teacher, True)  # a student may copy it next
+    return tag(history, "teacher"), time.perf_counter() - start
+
+
+def cached_logits(recipe: Recipe, teacher: Any, inputs: TaskInputs) -> tuple[Any, float]:
+    """The teacher's training-set logits from the on-disk cache (built on a miss)."""
+    start = time.perf_counter()
+    cache_dir = Path(recipe.cache.dir) if recipe.cache.dir else teacher_cache.default_cache_dir()
+    logits, hit = teacher_cache.load_or_build(
+        cache_dir, teacher, inputs.train, inputs.task, recipe.train.eval_batch_size, inputs.pad
+    )
+    console.print(f"[bold]teacher cache[/]: {'hit' if hit else 'built'} in {cache_dir}")
+    return logits, time.perf_counter() - start
+
+
+def teacher_source(stage: StagePlan, teacher: Any, logits: Any) -> Any:
+    """Where a stage's teacher outputs come from: cached logits, the live model, or nothing."""
+    if stage.teacher_source == "cached":
+        return CachedTeacher(logits)
+    if stage.teacher_source == "live":
+        return LiveTeacher(teacher, stage.needs)
+    return None
+
+
+def subsample(encoded: Encoded, limit: int | None, seed: int) -> Encoded:
+    if not limit or limit >= len(encoded):
+        return encoded
+    picked = sorted(random.Random(seed + 1).sample(range(len(encoded)), limit))
+    return dataclasses.replace(
+        encoded,
+        input_ids=[encoded.input_ids[i] for i in picked],
+        token_type_ids=None
+        if encoded.token_type_ids is None
+        else [encoded.token_type_ids[i] for i in picked],
+        labels=[encoded.labels[i] for i in picked],
+    )
+
+
+def schedule_of(settings: TrainConfig | FinetuneConfig, train_config: TrainConfig) -> Schedule:
+    """Optimisation settings of one phase; schedule, clipping, seed and logging are shared."""
+    return Schedule(
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        lr=settings.lr,
+        warmup_ratio=settings.warmup_ratio,
+        schedule=train_config.schedule,
+        weight_decay=settings.weight_decay,
+        max_grad_norm=train_config.max_grad_norm,
+        max_steps=settings.max_steps,
+        seed=train_config.seed,
+        log_every=train_config.log_every,
+    )
+
+
+def tag(history: list[dict[str, Any]], phase: str, **extra: Any) -> list[dict[str, Any]]:
+    """Mark history records with the phase (and stage, generation, ...) they belong to."""
+    fields = {k: v for k, v in extra.items() if v is not None}
+    return [{"phase": phase, **fields, **record} for record in history]
+
+
+def check_trainable(model: Any, field: str, mode: str) -> None:
+    """A model a mode trains must have parameters that can learn."""
+    if not any(p.requires_grad for p in model.parameters()):
+        raise DistillError(
+            f"{field}: mode {mode} trains this model, but it has no trainable parameters "
+            "(all are frozen); unfreeze it, or use mode standard for a frozen teacher"
+        )
+
+
+# -- metrics.json ---------------------------------------------------------------------------------
+def model_entry(model: Any, evaluation: Evaluation, latency: float) -> dict[str, Any]:
+    return {
+        "score": evaluation.score,
+        "scores": evaluation.scores,
+        "params": count_parameters(model),
+        "latency_ms": latency,
+    }
+
+
+def comparison(
+    name: str,
+    task: Task,
+    metric: str,
+    teacher: dict[str, Any],
+    student: dict[str, Any],
+    path: str | None,
+) -> dict[str, Any]:
+    """One entry of metrics.json `runs`: a student (or exit, or generation) against a teacher."""
+    return {
+        "name": name,
+        "task": task.name,
+        "metric": metric,
+        "teacher": teacher,
+        "student": student,
+        "retention": student["score"] / teacher["score"] if teacher["score"] else 0.0,
+        "speedup": teacher["latency_ms"] / student["latency_ms"],
+        "path": path,
+    }
+
+
+def headline(
+    inputs: TaskInputs,
+    teacher: dict[str, Any],
+    student: dict[str, Any],
+    timings: dict[str, float],
+    runs: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """metrics.json: the headline comparison at the top level, every other model in `runs`."""
+    data = inputs.data
+    return {
+        "task": data.task.name,
+        "metric": data.task.metric_name,
+        "teacher": teacher,
+        "student": student,
+        "retention": student["score"] / teacher["score"] if teacher["score"] else 0.0,
+        "speedup": teacher["latency_ms"] / student["latency_ms"],
+        "train_seconds": timings.get("train_seconds", 0.0),
+        "teacher_seconds": timings.get("teacher_seconds", 0.0),
+        "cache_seconds": timings.get("cache_seconds", 0.0),
+        "train_examples": len(data.train),
+        "train_total": data.train_total,
+        "eval_examples": len(data.eval),
+        "data_source": data.source,
+        "runs": runs,
+    }
+
+
+def distill_info(recipe: Recipe, inputs: TaskInputs, teacher: str) -> dict[str, Any]:
+    """What `distill eval` (and later export) need to score the model without the recipe."""
+    task = inputs.task
+    return {
+        "task": task.name,
+        "labels": list(task.labels) if task.labels else None,
+        "regression": task.is_regression,
+        "metric": task.metric_name,
+        "columns": {
+            "text": task.text_column,
+            "text_pair": task.text_pair_column,
+            "label": task.label_column,
+        },
+        "max_length": recipe.train.max_length,
+        "teacher": teacher,
+        "data": recipe.data_for(task.name).model_dump(mode="json", exclude_none=True),
+        "data_source": inputs.data.source,
+    }
+
+
+# -- the run directory ----------------------------------------------------------------------------
+def predictions(encoded: Encoded, evaluations: dict[str, Evaluation]) -> list[dict[str, Any]]:
+    """Dev predictions of every model, one record per example (for error analysis)."""
+    records = []
+    for i in range(len(encoded)):
+        record: dict[str, Any] = {"index": i, "label": encoded.labels[i]}
+        for name, evaluation in evaluations.items():
+            record[name] = np.asarray(evaluation.predictions[i]).item()
+        for name, evaluation in evaluations.items():
+            record[f"{name}_logits"] = evaluation.logits[i].round(5).tolist()
+        records.append(record)
+    return records
+
+
+def finish_run(
+    workdir: Path,
+    recipe: Recipe,
+    metrics: dict[str, Any],
+    history: list[dict[str, Any]],
+    dev_predictions: dict[str, list[dict[str, Any]]],
+) -> None:
+    """The files every run directory has (models are saved by the mode), then the report."""
+    (workdir / "recipe.yaml").write_text(recipe.to_yaml())
+    write_json(workdir / "metrics.json", metrics)
+    write_jsonl(workdir / "history.jsonl", history)
+    for name, records in dev_predictions.items():
+        write_jsonl(workdir / "predictions" / f"{name}.jsonl", records)
+    write_json(workdir / "env.json", environment())
+    write_report(workdir)

@@ -1,0 +1,178 @@
+"""Standard distillation: one frozen teacher (fine-tuned first if asked), one student, trained in
+one or more stages from the cheapest teacher source the objectives allow."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from distill.bench import latency_ms
+from distill.errors import DistillError
+from distill.evaluate import evaluate
+from distill.models import (
+    build_student,
+    check_layer_indices,
+    load_classifier,
+    load_tokenizer,
+    resolve_model,
+    same_vocabulary,
+    set_embeddings_trainable,
+    student_config,
+)
+from distill.modes.common import (
+    TaskInputs,
+    announce,
+    cached_logits,
+    distill_info,
+    finetune_teacher,
+    finish_run,
+    headline,
+    load_inputs,
+    load_teacher,
+    model_entry,
+    predictions,
+    schedule_of,
+    tag,
+    teacher_source,
+)
+from distill.objectives import Access, Shapes
+from distill.plan import Plan, prepare, setup_objectives
+from distill.progress import console
+from distill.recipe import Recipe
+from distill.rundir import model_card, run_directory, save_model
+from distill.tasks import Task
+from distill.train import train
+
+
+def run_standard(recipe: Recipe, output: Path, overwrite: bool) -> dict[str, Any]:
+    """Returns metrics.json's content; the run directory is complete when this returns."""
+    assert recipe.teacher is not None and recipe.task is not None
+    plan = prepare(recipe)
+    # -- inputs: everything that can be wrong is found before the run directory exists -----------
+    teacher_path = resolve_model(recipe.teacher.model, "teacher.model")
+    tokenizer = load_tokenizer(teacher_path, "teacher.model")
+    inputs = load_inputs(recipe, recipe.task, tokenizer)
+    teacher = load_teacher(recipe.teacher, inputs.task, "teacher.model")
+    check_student(recipe, teacher, tokenizer, plan, inputs.task)
+    setup_objectives(
+        plan, Shapes.of(student_config(teacher.config, recipe.student), teacher.config)
+    )
+    announce([inputs], plan.lines(recipe))
+
+    with run_directory(output, overwrite) as workdir:
+        history: list[dict[str, Any]] = []
+        timings: dict[str, float] = {}
+        finetune = recipe.teacher.finetune
+        if finetune is not None:
+            history, timings["teacher_seconds"] = finetune_teacher(
+                teacher, finetune, inputs, recipe, "teacher"
+            )
+        teacher_eval = evaluate(
+            teacher, inputs.task, inputs.eval, recipe.train.eval_batch_size, inputs.pad
+        )
+        console.print(f"[bold]teacher[/] {inputs.task.metric_name}: {teacher_eval.score:.4f}")
+
+        student = build_student(teacher, recipe.student, inputs.task)
+        set_embeddings_trainable(student, not recipe.train.freeze_embeddings)
+        distil_history, timings = distil_stages(recipe, plan, student, teacher, inputs, timings)
+        history += distil_history
+        student_eval = evaluate(
+            student, inputs.task, inputs.eval, recipe.train.eval_batch_size, inputs.pad
+        )
+
+        latencies = latency_ms({"teacher": teacher, "student": student}, inputs.eval, inputs.pad)
+        teacher_entry = model_entry(teacher, teacher_eval, latencies["teacher"])
+        student_entry = model_entry(student, student_eval, latencies["student"])
+        metrics = headline(inputs, teacher_entry, student_entry, timings, [])
+        info = distill_info(recipe, inputs, recipe.teacher.model)
+        if finetune is not None:  # a teacher given ready-made is not copied into the run
+            save_model(
+                teacher,
+                tokenizer,
+                workdir / "teacher",
+                {**info, "role": "teacher", "score": teacher_eval.score},
+            )
+        card = model_card(
+            inputs.task.name, recipe.teacher.model, metrics, inputs.data.source, recipe.to_yaml()
+        )
+        save_model(
+            student,
+            tokenizer,
+            workdir / "student",
+            {**info, "role": "student", "score": student_eval.score},
+            card,
+        )
+        steps = max((r["step"] for r in history if r["phase"] == "distill"), default=0)
+        eval_record = {
+            "phase": "eval",
+            "step": steps,
+            "teacher_score": teacher_eval.score,
+            "student_score": student_eval.score,
+        }
+        finish_run(
+            workdir,
+            recipe,
+            metrics,
+            [*history, eval_record],
+            {"dev": predictions(inputs.eval, {"teacher": teacher_eval, "student": student_eval})},
+        )
+    return metrics
+
+
+def distil_stages(
+    recipe: Recipe,
+    plan: Plan,
+    student: Any,
+    teacher: Any,
+    inputs: TaskInputs,
+    timings: dict[str, float],
+    phase: str = "distill",
+    **tags: Any,
+) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Train `student` through the plan's stages from a frozen `teacher`, one step axis across
+    stages; returns the tagged history and the timings (cache and training seconds added)."""
+    logits = None
+    if any(stage.teacher_source == "cached" for stage in plan.stages):
+        logits, seconds = cached_logits(recipe, teacher, inputs)
+        timings["cache_seconds"] = timings.get("cache_seconds", 0.0) + seconds
+    start = time.perf_counter()
+    history: list[dict[str, Any]] = []
+    total_steps = 0
+    named = len(plan.stages) > 1
+    for stage in plan.stages:
+        schedule = schedule_of(stage.settings, recipe.train)
+        stage_history = train(
+            student,
+            inputs.train,
+            stage.objectives,
+            schedule,
+            inputs.pad,
+            teacher_source(stage, teacher, logits),
+            description="distilling student" + (f" ({stage.name})" if named else ""),
+        )
+        for record in stage_history:
+            record["step"] += total_steps
+        history += tag(stage_history, phase, stage=stage.name if named else None, **tags)
+        total_steps += schedule.total_steps(len(inputs.train))
+    timings["train_seconds"] = timings.get("train_seconds", 0.0) + time.perf_counter() - start
+    return history, timings
+
+
+def check_student(recipe: Recipe, teacher: Any, tokenizer: Any, plan: Plan, task: Task) -> None:
+    """Student errors that would otherwise surface only after teacher fine-tuning."""
+    student = recipe.student
+    if student.init == "teacher_layers" and student.layers is not None:
+        check_layer_indices(student.layers, teacher.config.num_hidden_layers)
+    if student.init == "pretrained":
+        assert student.model is not None
+        path = resolve_model(student.model, "student.model")
+        load_classifier(path, task, "student.model", new_head=False)  # label count check
+        if plan.access > Access.NONE and not same_vocabulary(
+            tokenizer, load_tokenizer(path, "student.model")
+        ):
+            raise DistillError(
+                "student.model: its tokenizer differs from the teacher's; "
+                "distillation objectives need a shared vocabulary (use "
+                "student.init: teacher_layers or a student with the same tokenizer)"
+            )
