@@ -10,6 +10,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
@@ -107,3 +108,56 @@ def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
     """The batch's tensors on `device` (where the model is: CPU, or the training GPU)."""
     return {key: value.to(device) for key, value in batch.items()}
+
+
+class Batches:
+    """Length-grouped batches of one task's training set: yields (task, indices) per step."""
+
+    def __init__(self, encoded: Encoded, pad_token_id: int, task: str | None = None) -> None:
+        self.sets: dict[str | None, Encoded] = {task: encoded}
+        self.pad: dict[str | None, int] = {task: pad_token_id}
+
+    @property
+    def examples(self) -> int:
+        return sum(len(e) for e in self.sets.values())
+
+    def epoch(self, batch_size: int, seed: int) -> Iterator[tuple[str | None, list[int]]]:
+        ((task, encoded),) = self.sets.items()
+        for indices in length_grouped_batches(encoded, batch_size, seed=seed):
+            yield task, indices
+
+    def collate(self, task: str | None, indices: list[int]) -> dict[str, torch.Tensor]:
+        return collate(self.sets[task], indices, self.pad[task])
+
+
+class TaskBatches(Batches):
+    """Batches of several tasks, each drawn with probability in proportion to its weight
+    (default: its training set size); a task whose batches run out starts a new pass."""
+
+    def __init__(
+        self,
+        sets: dict[str, Encoded],
+        pads: dict[str, int],
+        weights: dict[str, float] | None = None,
+    ) -> None:
+        self.sets: dict[str | None, Encoded] = dict(sets)
+        self.pad: dict[str | None, int] = dict(pads)
+        shares = [(weights or {}).get(task, float(len(self.sets[task]))) for task in self.sets]
+        if weights:  # tasks left out of task_weights get the mean of the given ones
+            mean = float(np.mean(list(weights.values())))
+            shares = [weights.get(task, mean) for task in self.sets]
+        self.probabilities = np.asarray(shares) / sum(shares)
+
+    def epoch(self, batch_size: int, seed: int) -> Iterator[tuple[str | None, list[int]]]:
+        rng = np.random.default_rng(seed)
+        tasks = list(self.sets)
+        passes = dict.fromkeys(tasks, 0)
+        queues = {t: length_grouped_batches(self.sets[t], batch_size, seed=seed) for t in tasks}
+        for _ in range(sum(len(q) for q in queues.values())):
+            task = tasks[rng.choice(len(tasks), p=self.probabilities)]
+            if not queues[task]:
+                passes[task] += 1
+                queues[task] = length_grouped_batches(
+                    self.sets[task], batch_size, seed=seed + 1000 * passes[task]
+                )
+            yield task, queues[task].pop(0)

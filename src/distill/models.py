@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 import torch
 import transformers
@@ -84,13 +85,7 @@ def load_classifier(
                 f"{field}: {model_path} predicts {config.num_labels} labels but "
                 f"task '{task.name}' has {task.num_labels}"
             )
-    labels = task.labels or ("score",)
-    options = {
-        "num_labels": task.num_labels,
-        "id2label": dict(enumerate(labels)),
-        "label2id": {label: i for i, label in enumerate(labels)},
-        "problem_type": "regression" if task.is_regression else "single_label_classification",
-    }
+    options = classifier_options(task)
     if attn_implementation:
         options["attn_implementation"] = attn_implementation
     verbosity = transformers.logging.get_verbosity()
@@ -106,6 +101,28 @@ def load_classifier(
         ) from None
     finally:
         transformers.logging.set_verbosity(verbosity)
+
+
+def classifier_options(task: Task) -> dict[str, Any]:
+    """Config fields that make a model a classifier (or regressor) for `task`."""
+    labels = task.labels or ("score",)
+    return {
+        "num_labels": task.num_labels,
+        "id2label": dict(enumerate(labels)),
+        "label2id": {label: i for i, label in enumerate(labels)},
+        "problem_type": "regression" if task.is_regression else "single_label_classification",
+    }
+
+
+def saved_labels(model_path: str) -> list[str] | None:
+    """The label names a saved classifier was trained with, or None when they are generic
+    (LABEL_0, ...) or unreadable."""
+    try:
+        config = AutoConfig.from_pretrained(model_path)
+    except (OSError, ValueError):
+        return None
+    labels = [str(config.id2label[i]) for i in sorted(config.id2label)]
+    return None if all(label == f"LABEL_{i}" for i, label in enumerate(labels)) else labels
 
 
 def build_student(teacher: PreTrainedModel, config: StudentConfig, task: Task) -> PreTrainedModel:

@@ -93,12 +93,12 @@ class Plan:
                 )
             )
         for stage in self.stages:
-            steps.append(_stage_line(stage, len(self.stages) > 1))
+            steps.append(stage_line(stage, len(self.stages) > 1))
         steps.append("evaluate teacher and student on the dev split; measure latency at batch 1")
         return [f"{i}. {step}" for i, step in enumerate(steps, start=1)]
 
 
-def _stage_line(stage: StagePlan, named: bool) -> str:
+def stage_line(stage: StagePlan, named: bool = False) -> str:
     settings = stage.settings
     length = f"{settings.max_steps} steps" if settings.max_steps else f"{settings.epochs:g} epochs"
     terms = " + ".join(f"{o.weight:g}*{o.name}" for o in stage.objectives) or "nothing"
@@ -137,6 +137,7 @@ def prepare(recipe: Recipe) -> Plan:
                 o.weight,
                 build_objective(o.name, o.temperature, o.params, f"{prefix}objectives[{i}]"),
                 where=f"{prefix}objectives[{i}].params",
+                teacher=o.teacher,
             )
             for i, o in enumerate(stage.objectives)
         ]
@@ -148,7 +149,7 @@ def prepare(recipe: Recipe) -> Plan:
                 [o for o in built if o.weight > 0],
             )
         )
-    return Plan(recipe.teacher.finetune is not None, stages)
+    return Plan(recipe.teacher is not None and recipe.teacher.finetune is not None, stages)
 
 
 def check_objectives(recipe: Recipe, plan: Plan) -> str | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,7 @@ import torch
 from accelerate import Accelerator
 from transformers import PreTrainedModel, get_scheduler
 
-from distill.batching import Encoded, collate, length_grouped_batches, to_device
+from distill.batching import Batches, Encoded, to_device
 from distill.capture import capturing_attention, forward
 from distill.errors import DistillError
 from distill.objectives import Objective, StepModels, needs_of
@@ -110,26 +110,6 @@ class Learner:
     teacher_gradient: bool = False
     task: str | None = None
     lr: float | None = None
-
-
-class Batches:
-    """Length-grouped batches of one task's training set: yields (task, indices) per step."""
-
-    def __init__(self, encoded: Encoded, pad_token_id: int, task: str | None = None) -> None:
-        self.sets = {task: encoded}
-        self.pad = {task: pad_token_id}
-
-    @property
-    def examples(self) -> int:
-        return sum(len(e) for e in self.sets.values())
-
-    def epoch(self, batch_size: int, seed: int) -> Iterator[tuple[str | None, list[int]]]:
-        ((task, encoded),) = self.sets.items()
-        for indices in length_grouped_batches(encoded, batch_size, seed=seed):
-            yield task, indices
-
-    def collate(self, task: str | None, indices: list[int]) -> dict[str, torch.Tensor]:
-        return collate(self.sets[task], indices, self.pad[task])
 
 
 def train(

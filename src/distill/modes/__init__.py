@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from distill.modes.multi_teacher import run_multi_teacher
 from distill.modes.standard import run_standard
 from distill.recipe import Recipe
 
@@ -14,4 +15,5 @@ ModeRun = Callable[[Recipe, Path, bool], dict[str, Any]]
 
 MODES: dict[str, ModeRun] = {
     "standard": run_standard,
+    "multi_teacher": run_multi_teacher,
 }

@@ -196,7 +196,7 @@ def comparison(
     }
 
 
-def headline(
+def metrics_json(
     inputs: TaskInputs,
     teacher: dict[str, Any],
     student: dict[str, Any],

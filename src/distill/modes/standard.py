@@ -27,9 +27,9 @@ from distill.modes.common import (
     distill_info,
     finetune_teacher,
     finish_run,
-    headline,
     load_inputs,
     load_teacher,
+    metrics_json,
     model_entry,
     predictions,
     schedule_of,
@@ -84,7 +84,7 @@ def run_standard(recipe: Recipe, output: Path, overwrite: bool) -> dict[str, Any
         latencies = latency_ms({"teacher": teacher, "student": student}, inputs.eval, inputs.pad)
         teacher_entry = model_entry(teacher, teacher_eval, latencies["teacher"])
         student_entry = model_entry(student, student_eval, latencies["student"])
-        metrics = headline(inputs, teacher_entry, student_entry, timings, [])
+        metrics = metrics_json(inputs, teacher_entry, student_entry, timings, [])
         info = distill_info(recipe, inputs, recipe.teacher.model)
         if finetune is not None:  # a teacher given ready-made is not copied into the run
             save_model(
