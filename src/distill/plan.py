@@ -98,14 +98,21 @@ class Plan:
         return [f"{i}. {step}" for i, step in enumerate(steps, start=1)]
 
 
+def length(settings: TrainConfig) -> str:
+    """How long a phase trains, as the plan prints it."""
+    steps = f"{settings.max_steps} steps" if settings.max_steps else f"{settings.epochs:g} epochs"
+    return f"{steps} (batch {settings.batch_size}, lr {settings.lr:g})"
+
+
+def loss_terms(objectives: list[WeightedObjective]) -> str:
+    return " + ".join(f"{o.weight:g}*{o.name}" for o in objectives) or "nothing"
+
+
 def stage_line(stage: StagePlan, named: bool = False) -> str:
-    settings = stage.settings
-    length = f"{settings.max_steps} steps" if settings.max_steps else f"{settings.epochs:g} epochs"
-    terms = " + ".join(f"{o.weight:g}*{o.name}" for o in stage.objectives) or "nothing"
     prefix = f"stage '{stage.name}': " if named else ""
     line = (
-        f"{prefix}distil for {length} (batch {settings.batch_size}, lr {settings.lr:g}): "
-        f"loss = {terms}; teacher access '{stage.access.name.lower()}': "
+        f"{prefix}distil for {length(stage.settings)}: loss = {loss_terms(stage.objectives)}; "
+        f"teacher access '{stage.access.name.lower()}': "
     )
     if stage.teacher_source == "cached":
         return line + "cached logits"

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import AutoModelForSequenceClassification, pipeline
+from transformers import AutoModelForSequenceClassification
 
 from distill.cli import app
 from distill.errors import DistillError
 from distill.modes.ensemble import EnsembleTeacher, combine_logits, teacher_weights
 from distill.outputs import ModelOutput
-from distill.recipe import NamedTeacher, Recipe
-from tests.modes.conftest import sentiment_data, topic_data, write_recipe
+from distill.recipe import NamedTeacher
+from tests.modes.conftest import sentiment_data, write_recipe
 from tests.test_cli import runner
 
 
@@ -99,10 +99,14 @@ def test_same_task_ensemble_run(
     assert metrics["teacher"]["members"] == {"a": 0.75, "b": 0.25}
     assert [r["name"] for r in metrics["runs"]] == ["a (one teacher)", "b (one teacher)"]
     # the mixture's dev score is recomputed from the two teachers' saved dev logits
-    records = [json.loads(line) for line in (out / "predictions/dev.jsonl").read_text().splitlines()]
+    records = [
+        json.loads(line) for line in (out / "predictions/dev.jsonl").read_text().splitlines()
+    ]
     mixed = combine_logits(
-        [torch.tensor([r["teacher_a_logits"] for r in records]),
-         torch.tensor([r["teacher_b_logits"] for r in records])],
+        [
+            torch.tensor([r["teacher_a_logits"] for r in records]),
+            torch.tensor([r["teacher_b_logits"] for r in records]),
+        ],
         [0.75, 0.25],
     ).argmax(-1)
     accuracy = (mixed == torch.tensor([r["label"] for r in records])).float().mean().item()
@@ -110,5 +114,8 @@ def test_same_task_ensemble_run(
     # ready-made teachers are frozen: not copied, not changed
     assert not (out / "teachers").exists()
     before = load_file(tiny_classifier_dir / "model.safetensors")
-    assert AutoModelForSequenceClassification.from_pretrained(out / "student").config.num_hidden_layers == 2
+    assert (
+        AutoModelForSequenceClassification.from_pretrained(out / "student").config.num_hidden_layers
+        == 2
+    )
     assert before.keys()

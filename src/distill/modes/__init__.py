@@ -7,7 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from distill.modes.co_distill import run_co_distill
 from distill.modes.multi_teacher import run_multi_teacher
+from distill.modes.self_distill import run_self_distill
 from distill.modes.standard import run_standard
 from distill.recipe import Recipe
 
@@ -16,4 +18,6 @@ ModeRun = Callable[[Recipe, Path, bool], dict[str, Any]]
 MODES: dict[str, ModeRun] = {
     "standard": run_standard,
     "multi_teacher": run_multi_teacher,
+    "co_distill": run_co_distill,
+    "self_distill": run_self_distill,
 }

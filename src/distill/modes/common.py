@@ -23,8 +23,9 @@ from distill.models import (
     resolve_model,
     set_embeddings_trainable,
 )
+from distill.objectives import Access
 from distill.objectives.task import TaskObjective
-from distill.plan import StagePlan
+from distill.plan import Plan, StagePlan
 from distill.progress import console
 from distill.recipe import FinetuneConfig, Recipe, TeacherConfig, TrainConfig
 from distill.report import write_report
@@ -163,6 +164,17 @@ def check_trainable(model: Any, field: str, mode: str) -> None:
             f"{field}: mode {mode} trains this model, but it has no trainable parameters "
             "(all are frozen); unfreeze it, or use mode standard for a frozen teacher"
         )
+
+
+def refuse_interventions(plan: Plan, mode: str) -> None:
+    """Modes whose teacher trains in the same step cannot serve objectives that re-run a
+    frozen teacher with interventions."""
+    for item in plan.objectives:
+        if item.objective.access >= Access.INTERVENE:
+            raise DistillError(
+                f"{item.where.removesuffix('.params')}: '{item.name}' runs a frozen teacher "
+                f"with interventions; mode {mode} has no frozen teacher (use mode standard)"
+            )
 
 
 # -- metrics.json ---------------------------------------------------------------------------------
