@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import AutoModelForSequenceClassification
+from transformers import AutoModelForSequenceClassification, pipeline
 
 from distill.cli import app
 from distill.errors import DistillError
 from distill.modes.ensemble import EnsembleTeacher, combine_logits, teacher_weights
 from distill.outputs import ModelOutput
-from distill.recipe import NamedTeacher
-from tests.modes.conftest import sentiment_data, write_recipe
+from distill.recipe import NamedTeacher, Recipe
+from tests.modes.conftest import sentiment_data, topic_data, write_recipe
 from tests.test_cli import runner
 
 
@@ -111,11 +111,221 @@ def test_same_task_ensemble_run(
     ).argmax(-1)
     accuracy = (mixed == torch.tensor([r["label"] for r in records])).float().mean().item()
     assert metrics["teacher"]["score"] == pytest.approx(accuracy, abs=1e-3)
-    # ready-made teachers are frozen: not copied, not changed
-    assert not (out / "teachers").exists()
-    before = load_file(tiny_classifier_dir / "model.safetensors")
-    assert (
-        AutoModelForSequenceClassification.from_pretrained(out / "student").config.num_hidden_layers
-        == 2
+    assert not (out / "teachers").exists()  # ready-made teachers are not copied
+    student = AutoModelForSequenceClassification.from_pretrained(out / "student")
+    assert student.config.num_hidden_layers == 2
+
+
+def _multi_task(classifier: Path, base: Path, sentiment: dict, topic: dict) -> dict:
+    return {
+        "mode": {"name": "multi_teacher", "task_weights": {"sentiment": 2.0, "topic": 1.0}},
+        "tasks": [
+            {"name": "sentiment", "data": sentiment_data(sentiment)},
+            {"name": "topic", "data": topic_data(topic)},
+        ],
+        "data": sentiment_data(sentiment),
+        "teachers": [
+            {"name": "s", "model": str(classifier), "task": "sentiment"},
+            {
+                "name": "t",
+                "model": str(base),
+                "task": "topic",
+                "finetune": {"max_steps": 6, "lr": 1e-3, "batch_size": 16},
+            },
+        ],
+        "student": {"init": "teacher_layers", "layers": [0, 2]},
+        "objectives": [
+            {"name": "task", "weight": 0.5},
+            {"name": "soft_targets", "weight": 0.5, "temperature": 2.0},
+            {"name": "hidden_cosine", "weight": 1.0},
+        ],
+    }
+
+
+def test_multi_task_student_has_a_complete_model_per_task(
+    tmp_path: Path,
+    tiny_classifier_dir: Path,
+    tiny_base_dir: Path,
+    synthetic_files: dict[str, str],
+    topic_files: dict[str, str],
+) -> None:
+    recipe = _multi_task(tiny_classifier_dir, tiny_base_dir, synthetic_files, topic_files)
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["run", str(write_recipe(tmp_path, recipe)), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "one head per task (sentiment, topic) on a shared encoder" in result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [(r["name"], r["path"]) for r in metrics["runs"]] == [
+        ("sentiment", "students/sentiment"),
+        ("topic", "students/topic"),
+    ]
+    assert metrics["task"] == "sentiment"
+    loaded = {}
+    for task, labels in (("sentiment", {"neg", "pos"}), ("topic", {"x", "y", "z"})):
+        folder = out / "students" / task
+        loaded[task] = load_file(folder / "model.safetensors")
+        model = AutoModelForSequenceClassification.from_pretrained(folder)
+        assert model.config.num_labels == len(labels) and model.config.num_hidden_layers == 2
+        classify = pipeline("text-classification", model=str(folder), device="cpu")
+        assert classify("a good film")[0]["label"] in labels
+        assert json.loads((folder / "distill.json").read_text())["task"] == task
+    # one shared encoder copied into each directory; heads of their own
+    encoder = [k for k in loaded["sentiment"] if k.startswith("bert.encoder.")]
+    assert encoder and all(torch.equal(loaded["sentiment"][k], loaded["topic"][k]) for k in encoder)
+    assert loaded["topic"]["classifier.weight"].shape[0] == 3
+    assert not torch.equal(
+        loaded["sentiment"]["bert.pooler.dense.weight"], loaded["topic"]["bert.pooler.dense.weight"]
     )
-    assert before.keys()
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert {"sentiment/soft_targets", "topic/hidden_cosine"} <= set().union(*history)
+    assert (out / "teachers" / "t" / "config.json").is_file()  # fine-tuned here: saved
+    assert (out / "predictions" / "dev-topic.jsonl").is_file()
+
+
+def test_task_batches_follow_the_weights() -> None:
+    from distill.batching import Encoded, TaskBatches
+
+    def encoded(n: int) -> Encoded:
+        return Encoded(
+            input_ids=[[1, 2]] * n, token_type_ids=None, labels=[0] * n, regression=False
+        )
+
+    batches = TaskBatches(
+        {"a": encoded(400), "b": encoded(400)}, {"a": 0, "b": 0}, {"a": 3.0, "b": 1.0}
+    )
+    drawn = [task for task, _ in batches.epoch(batch_size=4, seed=0)]
+    assert len(drawn) == 200  # an epoch: as many batches as both tasks hold
+    assert drawn.count("a") / len(drawn) == pytest.approx(0.75, abs=0.07)
+    by_size = TaskBatches({"a": encoded(300), "b": encoded(100)}, {"a": 0, "b": 0})
+    drawn = [task for task, _ in by_size.epoch(batch_size=4, seed=0)]
+    assert drawn.count("a") / len(drawn) == pytest.approx(0.75, abs=0.07)
+
+
+def test_frozen_teachers_get_no_gradient(
+    tiny_classifier_dir: Path, second_classifier_dir: Path, synthetic_files: dict[str, str]
+) -> None:
+    from distill.batching import Batches, encode
+    from distill.data import load_task_data
+    from distill.models import copy_teacher_layers, load_classifier, load_tokenizer
+    from distill.objectives import build_objective
+    from distill.recipe import DataConfig
+    from distill.train import Learner, LiveTeacher, Schedule, WeightedObjective, train_learners
+
+    data = load_task_data("sentiment", DataConfig(**sentiment_data(synthetic_files)), seed=0)
+    tokenizer = load_tokenizer(str(tiny_classifier_dir), "t")
+    a = load_classifier(str(tiny_classifier_dir), data.task, "a", new_head=False)
+    b = load_classifier(str(second_classifier_dir), data.task, "b", new_head=False)
+    before = [{k: v.clone() for k, v in m.state_dict().items()} for m in (a, b)]
+    student = copy_teacher_layers(a, [0, 2])
+    student_before = student.classifier.weight.clone()
+    source = EnsembleTeacher(
+        {"a": LiveTeacher(a), "b": LiveTeacher(b, frozenset({"hidden_states"}))}, [0.5, 0.5]
+    )
+    objectives = [
+        WeightedObjective("soft_targets", 1.0, build_objective("soft_targets", 2.0, {}, "o")),
+        WeightedObjective(
+            "hidden_cosine", 1.0, build_objective("hidden_cosine", None, {}, "o"), teacher="b"
+        ),
+    ]
+    schedule = Schedule(epochs=1, batch_size=16, lr=1e-2, warmup_ratio=0, max_steps=2)
+    train_learners(
+        [Learner("student", student, objectives, source)],
+        Batches(encode(data.train, tokenizer, 32, False), 0),
+        schedule,
+    )
+    for model, state in zip((a, b), before, strict=True):
+        assert all(p.grad is None for p in model.parameters())
+        assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    assert not torch.equal(student_before, student.classifier.weight)
+
+
+def _error(tmp_path: Path, recipe: dict) -> str:
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["run", str(write_recipe(tmp_path, recipe)), "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    assert not out.exists() and not out.with_name("run.partial").exists()
+    return result.output.removeprefix("error: ").strip()
+
+
+def test_teachers_with_different_label_sets_are_refused(
+    tmp_path: Path, tiny_classifier_dir: Path, tokenizer, synthetic_files: dict[str, str]
+) -> None:
+    from transformers import BertForSequenceClassification
+
+    from tests.conftest import tiny_config
+
+    swapped = BertForSequenceClassification(
+        tiny_config(len(tokenizer)).__class__(
+            **{**tiny_config(len(tokenizer)).to_dict(), "id2label": {0: "pos", 1: "neg"}}
+        )
+    )
+    named = BertForSequenceClassification(
+        tiny_config(len(tokenizer)).__class__(
+            **{**tiny_config(len(tokenizer)).to_dict(), "id2label": {0: "neg", 1: "pos"}}
+        )
+    )
+    for model, folder in ((named, tmp_path / "named"), (swapped, tmp_path / "swapped")):
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+    recipe = _same_task(tmp_path, tmp_path / "named", tmp_path / "swapped", synthetic_files)
+    assert _error(tmp_path, recipe).startswith(
+        "teachers[1].model: predicts labels ['pos', 'neg'] but teachers[0].model predicts "
+        "['neg', 'pos']; teachers of one task must share a label set in one order"
+    )
+
+
+def test_states_objective_must_name_its_teacher(
+    tmp_path: Path,
+    tiny_classifier_dir: Path,
+    second_classifier_dir: Path,
+    synthetic_files: dict[str, str],
+) -> None:
+    recipe = _same_task(tmp_path, tiny_classifier_dir, second_classifier_dir, synthetic_files)
+    del recipe["objectives"][2]["teacher"]
+    assert _error(tmp_path, recipe) == (
+        "objectives[2].teacher: 'hidden_cosine' reads one teacher's hidden states; name the "
+        "teacher it follows (one of: a, b)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {
+                "teachers": [
+                    {"name": "a", "model": "m", "task": "sentiment"},
+                    {"name": "b", "model": "m", "task": "sentiment"},
+                ]
+            },
+            "tasks[1]: task 'topic' has no teacher; add one to `teachers` with task: topic",
+        ),
+        (
+            {
+                "teachers": [
+                    {"name": "a", "model": "m", "task": "sentiment"},
+                    {"name": "b", "model": "m", "task": "tpoic"},
+                ]
+            },
+            "teachers[1].task: 'tpoic' is not a task of this recipe (sentiment, topic)",
+        ),
+        (
+            {"mode": {"name": "multi_teacher", "task_weights": {"sst2": 1.0}}},
+            "mode.task_weights: 'sst2' is not a task of this recipe (sentiment, topic)",
+        ),
+        (
+            {"mode": "standard"},
+            "teachers: only with mode multi_teacher (mode is standard)",
+        ),
+    ],
+)
+def test_recipe_errors_of_multi_teacher(
+    tiny_classifier_dir: Path, synthetic_files: dict, topic_files: dict, change: dict, message: str
+) -> None:
+    raw = {
+        **_multi_task(tiny_classifier_dir, tiny_classifier_dir, synthetic_files, topic_files),
+        **change,
+    }
+    with pytest.raises(DistillError) as error:
+        Recipe.from_dict(raw)
+    assert str(error.value) == message
