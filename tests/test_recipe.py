@@ -57,13 +57,26 @@ SHIPPED_OBJECTIVES = {
     "pkd.yaml": [["task", "soft_targets", "hidden_mse"]],
     "tinybert.yaml": [["hidden_mse", "attention", "embeddings"], ["soft_targets"]],
     "causal_distill.yaml": [["task", "soft_targets", "hidden_cosine", "iit"]],
+    "multi_teacher_ensemble.yaml": [["task", "soft_targets", "hidden_cosine"]],
+    "multi_task.yaml": [["task", "soft_targets", "hidden_cosine"]],
+    "co_distill.yaml": [["task", "soft_targets"]],
+    "early_exit.yaml": [["task", "soft_targets", "hidden_cosine"]],
+    "born_again.yaml": [["task", "soft_targets"]],
+}
+SHIPPED_MODES = {
+    "multi_teacher_ensemble.yaml": "multi_teacher",
+    "multi_task.yaml": "multi_teacher",
+    "co_distill.yaml": "co_distill",
+    "early_exit.yaml": "self_distill",
+    "born_again.yaml": "self_distill",
 }
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda path: path.name)
 def test_every_shipped_recipe_parses_and_builds(path: Path) -> None:
     recipe = Recipe.from_yaml(path)
-    assert recipe.task == "sst2"
+    assert recipe.task_names()[0] == "sst2"
+    assert recipe.mode.name == SHIPPED_MODES.get(path.name, "standard")
     assert recipe.data.source == "glue_dir"
     stages = recipe.stage_list()
     assert [[o.name for o in stage.objectives] for stage in stages] == SHIPPED_OBJECTIVES[path.name]

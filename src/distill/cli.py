@@ -136,18 +136,17 @@ def check(
 ) -> None:
     """Validate a recipe and print its execution plan; trains nothing."""
     with _errors():
-        from distill.plan import check_objectives, prepare
+        from distill.modes import DESCRIBE
         from distill.recipe import Recipe
 
         validated = Recipe.from_yaml(recipe, set_)
-        plan = prepare(validated)
-        note = check_objectives(validated, plan)  # layer maps and widths against the configs
-        out.print(
-            f"[green]recipe OK[/]: {recipe} (task {validated.task}, mode {validated.mode.name})"
-        )
-        if note:
-            out.print(f"[yellow]note[/]: {note}")
-        out.print("\n".join(plan.lines(validated)))
+        lines = DESCRIBE[validated.mode.name](validated)
+        tasks = ", ".join(validated.task_names())
+        out.print(f"[green]recipe OK[/]: {recipe} (task {tasks}, mode {validated.mode.name})")
+        for line in lines:
+            out.print(
+                line.replace("note:", "[yellow]note[/]:", 1) if line.startswith("note:") else line
+            )
 
 
 @app.callback()
@@ -222,4 +221,21 @@ def _print_summary(metrics: dict, path: Path) -> None:
         f"[bold]{metrics['speedup']:.2f}x[/]  distillation {metrics['train_seconds']:.0f} s"
         f" (teacher fine-tuning {metrics['teacher_seconds']:.0f} s)"
     )
+    if metrics.get("runs"):  # every model of a mode: exits, generations, tasks, teachers
+        runs = Table(title="every model of this run (metrics.json `runs`)")
+        for column in ("name", "task", "student", "teacher", "retention", "speed-up", "path"):
+            runs.add_column(
+                column, justify="left" if column in ("name", "task", "path") else "right"
+            )
+        for entry in metrics["runs"]:
+            runs.add_row(
+                entry["name"],
+                entry["task"],
+                f"{entry['student']['score']:.4f}",
+                f"{entry['teacher']['score']:.4f}",
+                f"{entry['retention']:.3f}",
+                f"{entry['speedup']:.2f}x",
+                str(path / entry["path"]) if entry.get("path") else "",
+            )
+        out.print(runs)
     out.print(f"report: {path / 'report.md'}\nstudent: {path / 'student'}")

@@ -247,7 +247,7 @@ class Recipe(_Strict):
                 "teacher.finetune: co_distill trains the teacher together with the student "
                 "from the start; drop teacher.finetune (mode.teacher_lr sets its lr)"
             )
-        if mode == "self_distill" and "student" in self.model_fields_set:
+        if mode == "self_distill" and self.student != StudentConfig():
             raise ValueError(
                 "student: self_distill builds its students from the teacher itself (exits, "
                 "or generations of the same architecture); remove `student`"

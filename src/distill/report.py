@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import yaml
 
 matplotlib.use("Agg")  # no display on servers; figures are written to files
 import matplotlib.pyplot as plt  # noqa: E402
@@ -67,7 +68,8 @@ def write_report(run_dir: Path) -> Path:
             + f" | {entry['params']:,} | {entry['latency_ms']:.2f} |"
         )
     lines = [
-        f"# Distillation report: {metrics['task']}",
+        f"# Distillation report: {metrics['task']}"
+        + (f" (mode {mode})" if (mode := _mode(run_dir)) != "standard" else ""),
         "",
         f"Headline metric: `{metrics['metric']}` on the evaluation split "
         f"({metrics.get('eval_examples', '?')} examples).",
@@ -87,6 +89,7 @@ def write_report(run_dir: Path) -> Path:
             else ""
         ),
         "",
+        *_runs_table(metrics.get("runs", [])),
         "## Training",
         "",
         *plots,
@@ -95,3 +98,32 @@ def write_report(run_dir: Path) -> Path:
     path = run_dir / "report.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def _runs_table(runs: list[dict[str, Any]]) -> list[str]:
+    """Every model a mode produced (exits, generations, per-task students, single teachers)."""
+    if not runs:
+        return []
+    lines = [
+        "## Every model of this run",
+        "",
+        "| name | task | student score | teacher score | retention | speed-up | parameters "
+        "| path |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for run in runs:
+        lines.append(
+            f"| {run['name']} | {run['task']} | {run['student']['score']:.4f} | "
+            f"{run['teacher']['score']:.4f} | {run['retention']:.3f} | {run['speedup']:.2f}x | "
+            f"{run['student']['params']:,} | {run.get('path') or ''} |"
+        )
+    return [*lines, ""]
+
+
+def _mode(run_dir: Path) -> str:
+    """The run's mode from its saved recipe (a string or a mapping with `name`)."""
+    recipe = run_dir / "recipe.yaml"
+    if not recipe.is_file():
+        return "standard"
+    mode = (yaml.safe_load(recipe.read_text()) or {}).get("mode", "standard")
+    return mode.get("name", "standard") if isinstance(mode, dict) else str(mode)

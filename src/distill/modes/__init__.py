@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from distill.modes import co_distill, multi_teacher, self_distill, standard
 from distill.modes.co_distill import run_co_distill
 from distill.modes.multi_teacher import run_multi_teacher
 from distill.modes.self_distill import run_self_distill
@@ -20,4 +21,12 @@ MODES: dict[str, ModeRun] = {
     "multi_teacher": run_multi_teacher,
     "co_distill": run_co_distill,
     "self_distill": run_self_distill,
+}
+
+# The plan each mode prints for `distill check` (and first thing in `distill run`).
+DESCRIBE: dict[str, Callable[[Recipe], list[str]]] = {
+    "standard": standard.describe,
+    "multi_teacher": multi_teacher.describe,
+    "co_distill": co_distill.describe,
+    "self_distill": self_distill.describe,
 }

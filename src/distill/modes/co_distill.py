@@ -137,6 +137,13 @@ def teacher_terms(recipe: Recipe) -> list[WeightedObjective]:
     return kept
 
 
+def describe(recipe: Recipe) -> list[str]:
+    """The plan `distill check` prints; loads no model."""
+    plan = prepare(recipe)
+    refuse_interventions(plan, "co_distill")
+    return plan_lines(recipe, plan)
+
+
 def plan_lines(recipe: Recipe, plan: Plan) -> list[str]:
     assert recipe.teacher is not None
     mode = recipe.mode

@@ -202,6 +202,11 @@ def run_multi_teacher(recipe: Recipe, output: Path, overwrite: bool) -> dict[str
     return metrics
 
 
+def describe(recipe: Recipe) -> list[str]:
+    """The plan `distill check` prints; loads no model."""
+    return plan_lines(recipe, {task: prepare(recipe) for task in recipe.task_names()})
+
+
 def member_reads(plan: Plan, names: list[str]) -> dict[str, tuple[Access, frozenset[str]]]:
     """What each teacher of a task must serve: objectives that name a teacher read it alone;
     the others read every teacher's logits (the mixture), which only logits allow."""

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from transformers import set_seed
+from transformers import AutoConfig, set_seed
 
 from distill.bench import latency_ms
 from distill.errors import DistillError
@@ -200,6 +200,24 @@ def _born_again(
         )
         finish_run(workdir, recipe, metrics, history, {"dev": dev})
     return metrics
+
+
+def describe(recipe: Recipe) -> list[str]:
+    """The plan `distill check` prints; reads only the model's config (when it can)."""
+    assert recipe.teacher is not None
+    if recipe.mode.born_again:
+        return born_again_lines(recipe, prepare(recipe))
+    assert recipe.mode.exits is not None
+    try:
+        config = AutoConfig.from_pretrained(resolve_model(recipe.teacher.model, "teacher.model"))
+    except (OSError, ValueError):
+        config = None  # a hub name offline: the exits are checked when the run loads it
+    if config is not None:
+        check_exits(recipe.mode.exits, config.num_hidden_layers)
+    plans = {k: prepare(recipe) for k in recipe.mode.exits}
+    for plan in plans.values():
+        refuse_interventions(plan, "self_distill with exits")
+    return exit_lines(recipe, plans)
 
 
 def _evaluate(model: Any, recipe: Recipe, inputs: TaskInputs) -> Evaluation:

@@ -37,7 +37,7 @@ from distill.modes.common import (
     teacher_source,
 )
 from distill.objectives import Access, Shapes
-from distill.plan import Plan, prepare, setup_objectives
+from distill.plan import Plan, check_objectives, prepare, setup_objectives
 from distill.progress import console
 from distill.recipe import Recipe
 from distill.rundir import model_card, run_directory, save_model
@@ -118,6 +118,13 @@ def run_standard(recipe: Recipe, output: Path, overwrite: bool) -> dict[str, Any
             {"dev": predictions(inputs.eval, {"teacher": teacher_eval, "student": student_eval})},
         )
     return metrics
+
+
+def describe(recipe: Recipe) -> list[str]:
+    """The plan `distill check` prints, with layer maps checked against the configs."""
+    plan = prepare(recipe)
+    note = check_objectives(recipe, plan)
+    return ([f"note: {note}"] if note else []) + plan.lines(recipe)
 
 
 def distil_stages(
