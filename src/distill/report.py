@@ -12,13 +12,26 @@ import yaml
 matplotlib.use("Agg")  # no display on servers; figures are written to files
 import matplotlib.pyplot as plt  # noqa: E402
 
-_NOT_LOSSES = {"step", "epoch", "lr", "examples_per_second", "phase"}
+_NOT_LOSSES = {"step", "epoch", "lr", "examples_per_second", "phase", "generation"}
+
+
+def loss_keys(history: list[dict[str, Any]]) -> list[str]:
+    """The logged losses, in first-seen order: not the step axis or the lr, and not tags such
+    as stage, generation or teacher name."""
+    return list(
+        dict.fromkeys(
+            k
+            for record in history
+            for k, v in record.items()
+            if k not in _NOT_LOSSES and isinstance(v, float)
+        )
+    )
 
 
 def plot_losses(history: list[dict[str, Any]], path: Path, title: str) -> None:
     """One line per objective (and the weighted total) against the optimisation step."""
     figure, axis = plt.subplots(figsize=(7, 4))
-    keys = [k for k in history[0] if k not in _NOT_LOSSES] if history else []
+    keys = loss_keys(history)
     for key in keys:
         steps = [r["step"] for r in history if key in r]
         axis.plot(

@@ -17,6 +17,7 @@ from distill.models import load_classifier, load_tokenizer
 from distill.modes.heads import exit_model
 from distill.objectives.soft_targets import SoftTargetsObjective
 from distill.recipe import DataConfig
+from distill.report import loss_keys
 from distill.train import Learner, Schedule, WeightedObjective, train_learners
 from tests.modes.conftest import sentiment_data, write_recipe
 from tests.test_cli import runner
@@ -109,6 +110,9 @@ def test_early_exit_run_saves_every_exit_as_a_model(
         assert classify("a good film")[0]["label"] in {"neg", "pos"}
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
     assert {"final/task", "layer_1/soft_targets", "layer_2/hidden_cosine"} <= set().union(*history)
+    report = (out / "report.md").read_text()
+    assert report.startswith("# Distillation report: sentiment (mode self_distill)")
+    assert "| layer_1 | sentiment |" in report and "| exits/layer_1 |" in report
 
 
 def test_exit_out_of_range_is_refused_before_any_output(
@@ -146,3 +150,5 @@ def test_born_again_generations(
     assert len([p for p in (tmp_path / "cache").iterdir() if p.is_dir()]) == 2
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
     assert {r.get("generation") for r in history if r["phase"] == "distill"} == {1, 2}
+    assert "generation" not in loss_keys(history)  # a tag, not a loss to plot
+    assert {"task", "soft_targets", "loss"} <= set(loss_keys(history))
