@@ -188,18 +188,13 @@ def model_entry(model: Any, evaluation: Evaluation, latency: float) -> dict[str,
 
 
 def comparison(
-    name: str,
-    task: Task,
-    metric: str,
-    teacher: dict[str, Any],
-    student: dict[str, Any],
-    path: str | None,
+    name: str, task: Task, teacher: dict[str, Any], student: dict[str, Any], path: str | None
 ) -> dict[str, Any]:
     """One entry of metrics.json `runs`: a student (or exit, or generation) against a teacher."""
     return {
         "name": name,
         "task": task.name,
-        "metric": metric,
+        "metric": task.metric_name,
         "teacher": teacher,
         "student": student,
         "retention": student["score"] / teacher["score"] if teacher["score"] else 0.0,

@@ -148,17 +148,12 @@ def run_multi_teacher(recipe: Recipe, output: Path, overwrite: bool) -> dict[str
             )
             path = f"students/{task}" if several_tasks else "student"
             if several_tasks:
-                runs.append(
-                    comparison(
-                        task, each.task, each.task.metric_name, teacher_entry, student_entry, path
-                    )
-                )
+                runs.append(comparison(task, each.task, teacher_entry, student_entry, path))
             else:
                 runs += [
                     comparison(
                         f"{n} (one teacher)",
                         each.task,
-                        each.task.metric_name,
                         members[n],
                         student_entry,
                         path,

@@ -119,10 +119,7 @@ def _early_exits(
         final = model_entry(model, final_eval, latencies["final"])
         final["score_before_exits"] = before.score
         entries = {n: model_entry(models[n], evals[n], latencies[n]) for n in evals}
-        runs = [
-            comparison(n, inputs.task, inputs.task.metric_name, final, e, f"exits/{n}")
-            for n, e in entries.items()
-        ]
+        runs = [comparison(n, inputs.task, final, e, f"exits/{n}") for n, e in entries.items()]
         first = f"layer_{mode.exits[0]}"  # the headline student: the first listed exit
         metrics = metrics_json(inputs, final, entries[first], timings, runs)
         info = distill_info(recipe, inputs, recipe.teacher.model)
@@ -179,7 +176,6 @@ def _born_again(
             comparison(
                 names[n],
                 inputs.task,
-                inputs.task.metric_name,
                 entries[n - 1],
                 entries[n],
                 f"generations/{n}",
