@@ -10,11 +10,12 @@ import pytest
 import torch
 
 from distill import teacher_cache
-from distill.batching import encode
+from distill.batching import collate, encode
 from distill.data import Examples
 from distill.evaluate import predict_logits
 from distill.models import load_classifier, load_tokenizer
 from distill.tasks import GLUE_TASKS
+from distill.train import LiveTeacher
 
 SST2 = GLUE_TASKS["sst2"]
 
@@ -31,14 +32,15 @@ def parts(tiny_classifier_dir: Path):
 
 def test_cache_stores_float16_teacher_logits_and_hits_second_time(parts, tmp_path: Path) -> None:
     teacher, tokenizer, encoded = parts
-    logits, hit = teacher_cache.load_or_build(tmp_path, teacher, encoded, SST2, 2, 0)
-    assert not hit
+    cached, hit = teacher_cache.load_or_build(tmp_path, teacher, encoded, SST2, 2, 0)
+    assert not hit and cached.top_k is None and not cached.states
+    logits = cached.logits
     assert logits.dtype == np.float16 and isinstance(logits, np.memmap)
     expected = predict_logits(teacher, encoded, 4, 0)
     np.testing.assert_allclose(logits, expected, atol=2e-3)
     again, hit = teacher_cache.load_or_build(tmp_path, teacher, encoded, SST2, 2, 0)
     assert hit
-    np.testing.assert_array_equal(again, logits)
+    np.testing.assert_array_equal(again.logits, logits)
 
 
 def test_changed_teacher_or_data_or_max_length_misses(parts, tmp_path: Path) -> None:
@@ -66,9 +68,66 @@ def test_damaged_cache_is_rebuilt_not_used(parts, tmp_path: Path) -> None:
     teacher_cache.load_or_build(tmp_path, teacher, encoded, SST2, 2, 0)
     key = teacher_cache.fingerprint(teacher, encoded, SST2)
     logits_file = tmp_path / key / "logits.npy"
-    logits_file.write_bytes(logits_file.read_bytes()[:-8])  # truncated
+    intact = logits_file.read_bytes()
+    logits_file.write_bytes(intact[:-8])  # truncated
     assert teacher_cache.load(tmp_path, key, len(encoded)) is None
-    logits, hit = teacher_cache.load_or_build(tmp_path, teacher, encoded, SST2, 2, 0)
-    assert not hit and logits.shape == (4, 2)
+    flipped = bytearray(intact)
+    flipped[-1] ^= 0x40  # same size, one value altered: only the checksum can tell
+    logits_file.write_bytes(bytes(flipped))
+    assert teacher_cache.load(tmp_path, key, len(encoded)) is None
+    cached, hit = teacher_cache.load_or_build(tmp_path, teacher, encoded, SST2, 2, 0)
+    assert not hit and cached.logits.shape == (4, 2)
+    assert logits_file.read_bytes() == intact
     assert teacher_cache.load(tmp_path, key, len(encoded)) is not None
     assert [p.name for p in tmp_path.iterdir()] == [key]  # no staging directories left over
+
+
+def test_hidden_states_are_cached_at_real_length_and_served_padded(parts, tmp_path: Path) -> None:
+    teacher, tokenizer, encoded = parts
+    cached, _ = teacher_cache.load_or_build(tmp_path, teacher, encoded, SST2, 3, 0, layers=(0, 4))
+    lengths = [len(ids) for ids in encoded.input_ids]
+    assert cached.offsets.tolist() == [0, *np.cumsum(lengths).tolist()]
+    assert cached.states[4].shape == (sum(lengths), teacher.config.hidden_size)
+    assert cached.states[4].dtype == np.float16
+    # a training batch in shuffled order: cached states equal the live teacher's at real tokens
+    batch = collate(encoded, [2, 0, 3], 0)
+    served = teacher_cache.CachedTeacher(cached, teacher.config.num_hidden_layers)(batch)
+    live = LiveTeacher(teacher, frozenset({"hidden_states"}))(batch)
+    assert len(served.hidden_states) == 5 and served.hidden_states[2] is None
+    mask = batch["attention_mask"].bool()
+    for layer in (0, 4):
+        assert torch.allclose(
+            served.hidden_states[layer][mask], live.hidden_states[layer][mask], atol=1e-2
+        )
+        assert served.hidden_states[layer][~mask].abs().sum() == 0
+    assert torch.allclose(served.logits, live.logits, atol=2e-3)
+    # another layer set is another entry; the logits-only entry is untouched
+    assert len(list(tmp_path.iterdir())) == 1
+    teacher_cache.load_or_build(tmp_path, teacher, encoded, SST2, 3, 0, layers=(4,))
+    assert len(list(tmp_path.iterdir())) == 2
+
+
+def test_many_classes_are_cached_as_top_k(tokenizer, tmp_path: Path) -> None:
+    from transformers import BertForSequenceClassification
+
+    from distill.tasks import Task
+    from tests.conftest import tiny_config
+
+    torch.manual_seed(0)
+    teacher = BertForSequenceClassification(tiny_config(len(tokenizer), labels=40)).eval()
+    task = Task("many", tuple(str(i) for i in range(40)), ("accuracy",))
+    examples = Examples(["a good film", "bad", "the movie"], None, [1, 5, 7])
+    encoded = encode(examples, tokenizer, 16, regression=False)
+    cached, _ = teacher_cache.load_or_build(tmp_path, teacher, encoded, task, 2, 0, top_k=8)
+    assert cached.logits is None and cached.top_k.values.shape == (3, 8)
+    full = torch.from_numpy(predict_logits(teacher, encoded, 4, 0))
+    values, indices = full.topk(8, dim=-1)
+    assert cached.top_k.indices.tolist() == indices.tolist()
+    np.testing.assert_allclose(cached.top_k.values, values.numpy(), atol=2e-3)
+    np.testing.assert_allclose(cached.top_k.logsumexp, torch.logsumexp(full, -1).numpy(), atol=1e-5)
+    served = teacher_cache.CachedTeacher(cached)(collate(encoded, [0, 1, 2], 0))
+    # the dense form keeps the top-k probabilities and the rest of the mass
+    probabilities = torch.softmax(served.logits, -1)
+    expected = torch.softmax(full, -1).gather(1, indices)
+    assert torch.allclose(probabilities.gather(1, indices), expected, atol=1e-3)
+    assert probabilities.sum(-1).tolist() == pytest.approx([1.0] * 3, abs=1e-5)

@@ -149,6 +149,27 @@ def check(
             )
 
 
+@app.command()
+def cache(
+    recipe: Annotated[Path, typer.Argument(help="YAML recipe (mode standard).")],
+    set_: SetOption = None,
+) -> None:
+    """Run the teacher once over the training set and store what the recipe's objectives read
+    (logits; hidden states within cache.states_budget_gb), so `distill run` starts from it."""
+    with _errors():
+        from distill.modes.standard import precompute_cache
+        from distill.recipe import Recipe
+
+        validated = Recipe.from_yaml(recipe, set_)
+        if validated.mode.name != "standard":
+            raise DistillError(
+                f"mode: `distill cache` precomputes a standard recipe's teacher outputs; mode "
+                f"{validated.mode.name} caches its frozen teachers during `distill run`"
+            )
+        for line in precompute_cache(validated):
+            out.print(f"[green]cached[/]: {line}")
+
+
 @app.callback()
 def _setup() -> None:
     """Knowledge distillation of transformer models."""

@@ -187,6 +187,7 @@ def copy_teacher_layers(teacher: PreTrainedModel, layers: list[int]) -> PreTrain
             if hasattr(module, "layer_idx"):
                 module.layer_idx = position
     student.config.num_hidden_layers = len(layers)
+    student.requires_grad_(True)  # a copy of a frozen (live) teacher must still learn
     student.train()
     return student
 

@@ -5,7 +5,33 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+
+
+@dataclass
+class TopKLogits:
+    """A teacher's k largest logits per example, their classes and the log-sum-exp of all
+    logits: what the cache keeps for many classes (a vocabulary) instead of every logit."""
+
+    values: torch.Tensor  # [batch, k]
+    indices: torch.Tensor  # [batch, k], long
+    logsumexp: torch.Tensor  # [batch]
+    classes: int
+
+    def tail_logit(self) -> torch.Tensor:
+        """`[batch]`: the logit each class outside the top k gets when the rest of the mass is
+        spread evenly over them (the only assumption the sparse form makes)."""
+        p_top = torch.exp(self.values.float() - self.logsumexp[:, None]).sum(dim=-1)
+        rest = (1.0 - p_top).clamp(min=1e-12)
+        others = max(self.classes - self.values.shape[-1], 1)
+        return self.logsumexp + torch.log(rest) - float(np.log(others))
+
+    def dense(self) -> torch.Tensor:
+        """`[batch, classes]` logits whose softmax has the stored top-k probabilities and the
+        rest of the mass spread evenly (for objectives that read dense logits)."""
+        logits = self.tail_logit()[:, None].expand(-1, self.classes).clone()
+        return logits.scatter(1, self.indices, self.values.float())
 
 
 @dataclass
@@ -16,20 +42,24 @@ class ModelOutput:
         logits: `[batch, num_labels]` (`[batch, 1]` for regression).
         attention_mask: `[batch, seq]`, 1 for real tokens.
         hidden_states: transformers' tuple: index 0 the embedding output, i the output of
-            block i, each `[batch, seq, hidden]`; None when not requested or served from cache.
+            block i, each `[batch, seq, hidden]`; None when not requested. Served from the
+            cache, only the cached layers are tensors and the others None.
         attentions: per block `[batch, heads, seq, seq]` softmax maps, or None.
         attention_scores: per block the pre-softmax scores `q k^T / sqrt(d)`, without the
             padding mask, or None.
         members: for an ensemble of teachers, each teacher's own outputs by name (objectives
             that follow one named teacher read these); `logits` is then the combination.
+        top_k: a cached teacher's sparse logits (many classes); `logits` is then their dense
+            form, and the soft-target loss reads the sparse one.
     """
 
     logits: torch.Tensor
     attention_mask: torch.Tensor
-    hidden_states: tuple[torch.Tensor, ...] | None = None
+    hidden_states: tuple[torch.Tensor | None, ...] | None = None
     attentions: tuple[torch.Tensor, ...] | None = None
     attention_scores: tuple[torch.Tensor, ...] | None = None
     members: dict[str, ModelOutput] | None = None
+    top_k: TopKLogits | None = None
 
     def detached(self) -> ModelOutput:
         """The same outputs cut from the graph: a model trained in the same step (co-

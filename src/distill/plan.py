@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from transformers import AutoConfig
 
+from distill.batching import Encoded
 from distill.models import resolve_model, student_config
 from distill.objectives import Access, Shapes, build_objective, needs_of
 from distill.recipe import Recipe, StageConfig, TrainConfig
+from distill.teacher_cache import states_bytes
 from distill.train import WeightedObjective
 
 _SOURCES = {
@@ -29,6 +32,10 @@ class StagePlan:
     config: StageConfig
     settings: TrainConfig
     objectives: list[WeightedObjective] = field(default_factory=list)
+    # For a `states` stage: the teacher hidden states served from the cache (None: live), and
+    # why (set by `choose_states_cache` once the data and the models' sizes are known).
+    states_layers: tuple[int, ...] | None = None
+    states_note: str | None = None
 
     @property
     def access(self) -> Access:
@@ -36,6 +43,8 @@ class StagePlan:
 
     @property
     def teacher_source(self) -> str:  # "not needed" | "cached" | "live"
+        if self.access == Access.STATES and self.states_layers is not None:
+            return "cached"
         return _SOURCES[self.access]
 
     @property
@@ -55,7 +64,9 @@ class Plan:
 
     @property
     def teacher_during_distillation(self) -> str:
-        return _SOURCES[self.access]
+        """'live' if any stage runs the teacher, else 'cached' if any reads the cache."""
+        sources = {s.teacher_source for s in self.stages} - {"not needed"}
+        return "live" if "live" in sources else ("cached" if sources else "not needed")
 
     @property
     def objectives(self) -> list[WeightedObjective]:
@@ -83,9 +94,11 @@ class Plan:
         else:
             steps.append(f"load student {student.model}")
         if any(s.teacher_source == "cached" for s in self.stages):
+            states = any(st.states_layers for st in self.stages)
             steps.append(
-                "run the teacher once over the training set and cache its logits (float16, "
-                "on disk)"
+                "run the teacher once over the training set and cache its logits"
+                + (" and hidden states" if states else "")
+                + " (float16, on disk)"
                 + (
                     "; distil without loading it"
                     if self.teacher_during_distillation == "cached"
@@ -114,12 +127,19 @@ def stage_line(stage: StagePlan, named: bool = False) -> str:
         f"{prefix}distil for {length(stage.settings)}: loss = {loss_terms(stage.objectives)}; "
         f"teacher access '{stage.access.name.lower()}': "
     )
+    if stage.teacher_source == "cached" and stage.states_layers is not None:
+        return (
+            line
+            + f"cached logits and hidden states {list(stage.states_layers)} ({stage.states_note})"
+        )
     if stage.teacher_source == "cached":
         return line + "cached logits"
     if stage.teacher_source == "not needed":
         return line + "the teacher is not run"
     what = ["logits"] + sorted(n.replace("_", " ") for n in stage.needs)
     line += f"run the teacher live in eval mode under no_grad, asking for {', '.join(what)}"
+    if stage.states_note:
+        line += f" ({stage.states_note})"
     if stage.needs & {"attentions", "attention_scores"}:
         line += " (eager attention while training)"
     if stage.access is Access.INTERVENE:
@@ -184,3 +204,46 @@ def setup_objectives(plan: Plan, shapes: Shapes) -> None:
         setup = getattr(item.objective, "setup", None)
         if setup is not None:
             setup(shapes, item.where)
+
+
+def choose_states_cache(
+    plan: Plan, teacher_config: Any, encoded: Encoded, budget_gb: float
+) -> None:
+    """Serve a `states` stage's hidden states from the cache when every objective says which
+    teacher layers it reads (none needs attentions) and they fit `cache.states_budget_gb`
+    at each training example's real length in float16; else the teacher runs live."""
+    for stage in plan.stages:
+        if stage.access != Access.STATES:
+            continue
+        readers = [o for o in stage.objectives if o.objective.access == Access.STATES]
+        blocked = next(
+            (
+                o.name
+                for o in readers
+                if not hasattr(o.objective, "cacheable_states")
+                or needs_of(o.objective) - {"hidden_states"}
+            ),
+            None,
+        )
+        if blocked is not None:
+            stage.states_note = f"'{blocked}' needs more than hidden states, so no states cache"
+            continue
+        layers = tuple(
+            sorted(
+                frozenset().union(
+                    *(
+                        o.objective.cacheable_states(teacher_config.num_hidden_layers)
+                        for o in readers
+                    )
+                )
+            )
+        )
+        size = states_bytes(encoded, teacher_config.hidden_size, layers) / 1e9
+        if size <= budget_gb:
+            stage.states_layers = layers
+            stage.states_note = f"{size:.2f} GB <= cache.states_budget_gb {budget_gb:g}"
+        else:
+            stage.states_note = (
+                f"caching hidden states {list(layers)} would take {size:.2f} GB > "
+                f"cache.states_budget_gb {budget_gb:g}"
+            )

@@ -197,7 +197,13 @@ class StageConfig(_Strict):
 
 
 class CacheConfig(_Strict):
+    """Where teacher outputs are cached and how much of them (README, "Teacher cache")."""
+
     dir: str | None = None
+    # More classes than this (a vocabulary): keep only the top-k logits per example.
+    top_k: int = Field(default=64, gt=0)
+    # Hidden states a `states` objective reads are cached when they fit this many GB.
+    states_budget_gb: float = Field(default=4.0, ge=0)
 
 
 class Recipe(_Strict):

@@ -57,21 +57,7 @@ class Schedule:
 
 
 # -- teacher sources: where a step's teacher outputs come from ----------------------------------
-class CachedTeacher:
-    """Teacher logits read from the on-disk cache by example index; no teacher model loaded."""
-
-    def __init__(self, logits: np.ndarray) -> None:
-        self.logits = logits
-
-    def __call__(self, batch: dict[str, torch.Tensor]) -> TeacherOutput:
-        index = batch["index"].cpu().numpy()
-        rows = np.sort(index)  # memmap fancy indexing wants sorted rows
-        order = np.searchsorted(rows, index)
-        logits = torch.from_numpy(np.asarray(self.logits[rows], dtype=np.float32)[order])
-        logits = logits.to(batch["attention_mask"].device)
-        return TeacherOutput(logits=logits, attention_mask=batch["attention_mask"])
-
-
+# (the cached one, CachedTeacher, lives in teacher_cache.py)
 class LiveTeacher:
     """A frozen teacher run in eval mode under no_grad (not inference_mode: its tensors must be
     usable in losses that are backpropagated into the student)."""

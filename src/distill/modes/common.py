@@ -31,7 +31,8 @@ from distill.recipe import FinetuneConfig, Recipe, TeacherConfig, TrainConfig
 from distill.report import write_report
 from distill.rundir import environment, write_json, write_jsonl
 from distill.tasks import Task
-from distill.train import CachedTeacher, LiveTeacher, Schedule, WeightedObjective, train
+from distill.teacher_cache import CachedOutputs, CachedTeacher
+from distill.train import LiveTeacher, Schedule, WeightedObjective, train
 
 
 @dataclass
@@ -101,21 +102,32 @@ def finetune_teacher(
     return tag(history, "teacher"), time.perf_counter() - start
 
 
-def cached_logits(recipe: Recipe, teacher: Any, inputs: TaskInputs) -> tuple[Any, float]:
-    """The teacher's training-set logits from the on-disk cache (built on a miss)."""
+def cached_outputs(
+    recipe: Recipe, teacher: Any, inputs: TaskInputs, layers: tuple[int, ...] = ()
+) -> tuple[CachedOutputs, float]:
+    """The teacher's training-set outputs from the on-disk cache (built on a miss): logits
+    (top-k of them beyond cache.top_k classes) and the hidden states of `layers`."""
     start = time.perf_counter()
     cache_dir = Path(recipe.cache.dir) if recipe.cache.dir else teacher_cache.default_cache_dir()
-    logits, hit = teacher_cache.load_or_build(
-        cache_dir, teacher, inputs.train, inputs.task, recipe.train.eval_batch_size, inputs.pad
+    cached, hit = teacher_cache.load_or_build(
+        cache_dir,
+        teacher,
+        inputs.train,
+        inputs.task,
+        recipe.train.eval_batch_size,
+        inputs.pad,
+        top_k=recipe.cache.top_k,
+        layers=layers,
     )
     console.print(f"[bold]teacher cache[/]: {'hit' if hit else 'built'} in {cache_dir}")
-    return logits, time.perf_counter() - start
+    return cached, time.perf_counter() - start
 
 
-def teacher_source(stage: StagePlan, teacher: Any, logits: Any) -> Any:
-    """Where a stage's teacher outputs come from: cached logits, the live model, or nothing."""
+def teacher_source(stage: StagePlan, teacher: Any, cached: CachedOutputs | None) -> Any:
+    """Where a stage's teacher outputs come from: the cache, the live model, or nothing."""
     if stage.teacher_source == "cached":
-        return CachedTeacher(logits)
+        assert cached is not None
+        return CachedTeacher(cached, teacher.config.num_hidden_layers)
     if stage.teacher_source == "live":
         return LiveTeacher(teacher, stage.needs)
     return None

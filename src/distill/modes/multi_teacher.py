@@ -32,7 +32,7 @@ from distill.models import (
 from distill.modes.common import (
     TaskInputs,
     announce,
-    cached_logits,
+    cached_outputs,
     comparison,
     distill_info,
     finetune_teacher,
@@ -52,7 +52,8 @@ from distill.objectives import Access, Shapes, needs_of
 from distill.plan import Plan, prepare, stage_line
 from distill.recipe import NamedTeacher, Recipe
 from distill.rundir import run_directory, save_model
-from distill.train import CachedTeacher, Learner, LiveTeacher, train_learners
+from distill.teacher_cache import CachedTeacher
+from distill.train import Learner, LiveTeacher, train_learners
 
 
 def run_multi_teacher(recipe: Recipe, output: Path, overwrite: bool) -> dict[str, Any]:
@@ -349,8 +350,9 @@ def _teacher_source(
         if access == Access.NONE:
             continue
         if access <= Access.LOGITS:
-            logits, spent = cached_logits(recipe, model, inputs)
-            sources[config.name], seconds = CachedTeacher(logits), seconds + spent
+            cached, spent = cached_outputs(recipe, model, inputs)
+            sources[config.name] = CachedTeacher(cached, model.config.num_hidden_layers)
+            seconds += spent
         else:
             sources[config.name] = LiveTeacher(model, needs)
     if not sources:

@@ -39,7 +39,14 @@ from distill.modes.heads import exit_model
 from distill.modes.standard import distil_stages
 from distill.objectives import Shapes
 from distill.objectives.task import TaskObjective
-from distill.plan import Plan, length, loss_terms, prepare, setup_objectives
+from distill.plan import (
+    Plan,
+    choose_states_cache,
+    length,
+    loss_terms,
+    prepare,
+    setup_objectives,
+)
 from distill.recipe import Recipe
 from distill.rundir import run_directory, save_model
 from distill.train import Batches, Learner, WeightedObjective, train_learners
@@ -142,6 +149,7 @@ def _born_again(
     plans = [prepare(recipe) for _ in range(generations)]
     for plan in plans:
         setup_objectives(plan, Shapes.of(model.config, model.config))
+        choose_states_cache(plan, model.config, inputs.train, recipe.cache.states_budget_gb)
     announce([inputs], born_again_lines(recipe, plans[0]))
 
     with run_directory(output, overwrite) as workdir:

@@ -23,7 +23,7 @@ from distill.models import (
 from distill.modes.common import (
     TaskInputs,
     announce,
-    cached_logits,
+    cached_outputs,
     distill_info,
     finetune_teacher,
     finish_run,
@@ -37,7 +37,13 @@ from distill.modes.common import (
     teacher_source,
 )
 from distill.objectives import Access, Shapes
-from distill.plan import Plan, check_objectives, prepare, setup_objectives
+from distill.plan import (
+    Plan,
+    check_objectives,
+    choose_states_cache,
+    prepare,
+    setup_objectives,
+)
 from distill.progress import console
 from distill.recipe import Recipe
 from distill.rundir import model_card, run_directory, save_model
@@ -45,11 +51,10 @@ from distill.tasks import Task
 from distill.train import train
 
 
-def run_standard(recipe: Recipe, output: Path, overwrite: bool) -> dict[str, Any]:
-    """Returns metrics.json's content; the run directory is complete when this returns."""
+def _prepared(recipe: Recipe) -> tuple[Plan, Any, Any, TaskInputs]:
+    """Plan, tokenizer, teacher and data, every input checked (nothing written yet)."""
     assert recipe.teacher is not None and recipe.task is not None
     plan = prepare(recipe)
-    # -- inputs: everything that can be wrong is found before the run directory exists -----------
     teacher_path = resolve_model(recipe.teacher.model, "teacher.model")
     tokenizer = load_tokenizer(teacher_path, "teacher.model")
     inputs = load_inputs(recipe, recipe.task, tokenizer)
@@ -58,7 +63,15 @@ def run_standard(recipe: Recipe, output: Path, overwrite: bool) -> dict[str, Any
     setup_objectives(
         plan, Shapes.of(student_config(teacher.config, recipe.student), teacher.config)
     )
+    choose_states_cache(plan, teacher.config, inputs.train, recipe.cache.states_budget_gb)
     announce([inputs], plan.lines(recipe))
+    return plan, tokenizer, teacher, inputs
+
+
+def run_standard(recipe: Recipe, output: Path, overwrite: bool) -> dict[str, Any]:
+    """Returns metrics.json's content; the run directory is complete when this returns."""
+    assert recipe.teacher is not None
+    plan, tokenizer, teacher, inputs = _prepared(recipe)
 
     with run_directory(output, overwrite) as workdir:
         history: list[dict[str, Any]] = []
@@ -120,6 +133,30 @@ def run_standard(recipe: Recipe, output: Path, overwrite: bool) -> dict[str, Any
     return metrics
 
 
+def precompute_cache(recipe: Recipe) -> list[str]:
+    """`distill cache`: build every cache entry the recipe's run will read; returns what was
+    cached. The teacher must be ready: a teacher fine-tuned by the run is cached by the run."""
+    assert recipe.teacher is not None
+    if recipe.teacher.finetune is not None:
+        raise DistillError(
+            "teacher.finetune: the cache is keyed by the teacher's weights, which exist only "
+            "after the run fine-tunes it; `distill run` caches them then (or point "
+            "teacher.model at the fine-tuned teacher and drop finetune)"
+        )
+    plan, _, teacher, inputs = _prepared(recipe)
+    done = []
+    for stage in plan.stages:
+        if stage.teacher_source != "cached":
+            continue
+        layers = stage.states_layers or ()
+        cached_outputs(recipe, teacher, inputs, layers)
+        done.append(
+            f"stage '{stage.name}': logits"
+            + (f" and hidden states {list(layers)}" if layers else "")
+        )
+    return done or ["nothing to cache: every stage runs the teacher live or not at all"]
+
+
 def describe(recipe: Recipe) -> list[str]:
     """The plan `distill check` prints, with layer maps checked against the configs."""
     plan = prepare(recipe)
@@ -139,15 +176,15 @@ def distil_stages(
 ) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """Train `student` through the plan's stages from a frozen `teacher`, one step axis across
     stages; returns the tagged history and the timings (cache and training seconds added)."""
-    logits = None
-    if any(stage.teacher_source == "cached" for stage in plan.stages):
-        logits, seconds = cached_logits(recipe, teacher, inputs)
-        timings["cache_seconds"] = timings.get("cache_seconds", 0.0) + seconds
-    start = time.perf_counter()
     history: list[dict[str, Any]] = []
-    total_steps = 0
+    total_steps, train_seconds = 0, 0.0
     named = len(plan.stages) > 1
     for stage in plan.stages:
+        cached = None
+        if stage.teacher_source == "cached":  # logits, and hidden states if the plan chose so
+            cached, seconds = cached_outputs(recipe, teacher, inputs, stage.states_layers or ())
+            timings["cache_seconds"] = timings.get("cache_seconds", 0.0) + seconds
+        start = time.perf_counter()
         schedule = schedule_of(stage.settings, recipe.train)
         stage_history = train(
             student,
@@ -155,14 +192,15 @@ def distil_stages(
             stage.objectives,
             schedule,
             inputs.pad,
-            teacher_source(stage, teacher, logits),
+            teacher_source(stage, teacher, cached),
             description="distilling student" + (f" ({stage.name})" if named else ""),
         )
         for record in stage_history:
             record["step"] += total_steps
         history += tag(stage_history, phase, stage=stage.name if named else None, **tags)
         total_steps += schedule.total_steps(len(inputs.train))
-    timings["train_seconds"] = timings.get("train_seconds", 0.0) + time.perf_counter() - start
+        train_seconds += time.perf_counter() - start
+    timings["train_seconds"] = timings.get("train_seconds", 0.0) + train_seconds
     return history, timings
 
 

@@ -37,6 +37,8 @@ class Objective(Protocol):
       setup(shapes, where): check layer maps against the real models and build projections;
         called once before training (errors name `where`, e.g. "objectives[2].params").
       bind(models): for `intervene` objectives, the models and batches a step may re-run.
+      cacheable_states(teacher_layers): the teacher `hidden_states` indices it reads (after
+        setup), when those alone serve it: then they can come from the states cache.
     An objective that is a torch.nn.Module has its parameters (projections) trained with the
     student and never saved with it.
     """

@@ -30,6 +30,10 @@ class EmbeddingsObjective(torch.nn.Module):
             self.projection_mode, shapes.student_width, shapes.teacher_width, f"{where}.projection"
         )
 
+    def cacheable_states(self, teacher_layers: int) -> frozenset[int]:
+        """The embedding output, hidden_states[0]."""
+        return frozenset({0})
+
     def forward(
         self, batch: dict[str, torch.Tensor], student: StepOutput, teacher: TeacherOutput | None
     ) -> torch.Tensor:

@@ -28,10 +28,15 @@ def hidden_cosine_loss(
 
 
 class HiddenCosineObjective:
-    """Needs the teacher's last hidden state: the teacher runs live, under no_grad."""
+    """Needs the teacher's last hidden state: served from the states cache when it fits the
+    disk budget, else by the teacher run live under no_grad."""
 
     access = Access.STATES
     needs = frozenset({"hidden_states"})
+
+    def cacheable_states(self, teacher_layers: int) -> frozenset[int]:
+        """The teacher's last hidden state (index `teacher_layers`) is all it reads."""
+        return frozenset({teacher_layers})
 
     def __call__(
         self, batch: dict[str, torch.Tensor], student: StepOutput, teacher: TeacherOutput | None

@@ -74,6 +74,10 @@ class HiddenMSEObjective(torch.nn.Module):
             self.projection_mode, shapes.student_width, shapes.teacher_width, f"{where}.projection"
         )
 
+    def cacheable_states(self, teacher_layers: int) -> frozenset[int]:
+        """The teacher layers of the layer map (known after setup)."""
+        return frozenset(t for _, t in self.pairs)
+
     def forward(
         self, batch: dict[str, torch.Tensor], student: StepOutput, teacher: TeacherOutput | None
     ) -> torch.Tensor:
