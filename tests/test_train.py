@@ -129,3 +129,26 @@ def test_schedule_total_steps() -> None:
     assert Schedule(epochs=2, batch_size=32, lr=1e-4).total_steps(100) == 8
     assert Schedule(epochs=0.5, batch_size=32, lr=1e-4).total_steps(100) == 2
     assert Schedule(epochs=9, batch_size=32, lr=1e-4, max_steps=3).total_steps(100) == 3
+
+
+def test_bf16_autocast_trains_the_student(setup) -> None:
+    task, tokenizer, teacher, train_set, _ = setup
+    student = copy_teacher_layers(teacher, [0, 2])
+    before = student.classifier.weight.clone()
+    schedule = Schedule(
+        epochs=1, batch_size=16, lr=1e-3, max_steps=3, log_every=1, precision="bf16"
+    )
+    captured = []
+
+    class Probe(torch.nn.Module):
+        access = build_objective("task", None, {}, "o").access
+
+        def forward(self, batch, student_output, teacher_output):  # type: ignore[no-untyped-def]
+            captured.append(student_output.logits.dtype)
+            return torch.nn.functional.cross_entropy(student_output.logits.float(), batch["labels"])
+
+    history = train(student, train_set, [WeightedObjective("task", 1.0, Probe())], schedule, 0)
+    assert captured and all(dtype == torch.bfloat16 for dtype in captured)  # autocast was on
+    assert all(torch.isfinite(torch.tensor(r["loss"])) for r in history)
+    assert student.classifier.weight.dtype == torch.float32  # the weights stay fp32
+    assert not torch.equal(before, student.classifier.weight)

@@ -171,6 +171,10 @@ class TrainConfig(_Strict):
     # Keep the student's word-embedding matrix (11.7M of a MiniLM student's 17.4M parameters)
     # as copied from the teacher: no gradient or optimizer update for it, a faster step on CPU.
     freeze_embeddings: bool = False
+    # bf16 autocast of forward passes and losses, and torch.compile of the trained models:
+    # both off by default, as neither measured faster on this CPU (benchmarks/throughput.py).
+    precision: Literal["fp32", "bf16"] = "fp32"
+    compile: bool = False
 
 
 class StageConfig(_Strict):

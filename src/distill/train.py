@@ -49,6 +49,8 @@ class Schedule:
     max_steps: int | None = None
     seed: int = 0
     log_every: int = 10
+    precision: str = "fp32"  # "bf16": autocast the forward passes and losses
+    compile: bool = False  # torch.compile the trained models' forward passes
 
     def total_steps(self, examples: int) -> int:
         return self.max_steps or max(
@@ -121,7 +123,10 @@ def train_learners(
     `learner/objective` for several."""
     # -- setup --------------------------------------------------------------------------------
     torch.manual_seed(schedule.seed)
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    accelerator = Accelerator(
+        cpu=not torch.cuda.is_available(),
+        mixed_precision="bf16" if schedule.precision == "bf16" else "no",
+    )
     device = accelerator.device
     by_name = {learner.name: learner for learner in learners}
     groups, owned = _learner_parameters(learners, schedule)
@@ -139,6 +144,11 @@ def train_learners(
     )
     optimizer, scheduler = accelerator.prepare(optimizer, scheduler)
     needs = _needs(learners)
+    # torch.compile (train.compile) wraps the forward pass only; the modules stay the same.
+    runners = {
+        learner.name: torch.compile(learner.model) if schedule.compile else learner.model
+        for learner in learners
+    }
     frozen = [model for learner in learners for model in _frozen_models(learner.teacher)]
     for model in frozen:
         model.to(device)  # batches go to the training device
@@ -163,27 +173,23 @@ def train_learners(
             for task, indices in batches.epoch(schedule.batch_size, schedule.seed + epoch):
                 batch = to_device(batches.collate(task, indices), device)
                 active = [each for each in learners if each.task in (None, task)]
-                outputs = {
-                    each.name: forward(each.model, batch, needs[each.name]) for each in active
-                }
+                with accelerator.autocast():  # bf16 when train.precision asks, else a no-op
+                    outputs = {
+                        each.name: forward(runners[each.name], batch, needs[each.name])
+                        for each in active
+                    }
+                    values = _loss_terms(active, batch, outputs, by_name)
                 loss = torch.zeros((), device=device)
-                for learner in active:
-                    teacher_output = _teacher_output(learner, batch, outputs, by_name)
-                    for item in learner.objectives:
-                        taught_by = teacher_output
-                        if item.teacher is not None and teacher_output is not None:
-                            assert teacher_output.members is not None
-                            taught_by = teacher_output.members[item.teacher]
-                        value = item.objective(batch, outputs[learner.name], taught_by)
-                        key = f"{learner.name}/{item.name}" if several else item.name
-                        if not torch.isfinite(value):
-                            raise DistillError(
-                                f"{description}: step {step + 1}: objective '{key}' gave a "
-                                f"non-finite loss ({value.item()}); lower the learning rate or "
-                                "check the data"
-                            )
-                        window[key].append(value.item())
-                        loss = loss + item.weight * value
+                for learner, item, value in values:
+                    key = f"{learner}/{item.name}" if several else item.name
+                    if not torch.isfinite(value):
+                        raise DistillError(
+                            f"{description}: step {step + 1}: objective '{key}' gave a "
+                            f"non-finite loss ({value.item()}); lower the learning rate or "
+                            "check the data"
+                        )
+                    window[key].append(value.item())
+                    loss = loss + item.weight * value.float()
                 accelerator.backward(loss)
                 if schedule.max_grad_norm:
                     for parameters in owned:  # each model's gradient norm on its own
@@ -215,6 +221,26 @@ def train_learners(
     for learner in learners:
         learner.model.eval()
     return history
+
+
+def _loss_terms(
+    active: list[Learner],
+    batch: dict[str, torch.Tensor],
+    outputs: dict[str, TeacherOutput],
+    by_name: dict[str, Learner],
+) -> list[tuple[str, WeightedObjective, torch.Tensor]]:
+    """Every active learner's objectives on this step's outputs: (learner, term, value)."""
+    values = []
+    for learner in active:
+        teacher_output = _teacher_output(learner, batch, outputs, by_name)
+        for item in learner.objectives:
+            taught_by = teacher_output
+            if item.teacher is not None and teacher_output is not None:
+                assert teacher_output.members is not None
+                taught_by = teacher_output.members[item.teacher]
+            value = item.objective(batch, outputs[learner.name], taught_by)
+            values.append((learner.name, item, value))
+    return values
 
 
 def _teacher_output(

@@ -160,6 +160,8 @@ def schedule_of(settings: TrainConfig | FinetuneConfig, train_config: TrainConfi
         max_steps=settings.max_steps,
         seed=train_config.seed,
         log_every=train_config.log_every,
+        precision=train_config.precision,
+        compile=train_config.compile,
     )
 
 
