@@ -180,10 +180,13 @@ def prepare(recipe: Recipe) -> Plan:
 
 
 def check_objectives(recipe: Recipe, plan: Plan) -> str | None:
-    """`setup_objectives` against the models' configs alone (for `distill check`). Returns a
-    note instead of failing when the teacher's config cannot be read (a hub name, offline)."""
-    if not any(hasattr(o.objective, "setup") for o in plan.objectives):
+    """`setup_objectives` against the models' configs alone (for `distill check`), and which
+    hidden states could be cached. Returns a note instead of failing when the teacher's config
+    cannot be read (a hub name, offline)."""
+    states = any(stage.access == Access.STATES for stage in plan.stages)
+    if not states and not any(hasattr(o.objective, "setup") for o in plan.objectives):
         return None
+    assert recipe.teacher is not None
     path = resolve_model(recipe.teacher.model, "teacher.model")
     try:
         teacher_config = AutoConfig.from_pretrained(path)
@@ -195,6 +198,7 @@ def check_objectives(recipe: Recipe, plan: Plan) -> str | None:
     setup_objectives(
         plan, Shapes.of(student_config(teacher_config, recipe.student), teacher_config)
     )
+    choose_states_cache(plan, teacher_config, None, recipe.cache.states_budget_gb)
     return None
 
 
@@ -207,11 +211,12 @@ def setup_objectives(plan: Plan, shapes: Shapes) -> None:
 
 
 def choose_states_cache(
-    plan: Plan, teacher_config: Any, encoded: Encoded, budget_gb: float
+    plan: Plan, teacher_config: Any, encoded: Encoded | None, budget_gb: float
 ) -> None:
     """Serve a `states` stage's hidden states from the cache when every objective says which
     teacher layers it reads (none needs attentions) and they fit `cache.states_budget_gb`
-    at each training example's real length in float16; else the teacher runs live."""
+    at each training example's real length in float16; else the teacher runs live.
+    Without the data (`distill check`), only says which layers would be cached."""
     for stage in plan.stages:
         if stage.access != Access.STATES:
             continue
@@ -238,6 +243,12 @@ def choose_states_cache(
                 )
             )
         )
+        if encoded is None:
+            stage.states_note = (
+                f"hidden states {list(layers)} are cached instead when they fit "
+                f"cache.states_budget_gb {budget_gb:g}, decided once the data is tokenised"
+            )
+            continue
         size = states_bytes(encoded, teacher_config.hidden_size, layers) / 1e9
         if size <= budget_gb:
             stage.states_layers = layers
