@@ -94,7 +94,7 @@ def _early_exits(
                 model, recipe.teacher.finetune, inputs, recipe, "the model"
             )
         before = _evaluate(model, recipe, inputs)
-        exits = {k: exit_model(model, k, recipe.train.seed) for k in mode.exits}
+        exits = {k: exit_model(model, k) for k in mode.exits}
         final_terms = [WeightedObjective("task", mode.final_weight, TaskObjective(), "mode")]
         learners = [Learner("final", model, [t for t in final_terms if t.weight > 0])] + [
             Learner(
@@ -237,7 +237,7 @@ def exit_lines(recipe: Recipe, plans: dict[int, Plan]) -> list[str]:
     steps = [
         f"model {recipe.teacher.model}"
         + (f", fine-tuned first ({ft.epochs:g} epochs, lr {ft.lr:g})" if ft else ""),
-        f"add an exit (a new head of the model's head's shape) after blocks {mode.exits}",
+        f"add an exit (its own copy of the model's head) after blocks {mode.exits}",
         f"train for {length(recipe.train)}: final layer loss = {mode.final_weight:g}*task; "
         f"each exit: loss = {loss_terms(objectives)} against the final layer's outputs, "
         + (
