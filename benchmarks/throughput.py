@@ -244,10 +244,11 @@ def run_workload(name: str, configs: list[str], cache: Path) -> dict[str, list[f
     return per_step
 
 
-def peak_memory(name: str, config: str) -> float:
+def peak_memory(name: str, config: str, quick: bool) -> float:
     """MB: the peak resident memory of a subprocess running only this configuration."""
     result = subprocess.run(
-        [sys.executable, __file__, "--memory-of", config, "--workloads", name],
+        [sys.executable, __file__, "--memory-of", config, "--workloads", name]
+        + (["--quick"] if quick else []),
         capture_output=True,
         text=True,
         check=True,
@@ -261,11 +262,15 @@ def main() -> None:
     parser.add_argument("--configs", default=",".join(CONFIGS))
     parser.add_argument("--memory-of", help=argparse.SUPPRESS)
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
+    parser.add_argument("--quick", action="store_true", help="2 steps, 1 repeat: a smoke test")
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "throughput"))
     args = parser.parse_args()
     torch.set_num_threads(THREADS)
     cache = Path(tempfile.mkdtemp(prefix="distill-throughput-cache-"))
     names, configs = args.workloads.split(","), args.configs.split(",")
+    if args.quick:
+        for workload in WORKLOADS.values():
+            workload |= {"steps": 2, "repeats": 1}
     if args.memory_of:
         workload = WORKLOADS[names[0]]
         teacher, student = build_models(workload["models"])
@@ -290,7 +295,9 @@ def main() -> None:
                     "examples_per_second": speed,
                     "ratio_to_hand_loop": speed / base if base else None,
                     "steps_measured": len(seconds),
-                    "peak_memory_mb": None if args.no_memory else peak_memory(name, config),
+                    "peak_memory_mb": None
+                    if args.no_memory
+                    else peak_memory(name, config, args.quick),
                 }
             )
     write_results(rows, Path(args.results), time.perf_counter() - started)
