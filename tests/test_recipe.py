@@ -169,7 +169,7 @@ def test_unknown_nested_keys_list_allowed_keys() -> None:
     assert _error(_raw(train={"lrr": 1e-4})) == (
         "train.lrr: unknown key; allowed keys here: epochs, max_steps, batch_size, "
         "eval_batch_size, lr, warmup_ratio, schedule, weight_decay, max_grad_norm, max_length, "
-        "seed, log_every, threads, freeze_embeddings"
+        "seed, log_every, threads, freeze_embeddings, precision, compile"
     )
     raw = _raw()
     raw["objectives"][0]["temp"] = 2

@@ -123,10 +123,7 @@ def train_learners(
     `learner/objective` for several."""
     # -- setup --------------------------------------------------------------------------------
     torch.manual_seed(schedule.seed)
-    accelerator = Accelerator(
-        cpu=not torch.cuda.is_available(),
-        mixed_precision="bf16" if schedule.precision == "bf16" else "no",
-    )
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
     device = accelerator.device
     by_name = {learner.name: learner for learner in learners}
     groups, owned = _learner_parameters(learners, schedule)
@@ -144,6 +141,9 @@ def train_learners(
     )
     optimizer, scheduler = accelerator.prepare(optimizer, scheduler)
     needs = _needs(learners)
+    # bf16 autocast of forward passes and losses (train.precision); the weights stay fp32. Not
+    # accelerate's mixed_precision: its state is one per process, fixed by the first run.
+    bf16 = schedule.precision == "bf16"
     # torch.compile (train.compile) wraps the forward pass only; the modules stay the same.
     runners = {
         learner.name: torch.compile(learner.model) if schedule.compile else learner.model
@@ -173,7 +173,7 @@ def train_learners(
             for task, indices in batches.epoch(schedule.batch_size, schedule.seed + epoch):
                 batch = to_device(batches.collate(task, indices), device)
                 active = [each for each in learners if each.task in (None, task)]
-                with accelerator.autocast():  # bf16 when train.precision asks, else a no-op
+                with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
                     outputs = {
                         each.name: forward(runners[each.name], batch, needs[each.name])
                         for each in active
