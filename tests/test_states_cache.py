@@ -108,7 +108,7 @@ def test_distilbert_style_run_serves_states_from_the_cache(
     result = runner.invoke(app, ["run", str(recipe), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "cached logits and hidden states [4]" in result.output
-    assert "distil without loading it" in result.output
+    assert "distil without running it" in result.output
     entries = [p.name for p in (tmp_path / "cache").iterdir()]
     assert any(name.endswith("-states4") for name in entries)
     live = tmp_path / "live"

@@ -100,7 +100,7 @@ class Plan:
                 + (" and hidden states" if states else "")
                 + " (float16, on disk)"
                 + (
-                    "; distil without loading it"
+                    "; distil without running it"
                     if self.teacher_during_distillation == "cached"
                     else ""
                 )
