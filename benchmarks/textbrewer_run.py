@@ -7,7 +7,6 @@ environment (TextBrewer is not a dependency of distill). Prints one JSON line: s
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import tempfile
 import time
@@ -49,7 +48,8 @@ def main() -> None:
         optimizer = torch.optim.AdamW(student.parameters(), lr=1e-4)
         distiller.train(optimizer, loader(), num_steps=steps + 1, batch_postprocessor=postprocess)
     seconds = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    status = Path("/proc/self/status").read_text().splitlines()
+    peak = next(int(x.split()[1]) / 1024 for x in status if x.startswith("VmHWM:"))
     print(json.dumps({"seconds_per_step": seconds, "peak_memory_mb": peak}))
 
 
