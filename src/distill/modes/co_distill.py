@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from distill.bench import latency_ms
 from distill.errors import DistillError
 from distill.evaluate import evaluate
 from distill.models import (
@@ -22,24 +21,19 @@ from distill.models import (
 from distill.modes.common import (
     announce,
     check_trainable,
-    distill_info,
-    finish_run,
     load_inputs,
     load_teacher,
-    metrics_json,
-    model_entry,
-    predictions,
     refuse_interventions,
     schedule_of,
     tag,
 )
-from distill.modes.standard import check_student
+from distill.modes.standard import check_student, finish_pair
 from distill.objectives import Shapes
 from distill.objectives.soft_targets import SoftTargetsObjective
 from distill.objectives.task import TaskObjective
 from distill.plan import Plan, length, loss_terms, prepare, setup_objectives
 from distill.recipe import Recipe
-from distill.rundir import model_card, run_directory, save_model
+from distill.rundir import run_directory
 from distill.train import Batches, Learner, WeightedObjective, train_learners
 
 
@@ -82,37 +76,18 @@ def run_co_distill(recipe: Recipe, output: Path, overwrite: bool) -> dict[str, A
         timings = {"train_seconds": time.perf_counter() - start}
         size = recipe.train.eval_batch_size
         teacher_eval = evaluate(teacher, inputs.task, inputs.eval, size, inputs.pad)
-        student_eval = evaluate(student, inputs.task, inputs.eval, size, inputs.pad)
-        latencies = latency_ms({"teacher": teacher, "student": student}, inputs.eval, inputs.pad)
-        metrics = metrics_json(
-            inputs,
-            model_entry(teacher, teacher_eval, latencies["teacher"]),
-            model_entry(student, student_eval, latencies["student"]),
-            timings,
-            [],
-        )
-        info = distill_info(recipe, inputs, recipe.teacher.model)
-        save_model(
-            teacher, tokenizer, workdir / "teacher", {**info, "role": "teacher (co-trained)"}
-        )
-        card = model_card(
-            inputs.task.name, recipe.teacher.model, metrics, inputs.data.source, recipe.to_yaml()
-        )
-        save_model(
-            student,
-            tokenizer,
-            workdir / "student",
-            {**info, "role": "student", "score": student_eval.score},
-            card,
-        )
-        finish_run(
+        return finish_pair(
             workdir,
             recipe,
-            metrics,
+            inputs,
+            tokenizer,
+            teacher,
+            student,
+            teacher_eval,
+            timings,
             history,
-            {"dev": predictions(inputs.eval, {"teacher": teacher_eval, "student": student_eval})},
+            teacher_role="teacher (co-trained)",
         )
-    return metrics
 
 
 def teacher_terms(recipe: Recipe) -> list[WeightedObjective]:

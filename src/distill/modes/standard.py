@@ -9,7 +9,7 @@ from typing import Any
 
 from distill.bench import latency_ms
 from distill.errors import DistillError
-from distill.evaluate import evaluate
+from distill.evaluate import Evaluation, evaluate
 from distill.models import (
     build_student,
     check_layer_indices,
@@ -90,46 +90,60 @@ def run_standard(recipe: Recipe, output: Path, overwrite: bool) -> dict[str, Any
         set_embeddings_trainable(student, not recipe.train.freeze_embeddings)
         distil_history, timings = distil_stages(recipe, plan, student, teacher, inputs, timings)
         history += distil_history
-        student_eval = evaluate(
-            student, inputs.task, inputs.eval, recipe.train.eval_batch_size, inputs.pad
-        )
-
-        latencies = latency_ms({"teacher": teacher, "student": student}, inputs.eval, inputs.pad)
-        teacher_entry = model_entry(teacher, teacher_eval, latencies["teacher"])
-        student_entry = model_entry(student, student_eval, latencies["student"])
-        metrics = metrics_json(inputs, teacher_entry, student_entry, timings, [])
-        info = distill_info(recipe, inputs, recipe.teacher.model)
-        if finetune is not None:  # a teacher given ready-made is not copied into the run
-            save_model(
-                teacher,
-                tokenizer,
-                workdir / "teacher",
-                {**info, "role": "teacher", "score": teacher_eval.score},
-            )
-        card = model_card(
-            inputs.task.name, recipe.teacher.model, metrics, inputs.data.source, recipe.to_yaml()
-        )
-        save_model(
-            student,
-            tokenizer,
-            workdir / "student",
-            {**info, "role": "student", "score": student_eval.score},
-            card,
-        )
-        steps = max((r["step"] for r in history if r["phase"] == "distill"), default=0)
-        eval_record = {
-            "phase": "eval",
-            "step": steps,
-            "teacher_score": teacher_eval.score,
-            "student_score": student_eval.score,
-        }
-        finish_run(
+        return finish_pair(
             workdir,
             recipe,
-            metrics,
-            [*history, eval_record],
-            {"dev": predictions(inputs.eval, {"teacher": teacher_eval, "student": student_eval})},
+            inputs,
+            tokenizer,
+            teacher,
+            student,
+            teacher_eval,
+            timings,
+            history,
+            teacher_role="teacher" if finetune is not None else None,
         )
+
+
+def finish_pair(
+    workdir: Path,
+    recipe: Recipe,
+    inputs: TaskInputs,
+    tokenizer: Any,
+    teacher: Any,
+    student: Any,
+    teacher_eval: Evaluation,
+    timings: dict[str, float],
+    history: list[dict[str, Any]],
+    teacher_role: str | None,
+) -> dict[str, Any]:
+    """Score the student, time both, save the student (and the teacher under `teacher_role`
+    when the run produced it) and write the run's files; returns metrics.json's content."""
+    assert recipe.teacher is not None
+    student_eval = evaluate(
+        student, inputs.task, inputs.eval, recipe.train.eval_batch_size, inputs.pad
+    )
+    latencies = latency_ms({"teacher": teacher, "student": student}, inputs.eval, inputs.pad)
+    teacher_entry = model_entry(teacher, teacher_eval, latencies["teacher"])
+    student_entry = model_entry(student, student_eval, latencies["student"])
+    metrics = metrics_json(inputs, teacher_entry, student_entry, timings, [])
+    info = distill_info(recipe, inputs, recipe.teacher.model)
+    if teacher_role is not None:  # a teacher given ready-made is not copied into the run
+        role = {**info, "role": teacher_role, "score": teacher_eval.score}
+        save_model(teacher, tokenizer, workdir / "teacher", role)
+    card = model_card(
+        inputs.task.name, recipe.teacher.model, metrics, inputs.data.source, recipe.to_yaml()
+    )
+    role = {**info, "role": "student", "score": student_eval.score}
+    save_model(student, tokenizer, workdir / "student", role, card)
+    steps = max((r["step"] for r in history if r["phase"] == "distill"), default=0)
+    eval_record = {
+        "phase": "eval",
+        "step": steps,
+        "teacher_score": teacher_eval.score,
+        "student_score": student_eval.score,
+    }
+    dev = predictions(inputs.eval, {"teacher": teacher_eval, "student": student_eval})
+    finish_run(workdir, recipe, metrics, [*history, eval_record], {"dev": dev})
     return metrics
 
 
