@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from distill.errors import DistillError
-from distill.evaluate import evaluate
 from distill.models import (
     build_student,
     load_tokenizer,
@@ -25,6 +24,7 @@ from distill.modes.common import (
     load_teacher,
     refuse_interventions,
     schedule_of,
+    score,
     tag,
 )
 from distill.modes.standard import check_student, finish_pair
@@ -74,8 +74,7 @@ def run_co_distill(recipe: Recipe, output: Path, overwrite: bool) -> dict[str, A
             "distill",
         )
         timings = {"train_seconds": time.perf_counter() - start}
-        size = recipe.train.eval_batch_size
-        teacher_eval = evaluate(teacher, inputs.task, inputs.eval, size, inputs.pad)
+        teacher_eval = score(teacher, recipe, inputs)
         return finish_pair(
             workdir,
             recipe,

@@ -16,7 +16,7 @@ from distill import teacher_cache
 from distill.batching import Encoded, encode
 from distill.data import TaskData, load_task_data
 from distill.errors import DistillError
-from distill.evaluate import Evaluation
+from distill.evaluate import Evaluation, evaluate
 from distill.models import (
     count_parameters,
     load_classifier,
@@ -75,6 +75,11 @@ def announce(inputs: list[TaskInputs], lines: list[str]) -> None:
             f"examples{subsampled}, {len(data.eval):,} evaluation examples"
         )
     console.print("[bold]plan[/]:\n  " + "\n  ".join(lines))
+
+
+def score(model: Any, recipe: Recipe, inputs: TaskInputs) -> Evaluation:
+    """`model` on the task's evaluation split with the official metric(s)."""
+    return evaluate(model, inputs.task, inputs.eval, recipe.train.eval_batch_size, inputs.pad)
 
 
 def load_teacher(config: TeacherConfig, task: Task, field: str, new_head: bool = False) -> Any:

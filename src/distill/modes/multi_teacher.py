@@ -18,7 +18,7 @@ import torch
 from distill.batching import Batches, TaskBatches
 from distill.bench import latency_ms
 from distill.errors import DistillError
-from distill.evaluate import Evaluation, evaluate
+from distill.evaluate import Evaluation
 from distill.metrics import compute_scores, headline, predictions_from_logits
 from distill.models import (
     build_student,
@@ -43,6 +43,7 @@ from distill.modes.common import (
     model_entry,
     predictions,
     schedule_of,
+    score,
     tag,
 )
 from distill.modes.ensemble import EnsembleTeacher, combine_logits, teacher_weights
@@ -88,13 +89,7 @@ def run_multi_teacher(recipe: Recipe, output: Path, overwrite: bool) -> dict[str
                 )
                 history += [{**r, "teacher": config.name} for r in records]
                 timings["teacher_seconds"] = timings.get("teacher_seconds", 0.0) + seconds
-            teacher_evals[config.name] = evaluate(
-                model,
-                task_inputs.task,
-                task_inputs.eval,
-                recipe.train.eval_batch_size,
-                task_inputs.pad,
-            )
+            teacher_evals[config.name] = score(model, recipe, task_inputs)
 
         students = _students(recipe, teachers, groups, inputs)
         learners = []
@@ -131,9 +126,7 @@ def run_multi_teacher(recipe: Recipe, output: Path, overwrite: bool) -> dict[str
         for task in tasks:
             each = inputs[task]
             names = [t.name for t in groups[task]]
-            student_eval = evaluate(
-                students[task], each.task, each.eval, recipe.train.eval_batch_size, each.pad
-            )
+            student_eval = score(students[task], recipe, each)
             latencies = latency_ms(
                 {**{n: teachers[n] for n in names}, "student": students[task]}, each.eval, each.pad
             )

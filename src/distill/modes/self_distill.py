@@ -17,7 +17,6 @@ from transformers import AutoConfig, set_seed
 
 from distill.bench import latency_ms
 from distill.errors import DistillError
-from distill.evaluate import Evaluation, evaluate
 from distill.models import load_tokenizer, resolve_model, set_embeddings_trainable
 from distill.modes.common import (
     TaskInputs,
@@ -33,6 +32,7 @@ from distill.modes.common import (
     predictions,
     refuse_interventions,
     schedule_of,
+    score,
     tag,
 )
 from distill.modes.heads import exit_model
@@ -93,7 +93,7 @@ def _early_exits(
             history, timings["teacher_seconds"] = finetune_teacher(
                 model, recipe.teacher.finetune, inputs, recipe, "the model"
             )
-        before = _evaluate(model, recipe, inputs)
+        before = score(model, recipe, inputs)
         exits = {k: exit_model(model, k) for k in mode.exits}
         final_terms = [WeightedObjective("task", mode.final_weight, TaskObjective(), "mode")]
         learners = [Learner("final", model, [t for t in final_terms if t.weight > 0])] + [
@@ -119,8 +119,8 @@ def _early_exits(
         )
         timings["train_seconds"] = time.perf_counter() - start
 
-        final_eval = _evaluate(model, recipe, inputs)
-        evals = {f"layer_{k}": _evaluate(e, recipe, inputs) for k, e in exits.items()}
+        final_eval = score(model, recipe, inputs)
+        evals = {f"layer_{k}": score(e, recipe, inputs) for k, e in exits.items()}
         models = {"final": model, **{f"layer_{k}": e for k, e in exits.items()}}
         latencies = latency_ms(models, inputs.eval, inputs.pad)
         final = model_entry(model, final_eval, latencies["final"])
@@ -159,7 +159,7 @@ def _born_again(
             history, timings["teacher_seconds"] = finetune_teacher(
                 model, recipe.teacher.finetune, inputs, recipe, "generation 0"
             )
-        models, evals = [model], [_evaluate(model, recipe, inputs)]
+        models, evals = [model], [score(model, recipe, inputs)]
         offset = 0
         for n, plan in enumerate(plans, start=1):
             # Each generation starts where the teacher did (teacher.model), with a new head.
@@ -174,7 +174,7 @@ def _born_again(
             offset = max((r["step"] for r in records), default=offset)
             history += records
             models.append(student)
-            evals.append(_evaluate(student, recipe, inputs))
+            evals.append(score(student, recipe, inputs))
         names = [f"generation_{n}" for n in range(len(models))]
         latencies = latency_ms(dict(zip(names, models, strict=True)), inputs.eval, inputs.pad)
         entries = [
@@ -222,11 +222,6 @@ def describe(recipe: Recipe) -> list[str]:
     for plan in plans.values():
         refuse_interventions(plan, "self_distill with exits")
     return exit_lines(recipe, plans)
-
-
-def _evaluate(model: Any, recipe: Recipe, inputs: TaskInputs) -> Evaluation:
-    size = recipe.train.eval_batch_size
-    return evaluate(model, inputs.task, inputs.eval, size, inputs.pad)
 
 
 def exit_lines(recipe: Recipe, plans: dict[int, Plan]) -> list[str]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from distill.bench import latency_ms
 from distill.errors import DistillError
-from distill.evaluate import Evaluation, evaluate
+from distill.evaluate import Evaluation
 from distill.models import (
     build_student,
     check_layer_indices,
@@ -33,6 +33,7 @@ from distill.modes.common import (
     model_entry,
     predictions,
     schedule_of,
+    score,
     tag,
     teacher_source,
 )
@@ -81,9 +82,7 @@ def run_standard(recipe: Recipe, output: Path, overwrite: bool) -> dict[str, Any
             history, timings["teacher_seconds"] = finetune_teacher(
                 teacher, finetune, inputs, recipe, "teacher"
             )
-        teacher_eval = evaluate(
-            teacher, inputs.task, inputs.eval, recipe.train.eval_batch_size, inputs.pad
-        )
+        teacher_eval = score(teacher, recipe, inputs)
         console.print(f"[bold]teacher[/] {inputs.task.metric_name}: {teacher_eval.score:.4f}")
 
         student = build_student(teacher, recipe.student, inputs.task)
@@ -119,9 +118,7 @@ def finish_pair(
     """Score the student, time both, save the student (and the teacher under `teacher_role`
     when the run produced it) and write the run's files; returns metrics.json's content."""
     assert recipe.teacher is not None
-    student_eval = evaluate(
-        student, inputs.task, inputs.eval, recipe.train.eval_batch_size, inputs.pad
-    )
+    student_eval = score(student, recipe, inputs)
     latencies = latency_ms({"teacher": teacher, "student": student}, inputs.eval, inputs.pad)
     teacher_entry = model_entry(teacher, teacher_eval, latencies["teacher"])
     student_entry = model_entry(student, student_eval, latencies["student"])
