@@ -82,7 +82,7 @@ def main() -> None:
         print("\n".join(phase_rows), flush=True)
     text = (
         "# Where a distillation step's time goes\n\n"
-        f"Command: `python benchmarks/profile_step.py {' '.join(sys.argv[1:])}`".rstrip()
+        f"Command: `{' '.join(['python benchmarks/profile_step.py', *sys.argv[1:]])}`"
         + f"  \n{args.steps} profiled steps per configuration after {WARMUP} warm-up steps, "
         f"{THREADS} threads.\n\n"
         + __doc__.split("\n\n", 2)[2].rsplit("\nWrites", 1)[0]
