@@ -168,8 +168,23 @@ def test_unknown_top_level_key_lists_allowed_keys() -> None:
 def test_unknown_nested_keys_list_allowed_keys() -> None:
     assert _error(_raw(train={"lrr": 1e-4})) == (
         "train.lrr: unknown key; allowed keys here: epochs, max_steps, batch_size, "
-        "eval_batch_size, lr, warmup_ratio, schedule, weight_decay, max_grad_norm, max_length, "
-        "seed, log_every, threads, freeze_embeddings, precision, compile"
+        "gradient_accumulation, eval_batch_size, lr, warmup_ratio, schedule, weight_decay, "
+        "max_grad_norm, max_length, seed, log_every, threads, freeze_embeddings, precision, "
+        "compile, checkpoint_every, keep_checkpoints, on_nonfinite, eval_every, keep_best, "
+        "early_stopping"
+    )
+
+
+def test_long_run_keys_are_checked_together() -> None:
+    assert _error(_raw(train={"batch_size": 30, "gradient_accumulation": 4})) == (
+        "train: batch_size (30) must be a multiple of gradient_accumulation (4): each "
+        "micro-batch holds batch_size / gradient_accumulation examples"
+    )
+    assert _error(_raw(train={"keep_best": True})) == (
+        "train: keep_best needs eval_every (how often to score on the dev split)"
+    )
+    assert _error(_raw(train={"on_nonfinite": "ignore"})) == (
+        "train.on_nonfinite: 'ignore' is not allowed; choose one of: 'stop' or 'skip'"
     )
     raw = _raw()
     raw["objectives"][0]["temp"] = 2

@@ -44,14 +44,23 @@ def run_command(
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Run directory (wins over the recipe's `output:`).")
     ] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing run directory.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace an existing run directory (and start over).")
+    ] = False,
+    resume: Annotated[
+        bool, typer.Option(help="Insist on resuming OUT.partial/ (automatic when it exists).")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option(help="Resume even though the recipe changed since the checkpoints.")
+    ] = False,
 ) -> None:
-    """Fine-tune the teacher if asked, distil the student, score both, write the run directory."""
+    """Fine-tune the teacher if asked, distil the student, score both, write the run directory.
+    An interrupted run resumes from its checkpoints when the same command is run again."""
     with _errors():
         from distill.recipe import Recipe
         from distill.run import run
 
-        result = run(Recipe.from_yaml(recipe, set_), out_dir, overwrite)
+        result = run(Recipe.from_yaml(recipe, set_), out_dir, overwrite, resume, force)
         _print_summary(result.metrics, result.path)
 
 
@@ -192,13 +201,21 @@ class _errors:
         return None
 
     def __exit__(self, kind: type | None, error: BaseException | None, _tb: object) -> bool:
+        from distill.interrupts import Interrupted
+
+        if isinstance(error, Interrupted):
+            Console(stderr=True).print(f"[yellow]interrupted:[/] {error}", soft_wrap=True)
+            raise typer.Exit(130)
         if isinstance(error, DistillError):
             Console(stderr=True).print(
                 f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True
             )
             raise typer.Exit(1)
         if isinstance(error, KeyboardInterrupt):
-            Console(stderr=True).print("[yellow]interrupted[/]: no run directory was written")
+            Console(stderr=True).print(
+                "[yellow]interrupted[/]: stopped at once; a run resumes from its last "
+                "checkpoint (if any) when the same command is run again"
+            )
             raise typer.Exit(130)
         return False
 

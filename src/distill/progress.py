@@ -29,8 +29,9 @@ class _ExamplesPerSecond(ProgressColumn):
 
 
 @contextmanager
-def progress_bar(description: str, total_examples: int) -> Iterator[Any]:
-    """Yields `advance(examples, **fields)`; `fields` (e.g. loss=0.31) are shown after the bar."""
+def progress_bar(description: str, total_examples: int, completed: int = 0) -> Iterator[Any]:
+    """Yields `advance(examples, **fields)`; `fields` (e.g. loss=0.31) are shown after the bar.
+    `completed`: examples already done (a resumed run starts its bar there)."""
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -43,7 +44,7 @@ def progress_bar(description: str, total_examples: int) -> Iterator[Any]:
         console=console,
         transient=False,
     ) as progress:
-        task_id = progress.add_task(description, total=total_examples, info="")
+        task_id = progress.add_task(description, total=total_examples, completed=completed, info="")
 
         def advance(examples: int, **fields: float) -> None:
             info = " ".join(f"{key} {value:.4f}" for key, value in fields.items())

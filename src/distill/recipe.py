@@ -16,6 +16,7 @@ from distill.mode_config import MODES, ModeConfig
 from distill.overrides import apply_overrides
 from distill.recipe_errors import format_errors
 from distill.tasks import GLUE_TASKS
+from distill.train_config import TrainConfig
 
 
 class _Strict(BaseModel):
@@ -152,29 +153,6 @@ class ObjectiveConfig(_Strict):
                 f"{', '.join(OBJECTIVES)} (or a dotted path to your own class)"
             )
         return name
-
-
-class TrainConfig(_Strict):
-    epochs: float = Field(default=3.0, gt=0)
-    max_steps: int | None = Field(default=None, gt=0)
-    batch_size: int = Field(default=32, gt=0)
-    eval_batch_size: int = Field(default=64, gt=0)
-    lr: float = Field(default=5e-5, gt=0)
-    warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
-    schedule: Literal["linear", "cosine", "constant"] = "linear"
-    weight_decay: float = Field(default=0.01, ge=0)
-    max_grad_norm: float | None = Field(default=1.0, gt=0)
-    max_length: int = Field(default=128, gt=1)
-    seed: int = 0
-    log_every: int = Field(default=10, gt=0)
-    threads: int | None = Field(default=None, gt=0)
-    # Keep the student's word-embedding matrix (11.7M of a MiniLM student's 17.4M parameters)
-    # as copied from the teacher: no gradient or optimizer update for it, a faster step on CPU.
-    freeze_embeddings: bool = False
-    # bf16 autocast of forward passes and losses, and torch.compile of the trained models:
-    # both off by default, as neither measured faster on this CPU (benchmarks/throughput.py).
-    precision: Literal["fp32", "bf16"] = "fp32"
-    compile: bool = False
 
 
 class StageConfig(_Strict):

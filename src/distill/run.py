@@ -12,9 +12,11 @@ from typing import Any
 import torch
 from transformers import set_seed
 
+from distill import checkpoint
 from distill.modes import MODES
+from distill.progress import console
 from distill.recipe import Recipe
-from distill.rundir import check_output
+from distill.rundir import CHECKPOINTS, check_output, partial_directory, prepare_resume
 
 
 @dataclass
@@ -23,14 +25,29 @@ class RunResult:
     metrics: dict[str, Any]
 
 
-def run(recipe: Recipe, out: str | Path | None = None, overwrite: bool = False) -> RunResult:
-    """Run a recipe end to end; returns the finished run directory and its metrics."""
+def run(
+    recipe: Recipe,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+    force: bool = False,
+) -> RunResult:
+    """Run a recipe end to end; returns the finished run directory and its metrics.
+
+    An interrupted run (OUT.partial/ with checkpoints) resumes where it stopped; `resume`
+    insists on it, `force` accepts a changed recipe, `overwrite` starts over."""
     name = recipe.task or "-".join(recipe.task_names())
     output = Path(out or recipe.output or f"runs/{name}")
     check_output(output, overwrite)
+    settings = recipe.model_dump(mode="json", exclude={"output"})
+    if prepare_resume(output, settings, overwrite, resume, force):
+        console.print(f"[bold]resuming[/] {partial_directory(output)} from its checkpoints")
     if recipe.train.threads:
         torch.set_num_threads(recipe.train.threads)
     # Seed before any model is loaded: a new classification head is initialised at load time.
     set_seed(recipe.train.seed)
-    metrics = MODES[recipe.mode.name](recipe, output, overwrite)
+    train = recipe.train
+    root = partial_directory(output) / CHECKPOINTS
+    with checkpoint.checkpointing(root, train.checkpoint_every, train.keep_checkpoints, settings):
+        metrics = MODES[recipe.mode.name](recipe, output, overwrite)
     return RunResult(output, metrics)

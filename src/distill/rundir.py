@@ -8,6 +8,7 @@ import os
 import platform
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +17,8 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from distill.checkpoint import CHECKPOINTS, has_checkpoints
+from distill.checkpoint import saved_recipe as checkpoint_recipe
 from distill.errors import DistillError
 
 DISTILL_JSON = "distill.json"
@@ -28,27 +31,89 @@ def check_output(output: Path, overwrite: bool) -> None:
             f"output: {output} already exists; pass --overwrite to replace it "
             "or --out to choose another directory"
         )
-    if output.parent.exists() and not os.access(output.parent, os.W_OK):
-        raise DistillError(f"output: cannot write in {output.parent}; choose --out elsewhere")
+    _check_writable(output.parent)
+
+
+def _check_writable(directory: Path) -> None:
+    """Write a probe file in the nearest existing ancestor: permissions, a read-only disk and
+    a path through a file all fail here, before any work (os.access is blind to the last two,
+    and to everything when running as root)."""
+    existing = directory.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(f"{existing} is a file")
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise DistillError(
+            f"output: cannot write in {directory} ({error.strerror or error}); "
+            "choose --out elsewhere"
+        ) from None
+
+
+def partial_directory(output: Path) -> Path:
+    return output.with_name(output.name + ".partial")
 
 
 @contextmanager
 def run_directory(output: Path, overwrite: bool) -> Iterator[Path]:
     """Yield OUT.partial/ to write into; on success it replaces OUT/ in one rename.
 
-    On failure the partial directory is removed, so no half-written run is ever left behind.
+    On failure the partial directory is removed, so no half-written run is ever left behind,
+    unless it holds checkpoints: then it stays, recognisably unfinished, for a resume (run.py
+    decides before this whether a partial directory is resumed or started afresh).
     """
-    partial = output.with_name(output.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)  # a stale partial run from an earlier crash
-    partial.mkdir(parents=True)
+    partial = partial_directory(output)
+    partial.mkdir(parents=True, exist_ok=True)
     try:
         yield partial
     except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
+        if not has_checkpoints(partial / CHECKPOINTS):
+            shutil.rmtree(partial, ignore_errors=True)
         raise
+    shutil.rmtree(partial / CHECKPOINTS, ignore_errors=True)  # a finished run needs none
     if output.exists() and overwrite:
         shutil.rmtree(output)
     os.replace(partial, output)
+
+
+def prepare_resume(
+    output: Path, recipe: dict[str, Any], overwrite: bool, resume: bool, force: bool
+) -> bool:
+    """Decide whether OUT.partial/ is resumed (True) or started afresh; checked before any
+    work. A partial run resumes when it has checkpoints and the same recipe (or --force)."""
+    partial = partial_directory(output)
+    root = partial / CHECKPOINTS
+    if overwrite or not has_checkpoints(root):
+        if resume and not overwrite:
+            raise DistillError(
+                f"resume: nothing to resume: {partial} has no checkpoints; "
+                "drop --resume to start the run"
+            )
+        shutil.rmtree(partial, ignore_errors=True)  # stale, or replaced on request
+        return False
+    changed = recipe_changes(checkpoint_recipe(root) or {}, recipe)
+    if changed and not force:
+        raise DistillError(
+            f"resume: {partial} was started with another recipe ({'; '.join(changed)}); run "
+            "with --force to resume anyway, or --overwrite to start over"
+        )
+    return True
+
+
+def recipe_changes(before: dict[str, Any], after: dict[str, Any], prefix: str = "") -> list[str]:
+    """`field: old -> new` for every field that differs (nested keys joined with dots)."""
+    changes = []
+    for key in sorted(set(before) | set(after)):
+        old, new = before.get(key), after.get(key)
+        name = f"{prefix}{key}"
+        if isinstance(old, dict) and isinstance(new, dict):
+            changes += recipe_changes(old, new, f"{name}.")
+        elif old != new:
+            changes.append(f"{name}: {old!r} -> {new!r}")
+    return changes
 
 
 def save_model(

@@ -51,6 +51,7 @@ class CachedOutputs:
     top_k: TopK | None = None
     offsets: np.ndarray | None = None  # [examples + 1] int64: token offsets into `states`
     states: dict[int, np.ndarray] = field(default_factory=dict)  # layer -> [tokens, hidden]
+    key: str = ""  # the entry's name: fingerprint, top-k and states layers
 
 
 def default_cache_dir() -> Path:
@@ -175,6 +176,7 @@ class CachedTeacher:
     def __init__(self, cached: CachedOutputs, num_layers: int = 0) -> None:
         self.cached = cached
         self.num_layers = num_layers  # the teacher's blocks: hidden_states has num_layers + 1
+        self.key = cached.key  # which entry it reads (a resumed checkpoint must match it)
 
     def __call__(self, batch: dict[str, torch.Tensor]) -> TeacherOutput:
         mask = batch["attention_mask"]
@@ -278,7 +280,9 @@ def _write_arrays(
 
 
 def _outputs(arrays: dict[str, np.ndarray], meta: dict) -> CachedOutputs:
-    outputs = CachedOutputs(logits=arrays.get("logits"), offsets=arrays.get("offsets"))
+    outputs = CachedOutputs(
+        logits=arrays.get("logits"), offsets=arrays.get("offsets"), key=meta["fingerprint"]
+    )
     if "topk_values" in arrays:
         outputs.top_k = TopK(
             arrays["topk_values"], arrays["topk_indices"], arrays["logsumexp"], meta["classes"]

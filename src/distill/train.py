@@ -1,14 +1,14 @@
 """The one training loop: fine-tuning the teacher and distilling the student both run here.
 
-A step: student forward -> teacher outputs (cached or live, under no_grad) -> each objective ->
-weighted sum -> backward -> clip -> optimizer and schedule step. Reads top to bottom.
+A step: frozen teacher outputs (cached or live, under no_grad) -> the learners' forward passes
+-> each objective -> weighted sum -> backward (per micro-batch) -> clip -> optimizer and
+schedule step; then logging, evaluation and checkpoints. Reads top to bottom.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,21 +19,35 @@ from accelerate import Accelerator
 from torch.profiler import record_function
 from transformers import PreTrainedModel, get_scheduler
 
+from distill import checkpoint
 from distill.batching import Batches, Encoded, to_device
 from distill.capture import capturing_attention, forward
 from distill.errors import DistillError
-from distill.objectives import Objective, StepModels, needs_of
-from distill.outputs import TeacherOutput
+from distill.interrupts import Interrupted, deferred_interrupts
+from distill.learners import (  # noqa: F401  (Learner, LiveTeacher, ... are imported from here)
+    Learner,
+    LiveTeacher,
+    TeacherSource,
+    WeightedObjective,
+    bind,
+    draw_batches,
+    forward_needs,
+    frozen_models,
+    frozen_teacher_outputs,
+    learner_parameters,
+    loss_terms,
+)
+from distill.objectives.base import averaging_count
 from distill.progress import progress_bar
-
-
-@dataclass
-class WeightedObjective:
-    name: str
-    weight: float
-    objective: Objective
-    where: str = "objectives"  # the recipe field its errors name, e.g. objectives[2].params
-    teacher: str | None = None  # with several teachers: the one it follows (None: combined)
+from distill.training_state import (
+    LoopState,
+    global_rng_state,
+    load_model_states,
+    model_states,
+    restore,
+    set_global_rng_state,
+    snapshot,
+)
 
 
 @dataclass
@@ -52,53 +66,16 @@ class Schedule:
     log_every: int = 10
     precision: str = "fp32"  # "bf16": autocast the forward passes and losses
     compile: bool = False  # torch.compile the trained models' forward passes
+    gradient_accumulation: int = 1  # micro-batches per optimizer step
+    on_nonfinite: str = "stop"  # or "skip": drop the step, count it
+    eval_every: int | None = None  # steps between dev evaluations (needs `evaluate`)
+    keep_best: bool = False  # end with the weights that scored best
+    early_stopping: int | None = None  # evaluations without improvement before stopping
 
     def total_steps(self, examples: int) -> int:
         return self.max_steps or max(
             1, math.ceil(self.epochs * math.ceil(examples / self.batch_size))
         )
-
-
-# -- teacher sources: where a step's teacher outputs come from ----------------------------------
-# (the cached one, CachedTeacher, lives in teacher_cache.py)
-class LiveTeacher:
-    """A frozen teacher run in eval mode under no_grad (not inference_mode: its tensors must be
-    usable in losses that are backpropagated into the student)."""
-
-    def __init__(self, model: PreTrainedModel, needs: frozenset[str] = frozenset()) -> None:
-        self.model = model.eval().requires_grad_(False)
-        self.needs = needs  # hidden states / attentions / scores the objectives read
-
-    def __call__(self, batch: dict[str, torch.Tensor]) -> TeacherOutput:
-        with torch.no_grad():
-            return forward(self.model, batch, self.needs)
-
-
-TeacherSource = Callable[[dict[str, torch.Tensor]], TeacherOutput]
-
-
-@dataclass
-class Learner:
-    """A model trained in the loop and the loss terms it minimises.
-
-    Modes differ in their learners: standard distillation has one (the student, taught by a
-    frozen source); co-distillation two that teach each other; early exits one per exit, taught
-    by the final layer; multi-task one per task, sharing an encoder.
-
-    Attributes:
-        teacher: a frozen TeacherSource, the name of another learner (its outputs on the same
-            batch teach this one, detached unless `teacher_gradient`), or None.
-        task: the task whose batches it trains on (multi-task); None for every batch.
-        lr: its own learning rate; None takes the schedule's.
-    """
-
-    name: str
-    model: torch.nn.Module
-    objectives: list[WeightedObjective]
-    teacher: TeacherSource | str | None = None
-    teacher_gradient: bool = False
-    task: str | None = None
-    lr: float | None = None
 
 
 def train(
@@ -109,25 +86,35 @@ def train(
     pad_token_id: int,
     teacher: TeacherSource | None = None,
     description: str = "training",
+    evaluate: Callable[[], float] | None = None,
 ) -> list[dict[str, Any]]:
     """Train one model in place (fine-tuning, or a student with a frozen teacher); returns the
-    logged history (one dict per `log_every` steps)."""
+    logged history (one dict per `log_every` steps, and one per evaluation)."""
     learner = Learner("student", model, objectives, teacher)
-    return train_learners([learner], Batches(encoded, pad_token_id), schedule, description)
+    batches = Batches(encoded, pad_token_id)
+    return train_learners([learner], batches, schedule, description, evaluate)
 
 
 def train_learners(
-    learners: list[Learner], batches: Batches, schedule: Schedule, description: str = "training"
+    learners: list[Learner],
+    batches: Batches,
+    schedule: Schedule,
+    description: str = "training",
+    evaluate: Callable[[], float] | None = None,
 ) -> list[dict[str, Any]]:
     """Train every learner in place on the same stream of batches; one optimizer and one
-    schedule for all, one backward per step. Log keys are `objective` for a single learner and
-    `learner/objective` for several."""
+    schedule for all, one backward per micro-batch. Log keys are `objective` for a single
+    learner and `learner/objective` for several. `evaluate` scores the (first) learner on the
+    dev split for train.eval_every / keep_best / early_stopping.
+
+    Inside a run directory the phase checkpoints (checkpoint.py) and resumes from its newest
+    checkpoint; a phase that already finished only reloads its final weights."""
     # -- setup --------------------------------------------------------------------------------
     torch.manual_seed(schedule.seed)
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     device = accelerator.device
     by_name = {learner.name: learner for learner in learners}
-    groups, owned = _learner_parameters(learners, schedule)
+    groups, owned = learner_parameters(learners, schedule.lr, schedule.weight_decay)
     for learner in learners:
         learner.model.to(device).train()
     # The fused kernel does the same update as the default one, measured 1.3x faster per step
@@ -141,7 +128,7 @@ def train_learners(
         num_training_steps=total_steps,
     )
     optimizer, scheduler = accelerator.prepare(optimizer, scheduler)
-    needs = _needs(learners)
+    needs = forward_needs(learners)
     # bf16 autocast of forward passes and losses (train.precision); the weights stay fp32. Not
     # accelerate's mixed_precision: its state is one per process, fixed by the first run.
     bf16 = schedule.precision == "bf16"
@@ -150,187 +137,234 @@ def train_learners(
         learner.name: torch.compile(learner.model) if schedule.compile else learner.model
         for learner in learners
     }
-    frozen = [model for learner in learners for model in _frozen_models(learner.teacher)]
+    frozen = [model for learner in learners for model in frozen_models(learner.teacher)]
     for model in frozen:
         model.to(device)  # batches go to the training device
-    draw = _draw_batches(batches, device, schedule.seed)
+    sampler = np.random.default_rng(schedule.seed + 1)  # IIT's second batches of sources
     for learner in learners:
-        _bind(learner, draw, schedule.seed)
+        bind(learner, draw_batches(batches, device, sampler), schedule.seed)
     attention = any(needs[n] & {"attentions", "attention_scores"} for n in needs)
     capture_models = [learner.model for learner in learners] + frozen
     several = len(learners) > 1
-    history: list[dict[str, Any]] = []
-    window: dict[str, list[float]] = defaultdict(list)
+    sources = [source_key(learner.teacher) for learner in learners]
+    loop = LoopState()
+    best_models: dict[str, Any] | None = None  # train.keep_best: the best-scoring weights
+
+    # -- resume -------------------------------------------------------------------------------
+    phase = checkpoint.phase(description)
+    if phase is not None:
+        final = phase.load_named("final")
+        if final is not None:  # finished before an interruption later in the run
+            load_model_states(learners, final["models"])
+            set_global_rng_state(final["rng"])  # what the next phase draws follows from it
+            for learner in learners:
+                learner.model.eval()
+            return final["history"]
+        latest = phase.latest()
+        if latest is not None:
+            loop = restore(latest, learners, optimizer, scheduler, sampler, sources, description)
+            best = phase.load_named("best") if loop.best_step is not None else None
+            best_models = best["models"] if best else None
+        size = checkpoint.state_bytes(snapshot(learners, optimizer, scheduler, loop, sampler, []))
+        checkpoint.check_free_space(phase.directory, size * (phase.keep + 1), description)
+
+    def save(kind: str = "step") -> None:
+        if phase is not None:
+            state = snapshot(learners, optimizer, scheduler, loop, sampler, sources)
+            phase.save(loop.step, state) if kind == "step" else phase.save_named(kind, state)
+
     window_start, window_examples = time.perf_counter(), 0
-    step, epoch = 0, 0
     total_examples = _examples_seen(batches, schedule, total_steps)
+    accumulation = schedule.gradient_accumulation
 
     # -- loop ---------------------------------------------------------------------------------
     with (
-        progress_bar(description, total_examples) as advance,
+        progress_bar(description, total_examples, completed=loop.examples) as advance,
         capturing_attention(capture_models, enabled=attention),
+        deferred_interrupts() as interrupted,
     ):
-        while step < total_steps:
-            for task, indices in batches.epoch(schedule.batch_size, schedule.seed + epoch):
-                batch = to_device(batches.collate(task, indices), device)
+        while loop.step < total_steps and not loop.stopped_early:
+            order = list(batches.epoch(schedule.batch_size, schedule.seed + loop.epoch))
+            for position in range(loop.position, len(order)):
+                task, indices = order[position]
+                parts = [p.tolist() for p in np.array_split(indices, accumulation) if len(p)]
+                micro = [to_device(batches.collate(task, part), device) for part in parts]
                 active = [each for each in learners if each.task in (None, task)]
-                with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
-                    # Frozen teachers run before the students: measured 4% faster a step here
-                    # (MiniLM, 32x128) than after, when the students' saved activations are live.
-                    # Named regions show up in torch.profiler traces (benchmarks/profile_step.py).
-                    with record_function("distill.teacher"):
-                        taught = _frozen_teacher_outputs(active, batch)
-                    with record_function("distill.forward"):
-                        outputs = {
-                            each.name: forward(runners[each.name], batch, needs[each.name])
-                            for each in active
-                        }
-                    with record_function("distill.losses"):
-                        values = _loss_terms(active, batch, outputs, taught, by_name)
-                loss = torch.zeros((), device=device)
-                for learner, item, value in values:
-                    key = f"{learner}/{item.name}" if several else item.name
-                    if not torch.isfinite(value):
-                        raise DistillError(
-                            f"{description}: step {step + 1}: objective '{key}' gave a "
-                            f"non-finite loss ({value.item()}); lower the learning rate or "
-                            "check the data"
-                        )
-                    window[key].append(value.item())
-                    loss = loss + item.weight * value.float()
-                with record_function("distill.backward"):
-                    accelerator.backward(loss)
+                terms = [(learner, item) for learner in active for item in learner.objectives]
+                # Each micro-batch weighs an objective by its share of what the objective
+                # averages over in the whole step (examples, tokens): the big batch's update.
+                counts = [[averaging_count(item.objective, b) for _, item in terms] for b in micro]
+                totals = [sum(column) for column in zip(*counts, strict=True)]
+                term_values = [0.0] * len(terms)  # each term's value over the whole step
+                finite = True
+                for batch, batch_counts in zip(micro, counts, strict=True):
+                    with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
+                        # Named regions show up in torch.profiler traces
+                        # (benchmarks/profile_step.py). Frozen teachers run before the
+                        # students: measured 4% faster a step here (MiniLM, 32x128) than after,
+                        # when the students' saved activations are live.
+                        with record_function("distill.teacher"):
+                            taught = frozen_teacher_outputs(active, batch)
+                        with record_function("distill.forward"):
+                            outputs = {
+                                each.name: forward(runners[each.name], batch, needs[each.name])
+                                for each in active
+                            }
+                        with record_function("distill.losses"):
+                            values = loss_terms(active, batch, outputs, taught, by_name)
+                    loss = torch.zeros((), device=device)
+                    for j, ((learner_name, item, value), count, total) in enumerate(
+                        zip(values, batch_counts, totals, strict=True)
+                    ):
+                        key = f"{learner_name}/{item.name}" if several else item.name
+                        if not torch.isfinite(value):
+                            finite = _non_finite(schedule, description, loop, key, value, phase)
+                            break
+                        share = count / total if total else 0.0
+                        term_values[j] += value.item() * share
+                        loss = loss + item.weight * value.float() * share
+                    if not finite:
+                        break
+                    with record_function("distill.backward"):
+                        accelerator.backward(loss)
+                    # Free this micro-batch's tensors before the next one is built.
+                    del taught, outputs, values, loss
                 with record_function("distill.optimizer"):
-                    if schedule.max_grad_norm:
-                        for parameters in owned:  # each model's gradient norm on its own
-                            accelerator.clip_grad_norm_(parameters, schedule.max_grad_norm)
-                    optimizer.step()
-                    scheduler.step()
+                    if finite:
+                        if schedule.max_grad_norm:
+                            for parameters in owned:  # each model's gradient norm on its own
+                                accelerator.clip_grad_norm_(parameters, schedule.max_grad_norm)
+                        optimizer.step()
+                    else:
+                        loop.skipped += 1
+                    scheduler.step()  # a skipped step keeps the schedule aligned with steps
                     optimizer.zero_grad(set_to_none=True)
-                step += 1
-                window["loss"].append(loss.item())
+                del micro
+                loop.step += 1
+                loop.position = position + 1
+                loop.examples += len(indices)
                 window_examples += len(indices)
-                advance(len(indices), loss=loss.item())
-                # Free this step's tensors before the next batch is built, not after.
-                del batch, taught, outputs, values, loss
+                if finite:
+                    for (learner, item), value in zip(terms, term_values, strict=True):
+                        key = f"{learner.name}/{item.name}" if several else item.name
+                        loop.window.setdefault(key, []).append(value)
+                    step_loss = sum(
+                        item.weight * v for (_, item), v in zip(terms, term_values, strict=True)
+                    )
+                    loop.window.setdefault("loss", []).append(step_loss)
+                advance(len(indices), loss=step_loss if finite else float("nan"))
 
-                # -- logging ------------------------------------------------------------------
-                if step % schedule.log_every == 0 or step == total_steps:
+                # -- logging, evaluation, checkpoints -----------------------------------------
+                if loop.step % schedule.log_every == 0 or loop.step == total_steps:
                     elapsed = time.perf_counter() - window_start
-                    record = {
-                        "step": step,
-                        "epoch": round(epoch + 1, 3),
-                        "lr": scheduler.get_last_lr()[0],
-                        **{k: float(np.mean(v)) for k, v in window.items()},
-                        "examples_per_second": window_examples / max(elapsed, 1e-9),
-                    }
-                    history.append(record)
-                    window.clear()
+                    loop.history.append(
+                        {
+                            "step": loop.step,
+                            "epoch": round(loop.epoch + 1, 3),
+                            "lr": scheduler.get_last_lr()[0],
+                            **{k: float(np.mean(v)) for k, v in loop.window.items() if v},
+                            "examples_per_second": window_examples / max(elapsed, 1e-9),
+                            **({"skipped_steps": loop.skipped} if loop.skipped else {}),
+                        }
+                    )
+                    loop.window = {}
                     window_start, window_examples = time.perf_counter(), 0
-                if step >= total_steps:
+                if evaluate is not None and _evaluation_due(schedule, loop.step, total_steps):
+                    if _evaluate(evaluate, schedule, loop, learners) and schedule.keep_best:
+                        best_models = model_states(learners)
+                        save("best")
+                last = loop.step >= total_steps or loop.stopped_early
+                epoch_end = loop.position == len(order)
+                if epoch_end:
+                    loop.epoch, loop.position = loop.epoch + 1, 0
+                signal_name = interrupted()
+                every = phase.every if phase is not None else None
+                if not last and (epoch_end or signal_name or (every and loop.step % every == 0)):
+                    save()
+                if signal_name:
+                    raise Interrupted(
+                        f"{description}: stopped by {signal_name} after step {loop.step}"
+                        + (
+                            "; checkpoint written, run the same command again to resume"
+                            if phase is not None
+                            else ""
+                        )
+                    )
+                if last:
                     break
-            epoch += 1
+
+    # -- the end of the phase -----------------------------------------------------------------
+    if schedule.keep_best and best_models is not None and loop.best_step != loop.step:
+        load_model_states(learners, best_models)
     for learner in learners:
         learner.model.eval()
-    return history
+    if phase is not None:
+        final_state = {"models": model_states(learners), "history": loop.history}
+        phase.finish(final_state | {"rng": global_rng_state()})
+    return loop.history
 
 
-def _frozen_teacher_outputs(
-    active: list[Learner], batch: dict[str, torch.Tensor]
-) -> dict[int, TeacherOutput]:
-    """Each frozen source of this step's learners run once on the batch, keyed by its id: learners
-    that share a teacher (multi-task heads) share its pass."""
-    taught: dict[int, TeacherOutput] = {}
-    for learner in active:
-        source = learner.teacher
-        if source is not None and not isinstance(source, str) and id(source) not in taught:
-            taught[id(source)] = source(batch)
-    return taught
+def source_key(teacher: object) -> str:
+    """Which teacher outputs a learner trains on: the cache entry (or entries, for a mixture of
+    cached teachers); checked when a checkpoint is resumed."""
+    if hasattr(teacher, "key"):
+        return str(teacher.key)
+    members = getattr(teacher, "sources", None)
+    return ",".join(source_key(m) for m in members.values()) if members else ""
 
 
-def _loss_terms(
-    active: list[Learner],
-    batch: dict[str, torch.Tensor],
-    outputs: dict[str, TeacherOutput],
-    taught: dict[int, TeacherOutput],
-    by_name: dict[str, Learner],
-) -> list[tuple[str, WeightedObjective, torch.Tensor]]:
-    """Every active learner's objectives on this step's outputs: (learner, term, value)."""
-    values = []
-    for learner in active:
-        teacher_output = _teacher_output(learner, outputs, taught, by_name)
-        for item in learner.objectives:
-            taught_by = teacher_output
-            if item.teacher is not None and teacher_output is not None:
-                assert teacher_output.members is not None
-                taught_by = teacher_output.members[item.teacher]
-            value = item.objective(batch, outputs[learner.name], taught_by)
-            values.append((learner.name, item, value))
-    return values
+def _non_finite(
+    schedule: Schedule,
+    description: str,
+    loop: LoopState,
+    key: str,
+    value: torch.Tensor,
+    phase: checkpoint.Phase | None,
+) -> bool:
+    """Stop naming the step and the objective (train.on_nonfinite: stop), or return False so
+    the step is dropped and counted (skip)."""
+    if schedule.on_nonfinite == "skip":
+        return False
+    good = phase.last_good_step() if phase is not None else None
+    kept = f"; the last good checkpoint (step {good}) is kept for a resume" if good else ""
+    raise DistillError(
+        f"{description}: step {loop.step + 1}: objective '{key}' gave a non-finite loss "
+        f"({value.item()}){kept}; lower the learning rate, check the data, or set "
+        "train.on_nonfinite: skip"
+    )
 
 
-def _teacher_output(
-    learner: Learner,
-    outputs: dict[str, TeacherOutput],
-    taught: dict[int, TeacherOutput],
-    by_name: dict[str, Learner],
-) -> TeacherOutput | None:
-    if learner.teacher is None:
-        return None
-    if isinstance(learner.teacher, str):
-        output = outputs[by_name[learner.teacher].name]
-        return output if learner.teacher_gradient else output.detached()
-    return taught[id(learner.teacher)]
+def _evaluation_due(schedule: Schedule, step: int, total_steps: int) -> bool:
+    return schedule.eval_every is not None and (
+        step % schedule.eval_every == 0 or step == total_steps
+    )
 
 
-def _needs(learners: list[Learner]) -> dict[str, frozenset[str]]:
-    """What each learner's forward pass must return: what its objectives read of it, plus what
-    the objectives of the learners it teaches read of their teacher."""
-    needs = {
-        learner.name: frozenset().union(*(needs_of(o.objective) for o in learner.objectives))
-        for learner in learners
-    }
+def _evaluate(
+    evaluate: Callable[[], float], schedule: Schedule, loop: LoopState, learners: list[Learner]
+) -> bool:
+    """Score on the dev split, log it, track the best; True when it improved."""
+    score = evaluate()
     for learner in learners:
-        if isinstance(learner.teacher, str):
-            needs[learner.teacher] = needs[learner.teacher] | needs[learner.name]
-    return needs
-
-
-def _frozen_models(teacher: TeacherSource | str | None) -> list[torch.nn.Module]:
-    """The models behind a live frozen source (one, or the live members of an ensemble)."""
-    if hasattr(teacher, "models"):
-        return list(teacher.models)
-    return [teacher.model] if hasattr(teacher, "model") else []
-
-
-def _learner_parameters(
-    learners: list[Learner], schedule: Schedule
-) -> tuple[list[dict[str, Any]], list[list[torch.nn.Parameter]]]:
-    """Optimizer groups (decay / no decay, each learner's lr) and each learner's parameters.
-
-    Shared modules (an encoder under several heads or exits) belong to the first learner
-    that has them, so no parameter is updated twice. Projections inside objectives train with
-    their learner (and are never saved with it).
-    """
-    seen: set[int] = set()
-    groups: list[dict[str, Any]] = []
-    owned: list[list[torch.nn.Parameter]] = []
-    for learner in learners:
-        modules = [
-            o.objective for o in learner.objectives if isinstance(o.objective, torch.nn.Module)
-        ]
-        for module in modules:
-            module.train()
-        mine = []
-        for group in _parameter_groups(
-            torch.nn.ModuleList([learner.model, *modules]), schedule.weight_decay
-        ):
-            params = [p for p in group["params"] if id(p) not in seen]
-            seen.update(id(p) for p in params)
-            mine += params
-            groups.append({**group, "params": params, "lr": learner.lr or schedule.lr})
-        owned.append(mine)
-    return [g for g in groups if g["params"]], [p for p in owned if p]
+        learner.model.train()
+    improved = loop.best_score is None or score > loop.best_score
+    if improved:
+        loop.best_score, loop.best_step = score, loop.step
+        loop.evaluations_without_improvement = 0
+    else:
+        loop.evaluations_without_improvement += 1
+    patience = schedule.early_stopping
+    loop.stopped_early = bool(patience and loop.evaluations_without_improvement >= patience)
+    loop.history.append(
+        {
+            "step": loop.step,
+            "epoch": round(loop.epoch + 1, 3),
+            "dev_score": score,
+            "best_step": loop.best_step,
+            **({"stopped_early": True} if loop.stopped_early else {}),
+        }
+    )
+    return improved
 
 
 def _examples_seen(batches: Batches, schedule: Schedule, total_steps: int) -> int:
@@ -338,56 +372,3 @@ def _examples_seen(batches: Batches, schedule: Schedule, total_steps: int) -> in
     steps_per_epoch = math.ceil(batches.examples / schedule.batch_size)
     full_epochs, extra_steps = divmod(total_steps, steps_per_epoch)
     return full_epochs * batches.examples + min(extra_steps * schedule.batch_size, batches.examples)
-
-
-def _draw_batches(
-    batches: Batches, device: torch.device, seed: int
-) -> Callable[[str | None], Callable[[int], dict[str, torch.Tensor]]]:
-    """Per task, a sampler of random training batches (IIT's second batch of sources)."""
-    generator = np.random.default_rng(seed + 1)
-
-    def for_task(task: str | None) -> Callable[[int], dict[str, torch.Tensor]]:
-        examples = len(batches.sets[task])
-
-        def draw_batch(size: int) -> dict[str, torch.Tensor]:
-            indices = sorted(generator.choice(examples, size=size, replace=size > examples))
-            return to_device(batches.collate(task, indices), device)
-
-        return draw_batch
-
-    return for_task
-
-
-def _bind(
-    learner: Learner,
-    draw: Callable[[str | None], Callable[[int], dict[str, torch.Tensor]]],
-    seed: int,
-) -> None:
-    """Give `intervene` objectives the models and a batch sampler they re-run in a step."""
-    for item in learner.objectives:
-        if not hasattr(item.objective, "bind"):
-            continue
-        source = learner.teacher
-        if item.teacher is not None:
-            source = getattr(source, "sources", {}).get(item.teacher)
-        models = _frozen_models(source)
-        if len(models) != 1:
-            raise DistillError(
-                f"{item.where.removesuffix('.params')}: '{item.name}' runs a frozen teacher "
-                "with interventions, which needs the live teacher (this plan or mode gives "
-                "it none)"
-            )
-        item.objective.bind(StepModels(learner.model, models[0], draw(learner.task), seed))
-
-
-def _parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """No weight decay on biases and LayerNorm weights, as in BERT's recipe."""
-    decay, no_decay = [], []
-    for name, parameter in model.named_parameters():
-        if not parameter.requires_grad:
-            continue
-        (no_decay if parameter.ndim < 2 or "norm" in name.lower() else decay).append(parameter)
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]

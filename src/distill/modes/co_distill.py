@@ -20,6 +20,7 @@ from distill.models import (
 from distill.modes.common import (
     announce,
     check_trainable,
+    dev_scorer,
     load_inputs,
     load_teacher,
     refuse_interventions,
@@ -70,6 +71,7 @@ def run_co_distill(recipe: Recipe, output: Path, overwrite: bool) -> dict[str, A
                 Batches(inputs.train, inputs.pad),
                 schedule_of(recipe.train, recipe.train),
                 "co-distilling teacher and student",
+                evaluate=dev_scorer(student, recipe, inputs),
             ),
             "distill",
         )

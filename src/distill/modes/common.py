@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,7 @@ def finetune_teacher(
         schedule_of(finetune, recipe.train),
         inputs.pad,
         description=f"fine-tuning {label}",
+        evaluate=dev_scorer(teacher, recipe, inputs),
     )
     set_embeddings_trainable(teacher, True)  # a student may copy it next
     return tag(history, "teacher"), time.perf_counter() - start
@@ -167,7 +169,19 @@ def schedule_of(settings: TrainConfig | FinetuneConfig, train_config: TrainConfi
         log_every=train_config.log_every,
         precision=train_config.precision,
         compile=train_config.compile,
+        gradient_accumulation=train_config.gradient_accumulation,
+        on_nonfinite=train_config.on_nonfinite,
+        eval_every=train_config.eval_every,
+        keep_best=train_config.keep_best,
+        early_stopping=train_config.early_stopping,
     )
+
+
+def dev_scorer(model: Any, recipe: Recipe, inputs: TaskInputs) -> Callable[[], float] | None:
+    """For train.eval_every: the model's dev score, on demand during its training."""
+    if recipe.train.eval_every is None:
+        return None
+    return lambda: score(model, recipe, inputs).score
 
 
 def tag(history: list[dict[str, Any]], phase: str, **extra: Any) -> list[dict[str, Any]]:

@@ -34,6 +34,7 @@ from distill.modes.common import (
     announce,
     cached_outputs,
     comparison,
+    dev_scorer,
     distill_info,
     finetune_teacher,
     finish_run,
@@ -118,7 +119,10 @@ def run_multi_teacher(recipe: Recipe, output: Path, overwrite: bool) -> dict[str
         )
         start = time.perf_counter()
         schedule = schedule_of(recipe.train, recipe.train)
-        history += tag(train_learners(learners, batches, schedule, "distilling student"), "distill")
+        # train.eval_every scores the student of a single task (with several, none is chosen)
+        scorer = None if several_tasks else dev_scorer(students[tasks[0]], recipe, inputs[tasks[0]])
+        trained = train_learners(learners, batches, schedule, "distilling student", scorer)
+        history += tag(trained, "distill")
         timings["train_seconds"] = time.perf_counter() - start
 
         # -- score every teacher, the mixtures and every task's student ------------------------

@@ -24,6 +24,7 @@ from distill.modes.common import (
     TaskInputs,
     announce,
     cached_outputs,
+    dev_scorer,
     distill_info,
     finetune_teacher,
     finish_run,
@@ -205,6 +206,7 @@ def distil_stages(
             inputs.pad,
             teacher_source(stage, teacher, cached),
             description="distilling student" + (f" ({stage.name})" if named else ""),
+            evaluate=dev_scorer(student, recipe, inputs),
         )
         for record in stage_history:
             record["step"] += total_steps

@@ -70,6 +70,8 @@ class AttentionObjective:
         if head_map not in ("auto", "mean"):
             raise DistillError(f"params.head_map: '{head_map}' is not allowed; choose auto or mean")
         self.loss, self.head_map = loss, head_map
+        # mse: a mean over real (query, key) pairs; kl: over real query rows
+        self.averaged_over = "token_pairs" if loss == "mse" else "tokens"
         default_map = "uniform" if loss == "mse" else "final"
         self.layer_map = parse_layer_map(
             default_map if layer_map is None else layer_map, "params.layer_map"

@@ -39,6 +39,8 @@ class Objective(Protocol):
       bind(models): for `intervene` objectives, the models and batches a step may re-run.
       cacheable_states(teacher_layers): the teacher `hidden_states` indices it reads (after
         setup), when those alone serve it: then they can come from the states cache.
+      averaged_over: what its value is a mean over, a key of AVERAGED_OVER (default examples).
+      rng_state() / set_rng_state(state): its own random draws, saved in checkpoints.
     An objective that is a torch.nn.Module has its parameters (projections) trained with the
     student and never saved with it.
     """
@@ -92,6 +94,20 @@ class StepModels:
 
 def needs_of(objective: object) -> frozenset[str]:
     return frozenset(getattr(objective, "needs", frozenset()))
+
+
+# What an objective's value is a mean over. Micro-batches (gradient accumulation) and processes
+# weigh their value by their share of this count in the whole step, so the update equals that
+# of one big batch even when micro-batches hold different numbers of tokens.
+AVERAGED_OVER: dict[str, Callable[[dict[str, torch.Tensor]], float]] = {
+    "examples": lambda batch: float(batch["input_ids"].shape[0]),
+    "tokens": lambda batch: float(batch["attention_mask"].sum()),
+    "token_pairs": lambda batch: float(batch["attention_mask"].sum(-1).pow(2).sum()),
+}
+
+
+def averaging_count(objective: object, batch: dict[str, torch.Tensor]) -> float:
+    return AVERAGED_OVER[getattr(objective, "averaged_over", "examples")](batch)
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,7 @@ from distill.outputs import StepOutput, TeacherOutput
 
 class EmbeddingsObjective(torch.nn.Module):
     access = Access.STATES
+    averaged_over = "tokens"  # a mean over real tokens (see objectives.base.AVERAGED_OVER)
     needs = frozenset({"hidden_states"})
 
     def __init__(self, loss: str = "mse", projection: str = "auto") -> None:

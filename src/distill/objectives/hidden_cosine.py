@@ -32,6 +32,7 @@ class HiddenCosineObjective:
     disk budget, else by the teacher run live under no_grad."""
 
     access = Access.STATES
+    averaged_over = "tokens"  # a mean over real tokens (see objectives.base.AVERAGED_OVER)
     needs = frozenset({"hidden_states"})
 
     def cacheable_states(self, teacher_layers: int) -> frozenset[int]:

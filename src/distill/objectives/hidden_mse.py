@@ -50,6 +50,7 @@ class HiddenMSEObjective(torch.nn.Module):
     narrower. Needs teacher hidden states: the teacher runs live (or from the states cache)."""
 
     access = Access.STATES
+    averaged_over = "tokens"  # a mean over real tokens (see objectives.base.AVERAGED_OVER)
     needs = frozenset({"hidden_states"})
 
     def __init__(

@@ -151,6 +151,14 @@ class InterchangeInterventionObjective(torch.nn.Module):
         self.generator = torch.Generator().manual_seed(models.seed)
         self.choice = random.Random(models.seed)
 
+    def rng_state(self) -> dict[str, Any]:
+        """Its random draws so far, for a checkpoint (resumed runs draw the same sources)."""
+        return {"generator": self.generator.get_state(), "choice": self.choice.getstate()}
+
+    def set_rng_state(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+        self.choice.setstate(state["choice"])
+
     # -- one step -----------------------------------------------------------------------------
     def forward(
         self, batch: dict[str, torch.Tensor], student: StepOutput, teacher: TeacherOutput | None
