@@ -198,7 +198,7 @@ def test_accumulated_micro_batches_give_the_big_batch_update(parts, monkeypatch)
     for (name, a), b in zip(one.state_dict().items(), four.state_dict().values(), strict=True):
         assert torch.allclose(a, b, atol=1e-5), name
     # weighing every micro-batch equally (naive accumulation) gives another update
-    monkeypatch.setattr("distill.train.averaging_count", lambda objective, batch: 1.0)
+    monkeypatch.setattr("distill.step.averaging_count", lambda objective, batch: 1.0)
     naive, _ = _run(parts, None, accumulated, _student(teacher, 0.0))
     gap = max(
         (a - b).abs().max().item()

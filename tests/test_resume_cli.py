@@ -24,7 +24,7 @@ runner = CliRunner()
 # 30 is the student's step 10, after its checkpoints at steps 4 and 8.
 KILLED_RUN = """
 import os, signal, sys
-import distill.train as loop
+import distill.step as loop
 from distill.cli import app
 calls, real = [0], loop.forward
 def forward(*args, **kwargs):

@@ -8,6 +8,7 @@ import time
 import torch
 from transformers import PreTrainedModel
 
+from distill import distributed
 from distill.batching import Encoded, collate, model_inputs, to_device
 
 WARMUP_PASSES = 10
@@ -23,8 +24,11 @@ def latency_ms(
     """Median milliseconds per example at batch 1, each sentence at its real length.
 
     The models are timed alternately on every sentence, so a slow moment of the machine hits
-    all of them alike and the ratio between them (the speed-up) stays fair.
+    all of them alike and the ratio between them (the speed-up) stays fair. In a multi-process
+    run only the main process measures (the others are idle by then or finishing).
     """
+    if not distributed.is_main():  # timed by the main process alone (metrics are its to write)
+        return {name: float("nan") for name in models}
     for model in models.values():
         model.eval()
     indices = list(range(min(len(encoded), max_examples)))

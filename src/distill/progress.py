@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -19,7 +20,9 @@ from rich.progress import (
 )
 from rich.text import Text
 
-console = Console(stderr=True, soft_wrap=True)  # stdout stays free for results a script may parse
+# stdout stays free for results a script may parse. In a multi-process run (torchrun and
+# accelerate launch set RANK) only the main process prints.
+console = Console(stderr=True, soft_wrap=True, quiet=os.environ.get("RANK", "0") != "0")
 
 
 class _ExamplesPerSecond(ProgressColumn):
@@ -29,9 +32,15 @@ class _ExamplesPerSecond(ProgressColumn):
 
 
 @contextmanager
-def progress_bar(description: str, total_examples: int, completed: int = 0) -> Iterator[Any]:
+def progress_bar(
+    description: str, total_examples: int, completed: int = 0, enabled: bool = True
+) -> Iterator[Any]:
     """Yields `advance(examples, **fields)`; `fields` (e.g. loss=0.31) are shown after the bar.
-    `completed`: examples already done (a resumed run starts its bar there)."""
+    `completed`: examples already done (a resumed run starts its bar there); `enabled` False
+    shows nothing (the processes of a multi-process run other than the main one)."""
+    if not enabled:
+        yield lambda examples, **fields: None
+        return
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from transformers import set_seed
 
-from distill import checkpoint
+from distill import checkpoint, distributed
 from distill.modes import MODES
 from distill.progress import console
 from distill.recipe import Recipe
@@ -40,7 +40,8 @@ def run(
     output = Path(out or recipe.output or f"runs/{name}")
     check_output(output, overwrite)
     settings = recipe.model_dump(mode="json", exclude={"output"})
-    if prepare_resume(output, settings, overwrite, resume, force):
+    # the main process decides (and clears a stale OUT.partial/); the others follow
+    if distributed.from_main(lambda: prepare_resume(output, settings, overwrite, resume, force)):
         console.print(f"[bold]resuming[/] {partial_directory(output)} from its checkpoints")
     if recipe.train.threads:
         torch.set_num_threads(recipe.train.threads)

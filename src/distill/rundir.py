@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from distill import distributed
 from distill.checkpoint import CHECKPOINTS, has_checkpoints
 from distill.checkpoint import saved_recipe as checkpoint_recipe
 from distill.errors import DistillError
@@ -65,6 +66,11 @@ def run_directory(output: Path, overwrite: bool) -> Iterator[Path]:
     unless it holds checkpoints: then it stays, recognisably unfinished, for a resume (run.py
     decides before this whether a partial directory is resumed or started afresh).
     """
+    if not distributed.is_main():  # the other processes of a multi-process run write nothing
+        with tempfile.TemporaryDirectory(prefix="distill-rank-") as scratch:
+            yield Path(scratch)
+        distributed.barrier()
+        return
     partial = partial_directory(output)
     partial.mkdir(parents=True, exist_ok=True)
     try:
@@ -77,6 +83,7 @@ def run_directory(output: Path, overwrite: bool) -> Iterator[Path]:
     if output.exists() and overwrite:
         shutil.rmtree(output)
     os.replace(partial, output)
+    distributed.barrier()  # the others finish when OUT/ is in place
 
 
 def prepare_resume(

@@ -19,9 +19,9 @@ from accelerate import Accelerator
 from torch.profiler import record_function
 from transformers import PreTrainedModel, get_scheduler
 
-from distill import checkpoint
-from distill.batching import Batches, Encoded, to_device
-from distill.capture import capturing_attention, forward
+from distill import checkpoint, distributed
+from distill.batching import Batches, Encoded
+from distill.capture import capturing_attention
 from distill.errors import DistillError
 from distill.interrupts import Interrupted, deferred_interrupts
 from distill.learners import (  # noqa: F401  (Learner, LiveTeacher, ... are imported from here)
@@ -37,8 +37,8 @@ from distill.learners import (  # noqa: F401  (Learner, LiveTeacher, ... are imp
     learner_parameters,
     loss_terms,
 )
-from distill.objectives.base import averaging_count
 from distill.progress import progress_bar
+from distill.step import StepResult, StepSetup, run_step
 from distill.training_state import (
     LoopState,
     global_rng_state,
@@ -113,10 +113,29 @@ def train_learners(
     torch.manual_seed(schedule.seed)
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     device = accelerator.device
-    by_name = {learner.name: learner for learner in learners}
-    groups, owned = learner_parameters(learners, schedule.lr, schedule.weight_decay)
+    rank, size = distributed.world()
+    main = rank == 0
+    if size > 1:
+        _check_unshared(learners)
     for learner in learners:
         learner.model.to(device).train()
+    # Several processes: accelerate wraps each trained model (DDP: gradients all-reduced in
+    # backward), before the optimizer sees its parameters. torch.compile (train.compile) wraps
+    # the forward pass only. The modules themselves stay the same objects.
+    runners = {}
+    for learner in learners:
+        runner = accelerator.prepare_model(learner.model) if size > 1 else learner.model
+        runners[learner.name] = torch.compile(runner) if schedule.compile else runner
+    groups, owned = learner_parameters(learners, schedule.lr, schedule.weight_decay)
+    # Projections inside objectives are not in a DDP module: their gradients are averaged
+    # over the processes by hand after each step.
+    projections = [
+        p
+        for learner in learners
+        for item in learner.objectives
+        if isinstance(item.objective, torch.nn.Module)
+        for p in item.objective.parameters()
+    ]
     # The fused kernel does the same update as the default one, measured 1.3x faster per step
     # here for a 3-layer MiniLM on 2 CPU cores (the 11.7M-parameter embedding update dominates).
     optimizer = torch.optim.AdamW(groups, lr=schedule.lr, fused=True)
@@ -127,16 +146,13 @@ def train_learners(
         num_warmup_steps=int(schedule.warmup_ratio * total_steps),
         num_training_steps=total_steps,
     )
-    optimizer, scheduler = accelerator.prepare(optimizer, scheduler)
+    # Not the scheduler: accelerate's steps once per process, for data loaders it shards (our
+    # steps are global already), so it would run the schedule N times too fast.
+    optimizer = accelerator.prepare(optimizer)
     needs = forward_needs(learners)
     # bf16 autocast of forward passes and losses (train.precision); the weights stay fp32. Not
     # accelerate's mixed_precision: its state is one per process, fixed by the first run.
     bf16 = schedule.precision == "bf16"
-    # torch.compile (train.compile) wraps the forward pass only; the modules stay the same.
-    runners = {
-        learner.name: torch.compile(learner.model) if schedule.compile else learner.model
-        for learner in learners
-    }
     frozen = [model for learner in learners for model in frozen_models(learner.teacher)]
     for model in frozen:
         model.to(device)  # batches go to the training device
@@ -145,7 +161,7 @@ def train_learners(
         bind(learner, draw_batches(batches, device, sampler), schedule.seed)
     attention = any(needs[n] & {"attentions", "attention_scores"} for n in needs)
     capture_models = [learner.model for learner in learners] + frozen
-    several = len(learners) > 1
+    setup = StepSetup(learners, runners, needs, accelerator, schedule.gradient_accumulation, bf16)
     sources = [source_key(learner.teacher) for learner in learners]
     loop = LoopState()
     best_models: dict[str, Any] | None = None  # train.keep_best: the best-scoring weights
@@ -165,21 +181,25 @@ def train_learners(
             loop = restore(latest, learners, optimizer, scheduler, sampler, sources, description)
             best = phase.load_named("best") if loop.best_step is not None else None
             best_models = best["models"] if best else None
-        size = checkpoint.state_bytes(snapshot(learners, optimizer, scheduler, loop, sampler, []))
-        checkpoint.check_free_space(phase.directory, size * (phase.keep + 1), description)
+        # a checkpoint: every weight, plus AdamW's two moments for each trainable one
+        nbytes = sum(checkpoint.state_bytes(learner.model.state_dict()) for learner in learners)
+        nbytes += 2 * sum(p.numel() * p.element_size() for g in groups for p in g["params"])
+        if main:
+            checkpoint.check_free_space(phase.directory, nbytes * (phase.keep + 1), description)
 
     def save(kind: str = "step") -> None:
-        if phase is not None:
+        if phase is not None and main:  # one writer; every process reads on resume
             state = snapshot(learners, optimizer, scheduler, loop, sampler, sources)
             phase.save(loop.step, state) if kind == "step" else phase.save_named(kind, state)
 
     window_start, window_examples = time.perf_counter(), 0
     total_examples = _examples_seen(batches, schedule, total_steps)
     accumulation = schedule.gradient_accumulation
+    progress = progress_bar(description, total_examples, completed=loop.examples, enabled=main)
 
     # -- loop ---------------------------------------------------------------------------------
     with (
-        progress_bar(description, total_examples, completed=loop.examples) as advance,
+        progress as advance,
         capturing_attention(capture_models, enabled=attention),
         deferred_interrupts() as interrupted,
     ):
@@ -187,72 +207,31 @@ def train_learners(
             order = list(batches.epoch(schedule.batch_size, schedule.seed + loop.epoch))
             for position in range(loop.position, len(order)):
                 task, indices = order[position]
-                parts = [p.tolist() for p in np.array_split(indices, accumulation) if len(p)]
-                micro = [to_device(batches.collate(task, part), device) for part in parts]
-                active = [each for each in learners if each.task in (None, task)]
-                terms = [(learner, item) for learner in active for item in learner.objectives]
-                # Each micro-batch weighs an objective by its share of what the objective
-                # averages over in the whole step (examples, tokens): the big batch's update.
-                counts = [[averaging_count(item.objective, b) for _, item in terms] for b in micro]
-                totals = [sum(column) for column in zip(*counts, strict=True)]
-                term_values = [0.0] * len(terms)  # each term's value over the whole step
-                finite = True
-                for batch, batch_counts in zip(micro, counts, strict=True):
-                    with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
-                        # Named regions show up in torch.profiler traces
-                        # (benchmarks/profile_step.py). Frozen teachers run before the
-                        # students: measured 4% faster a step here (MiniLM, 32x128) than after,
-                        # when the students' saved activations are live.
-                        with record_function("distill.teacher"):
-                            taught = frozen_teacher_outputs(active, batch)
-                        with record_function("distill.forward"):
-                            outputs = {
-                                each.name: forward(runners[each.name], batch, needs[each.name])
-                                for each in active
-                            }
-                        with record_function("distill.losses"):
-                            values = loss_terms(active, batch, outputs, taught, by_name)
-                    loss = torch.zeros((), device=device)
-                    for j, ((learner_name, item, value), count, total) in enumerate(
-                        zip(values, batch_counts, totals, strict=True)
-                    ):
-                        key = f"{learner_name}/{item.name}" if several else item.name
-                        if not torch.isfinite(value):
-                            finite = _non_finite(schedule, description, loop, key, value, phase)
-                            break
-                        share = count / total if total else 0.0
-                        term_values[j] += value.item() * share
-                        loss = loss + item.weight * value.float() * share
-                    if not finite:
-                        break
-                    with record_function("distill.backward"):
-                        accelerator.backward(loss)
-                    # Free this micro-batch's tensors before the next one is built.
-                    del taught, outputs, values, loss
+                if len(indices) < accumulation * size and size > 1:
+                    continue  # a last batch too small to give every process a micro-batch
+                result = run_step(setup, batches, task, indices, interrupted)
+                distributed.average_gradients(projections)
                 with record_function("distill.optimizer"):
+                    finite = not any(result.non_finite)
                     if finite:
                         if schedule.max_grad_norm:
                             for parameters in owned:  # each model's gradient norm on its own
                                 accelerator.clip_grad_norm_(parameters, schedule.max_grad_norm)
                         optimizer.step()
                     else:
+                        _non_finite(schedule, description, loop, result, phase)
                         loop.skipped += 1
                     scheduler.step()  # a skipped step keeps the schedule aligned with steps
                     optimizer.zero_grad(set_to_none=True)
-                del micro
                 loop.step += 1
                 loop.position = position + 1
                 loop.examples += len(indices)
                 window_examples += len(indices)
                 if finite:
-                    for (learner, item), value in zip(terms, term_values, strict=True):
-                        key = f"{learner.name}/{item.name}" if several else item.name
+                    for key, value in zip(result.keys, result.values, strict=True):
                         loop.window.setdefault(key, []).append(value)
-                    step_loss = sum(
-                        item.weight * v for (_, item), v in zip(terms, term_values, strict=True)
-                    )
-                    loop.window.setdefault("loss", []).append(step_loss)
-                advance(len(indices), loss=step_loss if finite else float("nan"))
+                    loop.window.setdefault("loss", []).append(result.loss)
+                advance(len(indices), loss=result.loss)
 
                 # -- logging, evaluation, checkpoints -----------------------------------------
                 if loop.step % schedule.log_every == 0 or loop.step == total_steps:
@@ -277,7 +256,7 @@ def train_learners(
                 epoch_end = loop.position == len(order)
                 if epoch_end:
                     loop.epoch, loop.position = loop.epoch + 1, 0
-                signal_name = interrupted()
+                signal_name = interrupted() or ("a signal" if result.interrupted else None)
                 every = phase.every if phase is not None else None
                 if not last and (epoch_end or signal_name or (every and loop.step % every == 0)):
                     save()
@@ -298,7 +277,7 @@ def train_learners(
         load_model_states(learners, best_models)
     for learner in learners:
         learner.model.eval()
-    if phase is not None:
+    if phase is not None and main:
         final_state = {"models": model_states(learners), "history": loop.history}
         phase.finish(final_state | {"rng": global_rng_state()})
     return loop.history
@@ -317,21 +296,36 @@ def _non_finite(
     schedule: Schedule,
     description: str,
     loop: LoopState,
-    key: str,
-    value: torch.Tensor,
+    result: StepResult,
     phase: checkpoint.Phase | None,
-) -> bool:
-    """Stop naming the step and the objective (train.on_nonfinite: stop), or return False so
-    the step is dropped and counted (skip)."""
+) -> None:
+    """Stop naming the step and the objective (train.on_nonfinite: stop); with skip, return
+    and the step is dropped and counted."""
     if schedule.on_nonfinite == "skip":
-        return False
+        return
+    rows = zip(result.keys, result.values, result.non_finite, strict=True)
+    key, value = next((k, v) for k, v, bad in rows if bad)
     good = phase.last_good_step() if phase is not None else None
     kept = f"; the last good checkpoint (step {good}) is kept for a resume" if good else ""
     raise DistillError(
         f"{description}: step {loop.step + 1}: objective '{key}' gave a non-finite loss "
-        f"({value.item()}){kept}; lower the learning rate, check the data, or set "
+        f"({value}){kept}; lower the learning rate, check the data, or set "
         "train.on_nonfinite: skip"
     )
+
+
+def _check_unshared(learners: list[Learner]) -> None:
+    """DDP all-reduces each wrapped model's gradients: a module shared by two learners (the
+    encoder of early exits or of multi-task heads) would be reduced twice."""
+    seen: set[int] = set()
+    for learner in learners:
+        mine = {id(p) for p in learner.model.parameters()}
+        if mine & seen:
+            raise DistillError(
+                f"distributed: learner '{learner.name}' shares modules with another (early exits, "
+                "multi-task heads); run this mode in one process for now"
+            )
+        seen |= mine
 
 
 def _evaluation_due(schedule: Schedule, step: int, total_steps: int) -> bool:
@@ -344,7 +338,7 @@ def _evaluate(
     evaluate: Callable[[], float], schedule: Schedule, loop: LoopState, learners: list[Learner]
 ) -> bool:
     """Score on the dev split, log it, track the best; True when it improved."""
-    score = evaluate()
+    score = distributed.from_main(evaluate)  # every process takes the same decisions
     for learner in learners:
         learner.model.train()
     improved = loop.best_score is None or score > loop.best_score

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from distill import teacher_cache
+from distill import distributed, teacher_cache
 from distill.batching import Encoded, encode
 from distill.data import TaskData, load_task_data
 from distill.errors import DistillError
@@ -116,16 +116,17 @@ def cached_outputs(
     (top-k of them beyond cache.top_k classes) and the hidden states of `layers`."""
     start = time.perf_counter()
     cache_dir = Path(recipe.cache.dir) if recipe.cache.dir else teacher_cache.default_cache_dir()
-    cached, hit = teacher_cache.load_or_build(
-        cache_dir,
-        teacher,
-        inputs.train,
-        inputs.task,
-        recipe.train.eval_batch_size,
-        inputs.pad,
-        top_k=recipe.cache.top_k,
-        layers=layers,
-    )
+    with distributed.local_main_first():  # one process per machine builds, the others read
+        cached, hit = teacher_cache.load_or_build(
+            cache_dir,
+            teacher,
+            inputs.train,
+            inputs.task,
+            recipe.train.eval_batch_size,
+            inputs.pad,
+            top_k=recipe.cache.top_k,
+            layers=layers,
+        )
     console.print(f"[bold]teacher cache[/]: {'hit' if hit else 'built'} in {cache_dir}")
     return cached, time.perf_counter() - start
 
