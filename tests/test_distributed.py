@@ -49,3 +49,37 @@ def test_two_processes_train_the_same_student_as_one(
     losses = [r["loss"] for r in json.loads(Path(f"{one}.history.json").read_text())]
     sharded_losses = [r["loss"] for r in json.loads(Path(f"{two}.history.json").read_text())]
     assert sharded_losses == pytest.approx(losses, abs=1e-5)
+
+
+def test_distill_run_under_torchrun_writes_one_run_equal_to_one_process(
+    tmp_path: Path, tiny_base_dir: Path, synthetic_files: dict
+) -> None:
+    """The whole command: teacher fine-tuning, cache, distillation and evaluation during
+    training in two processes; one OUT/ (written by the main process), one summary printed,
+    and the same student as `distill run` in one process."""
+    from typer.testing import CliRunner
+
+    from distill.cli import app
+    from tests.test_cli import _synthetic_recipe
+
+    recipe = _synthetic_recipe(tmp_path, tiny_base_dir, synthetic_files, **{"train.eval_every": 5})
+    single = CliRunner().invoke(app, ["run", str(recipe), "--out", str(tmp_path / "one")])
+    assert single.exit_code == 0, single.output
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    result = subprocess.run(
+        [*launcher, "-m", "distill", "run", str(recipe), "--out", str(tmp_path / "two")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("retention") == 1  # the main process alone reports
+    assert not (tmp_path / "two.partial").exists()
+    one = load_file(tmp_path / "one" / "student" / "model.safetensors")
+    two = load_file(tmp_path / "two" / "student" / "model.safetensors")
+    for key in one:
+        assert torch.allclose(one[key], two[key], atol=1e-5), key
+    history = [json.loads(line) for line in (tmp_path / "two" / "history.jsonl").open()]
+    assert any("dev_score" in record for record in history)

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from distill.errors import DistillError
+from distill.progress import NOT_MAIN
 
 app = typer.Typer(
     help="Knowledge distillation of transformer models.",
@@ -22,7 +23,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-out = Console(soft_wrap=True)  # results go to stdout; progress bars and logs go to stderr
+# results go to stdout; progress bars and logs go to stderr
+out = Console(soft_wrap=True, quiet=NOT_MAIN)
 
 QUICKSTART_DATA = (Path("../shared/data/glue"),)  # checked after --data and $DISTILL_DATA
 HUB_GLUE = "nyu-mll/glue"

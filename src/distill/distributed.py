@@ -18,25 +18,31 @@ from accelerate import PartialState
 T = TypeVar("T")
 
 
+def _state() -> PartialState:
+    """accelerate's process state. Without a GPU it must be asked for CPU explicitly, or it
+    reports a single process under torchrun (and the first caller fixes it for all)."""
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
 def world() -> tuple[int, int]:
     """(this process's rank, number of processes)."""
-    state = PartialState()
+    state = _state()
     return state.process_index, state.num_processes
 
 
 def is_main() -> bool:
-    return PartialState().is_main_process
+    return _state().is_main_process
 
 
 def barrier() -> None:
-    PartialState().wait_for_everyone()
+    _state().wait_for_everyone()
 
 
 @contextmanager
 def local_main_first() -> Iterator[None]:
     """The main process of this machine runs the block first (e.g. builds the teacher cache);
     the others run it after, and find its result."""
-    with PartialState().local_main_process_first():
+    with _state().local_main_process_first():
         yield
 
 

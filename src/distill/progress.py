@@ -20,9 +20,11 @@ from rich.progress import (
 )
 from rich.text import Text
 
-# stdout stays free for results a script may parse. In a multi-process run (torchrun and
-# accelerate launch set RANK) only the main process prints.
-console = Console(stderr=True, soft_wrap=True, quiet=os.environ.get("RANK", "0") != "0")
+# In a multi-process run (torchrun and accelerate launch set RANK) only the main process
+# prints; errors are printed by every process that has one.
+NOT_MAIN = os.environ.get("RANK", "0") != "0"
+# stdout stays free for results a script may parse
+console = Console(stderr=True, soft_wrap=True, quiet=NOT_MAIN)
 
 
 class _ExamplesPerSecond(ProgressColumn):
