@@ -117,6 +117,7 @@ def train_learners(
     main = rank == 0
     if size > 1:
         _check_unshared(learners)
+        _check_data_parallel(accelerator)
     for learner in learners:
         learner.model.to(device).train()
     # Several processes: accelerate wraps each trained model (DDP: gradients all-reduced in
@@ -312,6 +313,17 @@ def _non_finite(
         f"({value}){kept}; lower the learning rate, check the data, or set "
         "train.on_nonfinite: skip"
     )
+
+
+def _check_data_parallel(accelerator: Accelerator) -> None:
+    """distill trains with data parallelism (DDP). Sharded engines (FSDP, DeepSpeed) would
+    need every process in every forward pass, and the main process evaluates and times alone."""
+    kind = str(accelerator.distributed_type).rsplit(".", 1)[-1]
+    if kind not in ("MULTI_GPU", "MULTI_CPU", "MULTI_XPU", "MULTI_NPU", "MULTI_MLU", "MULTI_HPU"):
+        raise DistillError(
+            f"distributed: the accelerate config chooses {kind}; distill trains data-parallel "
+            "(DDP): set distributed_type: MULTI_GPU (examples/accelerate/multi_gpu.yaml)"
+        )
 
 
 def _check_unshared(learners: list[Learner]) -> None:
