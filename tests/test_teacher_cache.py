@@ -82,6 +82,30 @@ def test_damaged_cache_is_rebuilt_not_used(parts, tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == [key]  # no staging directories left over
 
 
+def test_an_interrupted_build_is_never_read_and_is_rebuilt(
+    parts, tmp_path: Path, monkeypatch
+) -> None:
+    teacher, tokenizer, encoded = parts
+    key = teacher_cache.fingerprint(teacher, encoded, SST2)
+    real = teacher_cache._write_arrays
+
+    def killed_halfway(staging: Path, *args: object, **kwargs: object) -> None:
+        real(staging, *args, **kwargs)  # the arrays are written, meta.json is not yet
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(teacher_cache, "_write_arrays", killed_halfway)
+    with pytest.raises(KeyboardInterrupt):
+        teacher_cache.load_or_build(tmp_path, teacher, encoded, SST2, 2, 0)
+    assert not list(tmp_path.iterdir())  # neither an entry nor its staging directory
+    monkeypatch.undo()
+    # a SIGKILL leaves the staging directory behind: never read, removed by the next build
+    (tmp_path / f".{key}-killed").mkdir()
+    (tmp_path / f".{key}-killed" / "logits.npy").write_bytes(b"half")
+    cached, hit = teacher_cache.load_or_build(tmp_path, teacher, encoded, SST2, 2, 0)
+    assert not hit and cached.logits.shape == (4, 2)
+    assert [p.name for p in tmp_path.iterdir()] == [key]
+
+
 def test_hidden_states_are_cached_at_real_length_and_served_padded(parts, tmp_path: Path) -> None:
     teacher, tokenizer, encoded = parts
     cached, _ = teacher_cache.load_or_build(tmp_path, teacher, encoded, SST2, 3, 0, layers=(0, 4))

@@ -117,6 +117,10 @@ def build(
 ) -> CachedOutputs:
     """Run the teacher once over `encoded` and store what was asked, atomically."""
     directory.mkdir(parents=True, exist_ok=True)
+    # A staging directory left by a build that was killed (SIGKILL, power cut) is never read;
+    # builds of one entry do not overlap (one process per machine builds), so any is stale.
+    for stale in directory.glob(f".{key}-*"):
+        shutil.rmtree(stale, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=directory))
     try:
         arrays = _write_arrays(staging, teacher, encoded, batch_size, pad_token_id, top_k, layers)
