@@ -1,7 +1,9 @@
 """TextBrewer's BasicDistiller on a workload saved by benchmarks/throughput.py; run in its own
 environment (TextBrewer is not a dependency of distill). Prints one JSON line: seconds per step.
 
-    TB_PYTHON benchmarks/textbrewer_run.py WORK_DIR STEPS
+    TB_PYTHON benchmarks/textbrewer_run.py WORK_DIR STEPS [THREADS [SAVE_DIR]]
+
+With SAVE_DIR the trained student is saved there (benchmarks/equal_accuracy.py scores it).
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ def main() -> None:
         )
         optimizer = torch.optim.AdamW(student.parameters(), lr=1e-4)
         distiller.train(optimizer, loader(), num_steps=steps + 1, batch_postprocessor=postprocess)
+    if len(sys.argv) > 4:
+        student.save_pretrained(sys.argv[4])
     seconds = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
     status = Path("/proc/self/status").read_text().splitlines()
     peak = next(int(x.split()[1]) / 1024 for x in status if x.startswith("VmHWM:"))

@@ -141,6 +141,36 @@ def eval_command(
 
 
 @app.command()
+def predict(
+    model_dir: Annotated[Path, typer.Argument(help="A saved model directory.")],
+    input_path: Annotated[
+        Path, typer.Option("--input", help="Text to label: .tsv, .csv or .jsonl.")
+    ],
+    output_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", help="Where to write (.tsv/.csv/.jsonl; default INPUT.predictions.jsonl)."
+        ),
+    ] = None,
+    text_column: Annotated[
+        str | None, typer.Option(help="Column with the text (default: the model's task's).")
+    ] = None,
+    pair_column: Annotated[
+        str | None, typer.Option(help="Column with the second text of a pair task.")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Prediction batch size.")] = 64,
+) -> None:
+    """Label new text with a saved model: each row gets `prediction` (and `probability`)."""
+    with _errors():
+        from distill.predict import predict_file
+
+        written, rows = predict_file(
+            model_dir, input_path, output_path, text_column, pair_column, batch_size
+        )
+        out.print(f"[green]predicted[/] {rows:,} rows: {written}")
+
+
+@app.command()
 def check(
     recipe: Annotated[Path, typer.Argument(help="YAML recipe.")],
     set_: SetOption = None,

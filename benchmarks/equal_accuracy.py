@@ -1,0 +1,130 @@
+"""distill's default pipeline against TextBrewer as its examples feed it: the same student, the
+same steps and loss, scored on the SST-2 dev set; and the time each took.
+
+    .venv/bin/python benchmarks/equal_accuracy.py [--teacher runs/quickstart/teacher] [--steps 300]
+
+Teacher: the quickstart's fine-tuned MiniLM (run `distill quickstart` first). Student: its
+blocks 0, 2, 4. Loss: soft targets at T=2 only, AdamW at lr 1e-4 (weight decay 0.01), constant
+learning rate, no clipping, batch 32, on the same random 32 x STEPS SST-2 training sentences.
+distill: length-grouped batches padded per batch, teacher logits from its cache (the build
+is timed too). TextBrewer 0.2.1.post1 (its own environment): every sentence padded to 128, in
+random order, live teacher. Writes benchmarks/results/equal-accuracy.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers import AutoTokenizer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from throughput import GLUE, ROOT, SST2, THREADS, ensure_textbrewer, objectives  # noqa: E402
+
+from distill import teacher_cache  # noqa: E402
+from distill.batching import collate, encode, model_inputs  # noqa: E402
+from distill.data import load_task_data  # noqa: E402
+from distill.evaluate import evaluate  # noqa: E402
+from distill.models import copy_teacher_layers, load_classifier  # noqa: E402
+from distill.recipe import DataConfig  # noqa: E402
+from distill.train import Schedule, train  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--teacher", default=str(ROOT / "runs" / "quickstart" / "teacher"))
+    parser.add_argument("--steps", type=int, default=300)
+    args = parser.parse_args()
+    torch.set_num_threads(THREADS)
+    teacher = load_classifier(args.teacher, SST2, "--teacher", new_head=False).eval()
+    tokenizer = AutoTokenizer.from_pretrained(args.teacher)
+    config = DataConfig(path=str(GLUE), max_train_examples=32 * args.steps)
+    data = load_task_data("sst2", config, seed=0)
+    train_set = encode(data.train, tokenizer, 128, regression=False)
+    dev = encode(data.eval, tokenizer, 128, regression=False)
+    torch.manual_seed(0)
+    student = copy_teacher_layers(teacher, [0, 2, 4])
+    results = {"teacher": (evaluate(teacher, SST2, dev, 64, tokenizer.pad_token_id).score, None)}
+
+    # -- distill's default pipeline -------------------------------------------------------------
+    ours = copy.deepcopy(student)
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as cache:
+        cached, _ = teacher_cache.load_or_build(Path(cache), teacher, train_set, SST2, 64, 0)
+        source = teacher_cache.CachedTeacher(cached, teacher.config.num_hidden_layers)
+        schedule = Schedule(
+            epochs=1,
+            batch_size=32,
+            lr=1e-4,
+            warmup_ratio=0.0,
+            schedule="constant",
+            max_grad_norm=None,
+            max_steps=args.steps,
+        )
+        train(ours, train_set, objectives("soft_targets"), schedule, 0, source)
+    seconds = time.perf_counter() - start
+    results["distill"] = (evaluate(ours, SST2, dev, 64, tokenizer.pad_token_id).score, seconds)
+
+    # -- TextBrewer as its examples feed it -----------------------------------------------------
+    python = ensure_textbrewer()
+    with tempfile.TemporaryDirectory() as work:
+        teacher.save_pretrained(Path(work) / "teacher")
+        student.save_pretrained(Path(work) / "student")
+        order = np.random.default_rng(0).permutation(len(train_set)).tolist()
+        batches = []
+        for begin in range(0, 32 * args.steps, 32):
+            batch = collate(train_set, order[begin : begin + 32], tokenizer.pad_token_id)
+            extra = 128 - batch["input_ids"].shape[1]  # every sentence padded to 128
+            batches.append(
+                model_inputs({k: F.pad(v, (0, extra)) for k, v in batch.items() if v.dim() == 2})
+            )
+        torch.save(batches, Path(work) / "textbrewer_batches.pt")
+        saved = Path(work) / "trained"
+        start = time.perf_counter()
+        subprocess.run(
+            [
+                str(python),
+                str(ROOT / "benchmarks" / "textbrewer_run.py"),
+                work,
+                str(args.steps - 1),
+                str(THREADS),
+                str(saved),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        seconds = time.perf_counter() - start
+        theirs = load_classifier(str(saved), SST2, "textbrewer student", new_head=False)
+        results["textbrewer"] = (
+            evaluate(theirs, SST2, dev, 64, tokenizer.pad_token_id).score,
+            seconds,
+        )
+
+    rows = "\n".join(
+        f"| {name} | {score:.4f} | " + (f"{seconds:.0f} s |" if seconds else "– |")
+        for name, (score, seconds) in results.items()
+    )
+    speedup = results["textbrewer"][1] / results["distill"][1]
+    text = (
+        "# Equal accuracy: distill's default pipeline against TextBrewer\n\n"
+        f"Command: `python benchmarks/equal_accuracy.py --steps {args.steps}`\n\n"
+        + __doc__.split("\n\n", 2)[2].rsplit("\nWrites", 1)[0]
+        + "\n\n| model | SST-2 dev accuracy | training time |\n|---|---|---|\n"
+        + rows
+        + f"\n\ndistill took {speedup:.1f}x less time (its cache build included).\n"
+    )
+    (ROOT / "benchmarks" / "results" / "equal-accuracy.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
