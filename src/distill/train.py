@@ -104,8 +104,9 @@ def train_learners(
 ) -> list[dict[str, Any]]:
     """Train every learner in place on the same stream of batches; one optimizer and one
     schedule for all, one backward per micro-batch. Log keys are `objective` for a single
-    learner and `learner/objective` for several. `evaluate` scores the (first) learner on the
-    dev split for train.eval_every / keep_best / early_stopping.
+    learner and `learner/objective` for several. `evaluate` returns the dev score of the model
+    it was made for (train.eval_every / keep_best / early_stopping); keep_best restores every
+    learner to the step with the best score.
 
     Inside a run directory the phase checkpoints (checkpoint.py) and resumes from its newest
     checkpoint; a phase that already finished only reloads its final weights."""
