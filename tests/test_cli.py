@@ -382,3 +382,28 @@ def test_zero_weight_objective_is_skipped_not_served(
     result = runner.invoke(app, ["run", str(recipe), "--out", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     assert "teacher access 'none'" in result.output
+
+
+def test_every_run_logs_its_scalars_to_tensorboard(
+    tmp_path: Path, tiny_base_dir: Path, synthetic_files: dict[str, str]
+) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    recipe = _synthetic_recipe(
+        tmp_path, tiny_base_dir, synthetic_files, **{"train.log_every": 5, "train.eval_every": 10}
+    )
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["run", str(recipe), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (out / "tb").iterdir()) == [
+        "distilling-student",
+        "fine-tuning-teacher",
+    ]
+    events = EventAccumulator(str(out / "tb" / "distilling-student")).Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"loss", "task", "soft_targets", "hidden_cosine", "lr", "dev_score"} <= tags
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    logged = [(r["step"], r["loss"]) for r in history if r["phase"] == "distill" and "loss" in r]
+    scalars = [(e.step, e.value) for e in events.Scalars("loss")]
+    assert [s for s, _ in scalars] == [s for s, _ in logged]
+    assert [v for _, v in scalars] == pytest.approx([v for _, v in logged], rel=1e-6)

@@ -92,6 +92,11 @@ class Phase:
         self.directory, self.every, self.keep = directory, every, keep
         self.recipe = recipe or {}
 
+    @property
+    def tensorboard_dir(self) -> Path:
+        """OUT.partial/tb/<phase>/: kept when the run finishes (checkpoints/ is not)."""
+        return self.directory.parent.parent / "tb" / self.directory.name
+
     def steps(self) -> list[int]:
         found = [p.name.removeprefix("step-") for p in self.directory.glob("step-*")]
         return sorted(int(s) for s in found if s.isdigit())

@@ -12,7 +12,7 @@ import yaml
 matplotlib.use("Agg")  # no display on servers; figures are written to files
 import matplotlib.pyplot as plt  # noqa: E402
 
-_NOT_LOSSES = {"step", "epoch", "lr", "examples_per_second", "phase", "generation"}
+_NOT_LOSSES = {"step", "epoch", "lr", "examples_per_second", "phase", "generation", "dev_score"}
 
 
 def loss_keys(history: list[dict[str, Any]]) -> list[str]:

@@ -7,6 +7,7 @@ schedule step; then logging, evaluation and checkpoints. Reads top to bottom.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -38,6 +39,7 @@ from distill.learners import (  # noqa: F401  (Learner, LiveTeacher, ... are imp
     loss_terms,
 )
 from distill.progress import progress_bar
+from distill.scalars import ScalarLog
 from distill.step import StepResult, StepSetup, run_step
 from distill.training_state import (
     LoopState,
@@ -198,10 +200,16 @@ def train_learners(
     total_examples = _examples_seen(batches, schedule, total_steps)
     accumulation = schedule.gradient_accumulation
     progress = progress_bar(description, total_examples, completed=loop.examples, enabled=main)
+    scalars = ScalarLog(
+        phase.tensorboard_dir if phase is not None and main else None,
+        purge_step=loop.step + 1 if loop.step else None,
+    )
+    written = len(loop.history)  # history records already sent to TensorBoard
 
     # -- loop ---------------------------------------------------------------------------------
     with (
         progress as advance,
+        contextlib.closing(scalars),
         capturing_attention(capture_models, enabled=attention),
         deferred_interrupts() as interrupted,
     ):
@@ -254,6 +262,9 @@ def train_learners(
                     if _evaluate(evaluate, schedule, loop, learners) and schedule.keep_best:
                         best_models = model_states(learners)
                         save("best")
+                for record in loop.history[written:]:
+                    scalars.record(record)
+                written = len(loop.history)
                 last = loop.step >= total_steps or loop.stopped_early
                 epoch_end = loop.position == len(order)
                 if epoch_end:
