@@ -28,7 +28,10 @@ CONTRACT_FILES = [
     "history.jsonl",
     "env.json",
     "report.md",
+    "report.html",
     "plots/losses.png",
+    "plots/tradeoff.png",
+    "plots/confusion.png",
     "predictions/dev.jsonl",
     "student/config.json",
     "student/model.safetensors",
@@ -100,7 +103,10 @@ def test_run_writes_the_whole_contract_on_real_sst2(tmp_path: Path, tiny_base_di
     assert len((out / "predictions/dev.jsonl").read_text().splitlines()) == 64
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
     assert {"task", "soft_targets", "hidden_cosine", "lr"} <= set(history[-2])
-    assert "![distillation losses](plots/losses.png)" in (out / "report.md").read_text()
+    assert (
+        "![Distillation losses per objective over steps](plots/losses.png)"
+        in (out / "report.md").read_text()
+    )
 
     # the student is an ordinary transformers model that works in a pipeline
     model = AutoModelForSequenceClassification.from_pretrained(out / "student")

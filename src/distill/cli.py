@@ -171,6 +171,27 @@ def predict(
 
 
 @app.command()
+def report(
+    run_dirs: Annotated[list[Path], typer.Argument(help="One or more finished run directories.")],
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Where a comparison of several runs goes (default runs/comparison)."
+        ),
+    ] = None,
+) -> None:
+    """Rebuild a run's report.md/report.html from its saved files, or compare several runs."""
+    with _errors():
+        from distill.report import compare_runs, write_report
+
+        if len(run_dirs) == 1 and out_dir is None:
+            written = write_report(run_dirs[0])
+        else:
+            written = compare_runs(run_dirs, out_dir or Path("runs/comparison"))
+        out.print(f"[green]report[/]: {written} (and {written.with_suffix('.html').name})")
+
+
+@app.command()
 def check(
     recipe: Annotated[Path, typer.Argument(help="YAML recipe.")],
     set_: SetOption = None,

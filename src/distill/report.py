@@ -1,4 +1,5 @@
-"""report.md: teacher vs student table and a plot of each objective's loss over steps."""
+"""A run's report (report.md and a self-contained report.html, with plots/) and the comparison
+of several runs (`distill report RUN_DIR...`), rebuilt from the files a run leaves."""
 
 from __future__ import annotations
 
@@ -6,89 +7,40 @@ import json
 from pathlib import Path
 from typing import Any
 
-import matplotlib
 import yaml
 
-matplotlib.use("Agg")  # no display on servers; figures are written to files
-import matplotlib.pyplot as plt  # noqa: E402
+from distill import document, figures
+from distill.document import Block, Figure, Table
+from distill.errors import DistillError
 
-_NOT_LOSSES = {"step", "epoch", "lr", "examples_per_second", "phase", "generation", "dev_score"}
-
-
-def loss_keys(history: list[dict[str, Any]]) -> list[str]:
-    """The logged losses, in first-seen order: not the step axis or the lr, and not tags such
-    as stage, generation or teacher name."""
-    return list(
-        dict.fromkeys(
-            k
-            for record in history
-            for k, v in record.items()
-            if k not in _NOT_LOSSES and isinstance(v, float)
-        )
-    )
-
-
-def plot_losses(history: list[dict[str, Any]], path: Path, title: str) -> None:
-    """One line per objective (and the weighted total) against the optimisation step."""
-    figure, axis = plt.subplots(figsize=(7, 4))
-    keys = loss_keys(history)
-    for key in keys:
-        steps = [r["step"] for r in history if key in r]
-        axis.plot(
-            steps,
-            [r[key] for r in history if key in r],
-            label=key,
-            linewidth=2.2 if key == "loss" else 1.4,
-        )
-    axis.set_xlabel("step")
-    axis.set_ylabel("loss (running mean)")
-    axis.set_title(title)
-    axis.grid(alpha=0.3)
-    if keys:
-        axis.legend()
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+loss_keys = figures.loss_keys  # (kept importable from here)
 
 
 def write_report(run_dir: Path) -> Path:
-    """Build report.md (and plots/) from metrics.json and history.jsonl in `run_dir`."""
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    history = [
-        json.loads(line)
-        for line in (run_dir / "history.jsonl").read_text().splitlines()
-        if line.strip()
-    ]
-    distill_history = [r for r in history if r.get("phase") == "distill"]
-    teacher_history = [r for r in history if r.get("phase") == "teacher"]
-    plot_losses(distill_history, run_dir / "plots" / "losses.png", "Distillation losses")
-    plots = ["![distillation losses](plots/losses.png)"]
-    if teacher_history:
-        plot_losses(
-            teacher_history, run_dir / "plots" / "teacher_losses.png", "Teacher fine-tuning loss"
-        )
-        plots.append("![teacher fine-tuning loss](plots/teacher_losses.png)")
+    """Build report.md, report.html and plots/ from metrics.json, history.jsonl and
+    predictions/dev.jsonl in `run_dir`; returns report.md."""
+    metrics, history = _read_run(run_dir)
     teacher, student = metrics["teacher"], metrics["student"]
     metric_names = list(student["scores"])
-    header = "| model | " + " | ".join(["score", *metric_names]) + " | parameters | latency (ms) |"
-    rows = [header, "|" + "---|" * (len(metric_names) + 4)]
-    for name, entry in (("teacher", teacher), ("student", student)):
-        cells = [f"{entry['score']:.4f}", *(f"{entry['scores'][m]:.4f}" for m in metric_names)]
-        rows.append(
-            f"| {name} | "
-            + " | ".join(cells)
-            + f" | {entry['params']:,} | {entry['latency_ms']:.2f} |"
-        )
-    lines = [
+    mode = _mode(run_dir)
+    blocks: list[Block] = [
         f"# Distillation report: {metrics['task']}"
-        + (f" (mode {mode})" if (mode := _mode(run_dir)) != "standard" else ""),
-        "",
+        + (f" (mode {mode})" if mode != "standard" else ""),
         f"Headline metric: `{metrics['metric']}` on the evaluation split "
         f"({metrics.get('eval_examples', '?')} examples).",
-        "",
-        *rows,
-        "",
+        Table(
+            ["model", "score", *metric_names, "parameters", "latency (ms)"],
+            [
+                [
+                    name,
+                    f"{entry['score']:.4f}",
+                    *(f"{entry['scores'][m]:.4f}" for m in metric_names),
+                    f"{entry['params']:,}",
+                    f"{entry['latency_ms']:.2f}",
+                ]
+                for name, entry in (("teacher", teacher), ("student", student))
+            ],
+        ),
         f"- retention (student / teacher score): **{metrics['retention']:.3f}**",
         f"- speed-up at batch 1 (teacher / student latency): **{metrics['speedup']:.2f}x**",
         f"- parameters: {student['params'] / teacher['params']:.2f} of the teacher's",
@@ -101,36 +53,166 @@ def write_report(run_dir: Path) -> Path:
             if metrics.get("train_total", 0) > metrics.get("train_examples", 0)
             else ""
         ),
-        "",
         *_runs_table(metrics.get("runs", [])),
         "## Training",
-        "",
-        *plots,
-        "",
+        *_training_figures(run_dir, history, metrics),
+        "## Score against cost",
+        *_cost_figures(run_dir, metrics),
+        *_confusion(run_dir),
     ]
-    path = run_dir / "report.md"
-    path.write_text("\n".join(lines))
-    return path
+    markdown, _ = document.write(blocks, run_dir, f"distill: {metrics['task']}")
+    return markdown
 
 
-def _runs_table(runs: list[dict[str, Any]]) -> list[str]:
+def compare_runs(run_dirs: list[Path], out: Path) -> Path:
+    """One report comparing finished runs side by side: scores, retention, cost."""
+    out.mkdir(parents=True, exist_ok=True)
+    runs = [(run_dir, _read_run(run_dir)[0]) for run_dir in run_dirs]
+    rows, models, retention = [], [], {}
+    for run_dir, metrics in runs:
+        name = run_dir.name
+        teacher, student = metrics["teacher"], metrics["student"]
+        rows.append(
+            [
+                name,
+                metrics["task"],
+                f"{teacher['score']:.4f}",
+                f"{student['score']:.4f}",
+                f"{metrics['retention']:.3f}",
+                f"{metrics['speedup']:.2f}x",
+                f"{student['params']:,}",
+            ]
+        )
+        models += [
+            {"name": f"{name} teacher", **teacher},
+            {"name": f"{name} student", **student},
+        ]
+        retention[name] = metrics["retention"]
+    metric = runs[0][1]["metric"] if len({m["metric"] for _, m in runs}) == 1 else "score"
+    blocks: list[Block] = [
+        f"# Comparison of {len(runs)} runs",
+        "Runs: " + ", ".join(f"`{run_dir}`" for run_dir, _ in runs),
+        Table(
+            ["run", "task", "teacher", "student", "retention", "speed-up", "student parameters"],
+            rows,
+        ),
+        Figure(
+            _relative(figures.plot_retention(retention, out / "plots" / "retention.png"), out),
+            "Retention per run",
+        ),
+        Figure(
+            _relative(figures.plot_tradeoff(models, out / "plots" / "tradeoff.png", metric), out),
+            "Score against latency and parameters, every run's teacher and student",
+        ),
+    ]
+    markdown, _ = document.write(blocks, out, "distill: comparison")
+    return markdown
+
+
+def _read_run(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    if not (run_dir / "metrics.json").is_file():
+        raise DistillError(f"report: {run_dir} is not a finished run directory (no metrics.json)")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    path = run_dir / "history.jsonl"
+    lines = path.read_text().splitlines() if path.is_file() else []
+    return metrics, [json.loads(line) for line in lines if line.strip()]
+
+
+def _relative(path: Path, base: Path) -> str:
+    return str(path.relative_to(base))
+
+
+def _training_figures(
+    run_dir: Path, history: list[dict[str, Any]], metrics: dict[str, Any]
+) -> list[Block]:
+    plots = run_dir / "plots"
+    distilled = [r for r in history if r.get("phase") == "distill"]
+    blocks: list[Block] = [
+        Figure(
+            _relative(
+                figures.plot_losses(distilled, plots / "losses.png", "Distillation losses"), run_dir
+            ),
+            "Distillation losses per objective over steps",
+        )
+    ]
+    teacher = [r for r in history if r.get("phase") == "teacher"]
+    if teacher:
+        path = figures.plot_losses(teacher, plots / "teacher_losses.png", "Teacher fine-tuning")
+        blocks.append(Figure(_relative(path, run_dir), "Teacher fine-tuning loss over steps"))
+    if any("dev_score" in r for r in history):
+        finals = {"teacher": metrics["teacher"]["score"], "student": metrics["student"]["score"]}
+        path = figures.plot_dev_scores(history, finals, plots / "dev_scores.png", metrics["metric"])
+        blocks.append(
+            Figure(_relative(path, run_dir), "Dev score during training (train.eval_every)")
+        )
+    return blocks
+
+
+def _cost_figures(run_dir: Path, metrics: dict[str, Any]) -> list[Block]:
+    models = [
+        {"name": "teacher", **metrics["teacher"]},
+        {"name": "student", **metrics["student"]},
+        *({"name": run["name"], **run["student"]} for run in metrics.get("runs", [])),
+    ]
+    path = figures.plot_tradeoff(models, run_dir / "plots" / "tradeoff.png", metrics["metric"])
+    blocks: list[Block] = [Figure(_relative(path, run_dir), "Score against latency and parameters")]
+    if metrics.get("runs"):
+        retention = {run["name"]: run["retention"] for run in metrics["runs"]}
+        path = figures.plot_retention(retention, run_dir / "plots" / "retention.png")
+        blocks.append(Figure(_relative(path, run_dir), "Retention of every model of the run"))
+    return blocks
+
+
+def _confusion(run_dir: Path) -> list[Block]:
+    """Confusion matrices of teacher and student on the dev split (classification only)."""
+    path = run_dir / "predictions" / "dev.jsonl"
+    info_path = run_dir / "student" / "distill.json"
+    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    if not path.is_file() or info.get("regression") or not info.get("labels"):
+        return []
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    models = [m for m in ("teacher", "student") if records and m in records[0]]
+    plot = figures.plot_confusion(
+        [r["label"] for r in records],
+        {m: [r[m] for r in records] for m in models},
+        [str(label) for label in info["labels"]],
+        run_dir / "plots" / "confusion.png",
+    )
+    return ["## Errors", Figure(_relative(plot, run_dir), "Confusion matrices on the dev split")]
+
+
+def _runs_table(runs: list[dict[str, Any]]) -> list[Block]:
     """Every model a mode produced (exits, generations, per-task students, single teachers)."""
     if not runs:
         return []
-    lines = [
+    return [
         "## Every model of this run",
-        "",
-        "| name | task | student score | teacher score | retention | speed-up | parameters "
-        "| path |",
-        "|---|---|---|---|---|---|---|---|",
+        Table(
+            [
+                "name",
+                "task",
+                "student score",
+                "teacher score",
+                "retention",
+                "speed-up",
+                "parameters",
+                "path",
+            ],
+            [
+                [
+                    run["name"],
+                    run["task"],
+                    f"{run['student']['score']:.4f}",
+                    f"{run['teacher']['score']:.4f}",
+                    f"{run['retention']:.3f}",
+                    f"{run['speedup']:.2f}x",
+                    f"{run['student']['params']:,}",
+                    run.get("path") or "",
+                ]
+                for run in runs
+            ],
+        ),
     ]
-    for run in runs:
-        lines.append(
-            f"| {run['name']} | {run['task']} | {run['student']['score']:.4f} | "
-            f"{run['teacher']['score']:.4f} | {run['retention']:.3f} | {run['speedup']:.2f}x | "
-            f"{run['student']['params']:,} | {run.get('path') or ''} |"
-        )
-    return [*lines, ""]
 
 
 def _mode(run_dir: Path) -> str:

@@ -1,0 +1,142 @@
+"""The report's figures (matplotlib, written as PNG): losses and dev scores over steps, the
+score-cost trade-off, confusion matrices and retention bars."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+
+matplotlib.use("Agg")  # no display on servers; figures are written to files
+import matplotlib.pyplot as plt  # noqa: E402
+
+_NOT_LOSSES = {"step", "epoch", "lr", "examples_per_second", "phase", "generation", "dev_score"}
+
+
+def loss_keys(history: list[dict[str, Any]]) -> list[str]:
+    """The logged losses, in first-seen order: not the step axis, the lr or dev scores, and not
+    tags such as stage, generation or teacher name."""
+    return list(
+        dict.fromkeys(
+            k
+            for record in history
+            for k, v in record.items()
+            if k not in _NOT_LOSSES and isinstance(v, float)
+        )
+    )
+
+
+def _save(figure: Any, path: Path) -> Path:
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def plot_losses(history: list[dict[str, Any]], path: Path, title: str) -> Path:
+    """One line per objective (and the weighted total) against the optimisation step."""
+    figure, axis = plt.subplots(figsize=(7, 4))
+    keys = loss_keys(history)
+    for key in keys:
+        steps = [r["step"] for r in history if key in r]
+        axis.plot(
+            steps,
+            [r[key] for r in history if key in r],
+            label=key,
+            linewidth=2.2 if key == "loss" else 1.4,
+        )
+    axis.set_xlabel("step")
+    axis.set_ylabel("loss (running mean)")
+    axis.set_title(title)
+    axis.grid(alpha=0.3)
+    if keys:
+        axis.legend()
+    return _save(figure, path)
+
+
+def plot_dev_scores(
+    history: list[dict[str, Any]], finals: dict[str, float], path: Path, metric: str
+) -> Path:
+    """Dev score at each evaluation during training, per phase (teacher fine-tuning and
+    distillation), with each model's final score as a dashed line."""
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for phase in dict.fromkeys(r.get("phase", "training") for r in history if "dev_score" in r):
+        points = [r for r in history if "dev_score" in r and r.get("phase", "training") == phase]
+        label = "student" if phase == "distill" else phase
+        axis.plot([r["step"] for r in points], [r["dev_score"] for r in points], "o-", label=label)
+    for name, score in finals.items():
+        axis.axhline(score, linestyle="--", linewidth=1, color="grey")
+        axis.annotate(f"{name} {score:.3f}", (0, score), fontsize=8, va="bottom")
+    axis.set_xlabel("step (within its phase)")
+    axis.set_ylabel(f"dev {metric}")
+    axis.set_title("Dev score during training")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    return _save(figure, path)
+
+
+def plot_tradeoff(models: list[dict[str, Any]], path: Path, metric: str) -> Path:
+    """Score against latency and against parameters: where each model sits on the trade-off.
+    `models`: {name, score, latency_ms, params}."""
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for axis, key, label in (
+        (axes[0], "latency_ms", "latency at batch 1 (ms)"),
+        (axes[1], "params", "parameters (millions)"),
+    ):
+        scale = 1e6 if key == "params" else 1.0
+        known = [m for m in models if m.get(key) and np.isfinite(m[key])]
+        axis.plot([m[key] / scale for m in known], [m["score"] for m in known], "o", markersize=7)
+        for m in known:
+            axis.annotate(
+                m["name"],
+                (m[key] / scale, m["score"]),
+                fontsize=8,
+                xytext=(4, 4),
+                textcoords="offset points",
+            )
+        axis.set_xlabel(label)
+        axis.set_ylabel(f"dev {metric}")
+        axis.grid(alpha=0.3)
+    figure.suptitle("Score against cost")
+    return _save(figure, path)
+
+
+def plot_confusion(
+    labels: list[int], predictions: dict[str, list[int]], names: list[str], path: Path
+) -> Path:
+    """One confusion matrix per model (rows: true label, columns: predicted), counts shown."""
+    figure, axes = plt.subplots(1, len(predictions), figsize=(4 * len(predictions), 3.6))
+    axes = np.atleast_1d(axes)
+    classes = len(names)
+    for axis, (model, predicted) in zip(axes, predictions.items(), strict=True):
+        matrix = np.zeros((classes, classes), dtype=int)
+        for truth, guess in zip(labels, predicted, strict=True):
+            matrix[int(truth), int(guess)] += 1
+        axis.imshow(matrix, cmap="Blues")
+        for i in range(classes):
+            for j in range(classes):
+                colour = "white" if matrix[i, j] > matrix.max() / 2 else "black"
+                axis.text(j, i, str(matrix[i, j]), ha="center", va="center", color=colour)
+        axis.set_xticks(range(classes), names)
+        axis.set_yticks(range(classes), names)
+        axis.set_xlabel("predicted")
+        axis.set_ylabel("true")
+        axis.set_title(model)
+    return _save(figure, path)
+
+
+def plot_retention(retention: dict[str, float], path: Path) -> Path:
+    """Student score / teacher score per task (or per model), with the 100% line."""
+    figure, axis = plt.subplots(figsize=(max(4, 1.2 * len(retention) + 2), 3.6))
+    names = list(retention)
+    axis.bar(names, [retention[n] for n in names], color="#4c72b0")
+    for i, name in enumerate(names):
+        axis.text(i, retention[name], f"{retention[name]:.3f}", ha="center", va="bottom")
+    axis.axhline(1.0, color="grey", linestyle="--", linewidth=1)
+    axis.set_ylabel("retention (student / teacher)")
+    axis.set_ylim(0, max(1.05, max(retention.values(), default=1) + 0.05))
+    axis.set_title("Retention")
+    return _save(figure, path)
