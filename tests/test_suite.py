@@ -1,0 +1,79 @@
+"""`distill benchmark glue`: teacher once per task, each student a full run, results tables;
+a second invocation reuses every finished run."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from distill.cli import app
+from distill.suite import _fit_alignments, student_layers
+
+runner = CliRunner()
+
+
+def _glue(folder: Path) -> Path:
+    """A GLUE directory holding only a small SST-2 (the label is carried by one word)."""
+    rng = random.Random(0)
+    (folder / "SST-2").mkdir(parents=True)
+    for split, size in (("train", 96), ("dev", 40)):
+        rows = []
+        for _ in range(size):
+            label = rng.randint(0, 1)
+            words = rng.choices(["the", "a", "film", "movie"], k=rng.randint(1, 5))
+            words.insert(rng.randint(0, len(words)), "good" if label else "bad")
+            rows.append(f"{' '.join(words)}\t{label}")
+        (folder / "SST-2" / f"{split}.tsv").write_text("sentence\tlabel\n" + "\n".join(rows) + "\n")
+    return folder
+
+
+def test_the_suite_runs_resumes_and_writes_its_tables(tmp_path: Path, tiny_base_dir: Path) -> None:
+    glue = _glue(tmp_path / "glue")
+    results = tmp_path / "results" / "glue-small"
+    args = [
+        "benchmark", "glue", "--tasks", "sst2,cola", "--layers", "2",
+        "--objectives", "task,deep", "--data", str(glue), "--teacher", str(tiny_base_dir),
+        "--max-train-examples", "64", "--work", str(tmp_path / "work"),
+        "--results", str(results),
+    ]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "cola: no data" in result.output
+    rows = json.loads(results.with_suffix(".json").read_text())
+    assert [(r["task"], r["layers"], r["objectives"]) for r in rows] == [
+        ("sst2", 2, "task"),
+        ("sst2", 2, "deep"),
+    ]
+    assert all(r["train_examples"] == 64 and r["params"] < r["teacher_params"] for r in rows)
+    markdown = results.with_suffix(".md").read_text()
+    assert "--max-train-examples 64" in markdown and "subsampled to at most 64" in markdown
+    assert "| sst2 | accuracy |" in markdown and "arXiv:1910.01108" in markdown
+    assert results.with_suffix(".csv").read_text().startswith("task,layers,objectives,")
+    finished = tmp_path / "work" / "sst2" / "L2-deep" / "metrics.json"
+    stamp = finished.stat().st_mtime_ns
+
+    again = runner.invoke(app, args)  # everything finished: nothing is trained again
+    assert again.exit_code == 0, again.output
+    assert finished.stat().st_mtime_ns == stamp
+    assert json.loads(results.with_suffix(".json").read_text()) == rows
+
+
+def test_students_and_iit_alignments_follow_the_depth() -> None:
+    assert student_layers(3, 6) == [0, 2, 4] and student_layers(2, 6) == [0, 3]
+    assert student_layers(4, 6) == [0, 1, 3, 4]
+    iit = {"name": "iit", "params": {"alignments": [{"teacher": 4, "student": 2}]}}
+    for layers, expected in ((3, {"teacher": 4, "student": 2}), (2, {"teacher": 3, "student": 1})):
+        assert _fit_alignments([iit], layers, 6)[0]["params"]["alignments"] == [expected]
+
+
+def test_unknown_suite_tasks_and_sets_are_one_line(tmp_path: Path) -> None:
+    for args, message in (
+        (["benchmark", "superglue"], "SUITE: 'superglue' is not a suite"),
+        (["benchmark", "glue", "--tasks", "qqq"], "--tasks: 'qqq' is not in the suite"),
+        (["benchmark", "glue", "--objectives", "magic"], "--objectives: 'magic' is not a set"),
+    ):
+        result = runner.invoke(app, [*args, "--work", str(tmp_path)])
+        assert result.exit_code == 1 and message in result.output, result.output
