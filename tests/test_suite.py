@@ -27,6 +27,8 @@ def _glue(folder: Path) -> Path:
             words.insert(rng.randint(0, len(words)), "good" if label else "bad")
             rows.append(f"{' '.join(words)}\t{label}")
         (folder / "SST-2" / f"{split}.tsv").write_text("sentence\tlabel\n" + "\n".join(rows) + "\n")
+    test = ["index\tsentence", '0\ta "good film', "1\tbad movie", "2\tthe film"]
+    (folder / "SST-2" / "test.tsv").write_text("\n".join(test) + "\n")
     return folder
 
 
@@ -37,7 +39,7 @@ def test_the_suite_runs_resumes_and_writes_its_tables(tmp_path: Path, tiny_base_
         "benchmark", "glue", "--tasks", "sst2,cola", "--layers", "2",
         "--objectives", "task,deep", "--data", str(glue), "--teacher", str(tiny_base_dir),
         "--max-train-examples", "64", "--work", str(tmp_path / "work"),
-        "--results", str(results),
+        "--results", str(results), "--test-predictions",
     ]  # fmt: skip
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -52,6 +54,14 @@ def test_the_suite_runs_resumes_and_writes_its_tables(tmp_path: Path, tiny_base_
     assert "--max-train-examples 64" in markdown and "subsampled to at most 64" in markdown
     assert "| sst2 | accuracy |" in markdown and "arXiv:1910.01108" in markdown
     assert results.with_suffix(".csv").read_text().startswith("task,layers,objectives,")
+    submission = tmp_path / "work" / "submissions" / "L2-deep" / "SST-2.tsv"
+    lines = submission.read_text().splitlines()
+    assert lines[0] == "index\tprediction" and [line[:2] for line in lines[1:]] == [
+        "0\t",
+        "1\t",
+        "2\t",
+    ]
+    assert {line.split("\t")[1] for line in lines[1:]} <= {"0", "1"}
     finished = tmp_path / "work" / "sst2" / "L2-deep" / "metrics.json"
     stamp = finished.stat().st_mtime_ns
 

@@ -207,6 +207,9 @@ def benchmark(
         int | None,
         typer.Option(help="Time budget: subsample every training set to at most this many."),
     ] = None,
+    test_predictions: Annotated[
+        bool, typer.Option(help="Also write GLUE leaderboard files from each test.tsv.")
+    ] = False,
     work: Annotated[Path, typer.Option(help="Where the runs go.")] = Path("runs/benchmark-glue"),
     results: Annotated[
         Path, typer.Option(help="Results path, without suffix (.md, .json, .csv).")
@@ -229,6 +232,7 @@ def benchmark(
             work=work,
             results=results,
             max_train_examples=max_train_examples,
+            test_predictions=test_predictions,
         )
         written = plan.execute(run, lambda line: out.print(f"[yellow]{line}[/]"))
         out.print(f"[green]results[/]: {written}")

@@ -48,10 +48,23 @@ def predict_file(
         raise DistillError(f"--input: {input_path} has no rows")
     text, pair = _columns(info, columns, text_column, pair_column)
 
+    predicted = predict_rows(Path(path), rows, text, pair, batch_size)
+    for row, prediction in zip(rows, predicted, strict=True):
+        row.update(prediction)
+    extra = ["prediction", *(["probability"] if "probability" in predicted[0] else [])]
+    write_rows(output_path, rows, [*columns, *extra])
+    return output_path, len(rows)
+
+
+def predict_rows(
+    model_dir: Path, rows: list[dict[str, Any]], text: str, pair: str | None, batch_size: int = 64
+) -> list[dict[str, Any]]:
+    """{prediction, probability} for each row, from the text in columns `text` (and `pair`)."""
     from transformers import AutoModelForSequenceClassification
 
-    model = AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True)
-    tokenizer = load_tokenizer(path, "MODEL_DIR")
+    info = read_distill_json(model_dir) or {}
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, local_files_only=True)
+    tokenizer = load_tokenizer(str(model_dir), "MODEL_DIR")
     examples = Examples(
         [str(row[text]) for row in rows],
         [str(row[pair]) for row in rows] if pair else None,
@@ -60,10 +73,7 @@ def predict_file(
     encoded = encode(examples, tokenizer, info.get("max_length", 128), regression=False)
     logits = predict_logits(model, encoded, batch_size, tokenizer.pad_token_id or 0)
     labels = _label_values(info, model.config)
-    for row, row_logits in zip(rows, logits, strict=True):
-        row.update(_prediction(row_logits, labels))
-    write_rows(output_path, rows, [*columns, "prediction", *(["probability"] if labels else [])])
-    return output_path, len(rows)
+    return [_prediction(row_logits, labels) for row_logits in logits]
 
 
 def read_rows(path: Path) -> tuple[list[dict[str, Any]], list[str]]:

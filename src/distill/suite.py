@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from distill.errors import DistillError
+from distill.predict import predict_rows, read_rows
 from distill.recipe import Recipe
 from distill.rundir import environment
 from distill.tasks import GLUE_TASKS
@@ -56,6 +57,16 @@ TASK_SETTINGS: dict[str, dict[str, Any]] = {
         "max_length": 128,
         "epochs": 3,
     },
+}
+
+
+# The text columns of each task's test.tsv (their headers differ from train/dev's).
+TEST_COLUMNS: dict[str, tuple[str, str | None]] = {
+    "sst2": ("sentence", None),
+    "cola": ("sentence", None),
+    "mrpc": ("#1 String", "#2 String"),
+    "stsb": ("sentence1", "sentence2"),
+    "wnli": ("sentence1", "sentence2"),
 }
 
 
@@ -113,6 +124,7 @@ class Suite:
     work: Path = Path("runs/benchmark-glue")
     results: Path = Path("benchmarks/results/glue-small")
     max_train_examples: int | None = None  # the time budget: training sets subsampled
+    test_predictions: bool = False  # write GLUE leaderboard files from the test.tsv files
     seed: int = 0
     rows: list[dict[str, Any]] = field(default_factory=list)
 
@@ -185,6 +197,8 @@ class Suite:
                 objectives=_fit_alignments(OBJECTIVE_SETS[objectives](), layers, depth),
             )
             run(Recipe.from_dict(raw), out=out)
+        if self.test_predictions:
+            self.submit(task, out / "student", f"L{layers}-{objectives}")
         metrics = json.loads((out / "metrics.json").read_text())
         return {
             "task": task,
@@ -220,6 +234,27 @@ class Suite:
                     self.rows.append(self.run_student(task, layers, objectives, teacher, run))
                     self.write_results()
         return self.write_results()
+
+    def submit(self, task: str, student: Path, name: str) -> Path | None:
+        """WORK/submissions/<name>/<Task>.tsv in the GLUE leaderboard's format (`index`,
+        `prediction`: a label, or a similarity score for STS-B), from the task's test.tsv."""
+        layout = GLUE_TASKS[task].glue
+        assert layout is not None
+        test = self.data / layout.folder / "test.tsv"
+        if not test.is_file():
+            return None
+        rows, _ = read_rows(test)
+        text, pair = TEST_COLUMNS[task]
+        predicted = predict_rows(student, rows, text, pair)
+        path = self.work / "submissions" / name / f"{layout.folder}.tsv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lines = ["index\tprediction"]
+        for row, prediction in zip(rows, predicted, strict=True):
+            value = prediction["prediction"]
+            value = f"{min(5.0, max(0.0, value)):.3f}" if isinstance(value, float) else value
+            lines.append(f"{row['index']}\t{value}")
+        path.write_text("\n".join(lines) + "\n")
+        return path
 
     # -- results --------------------------------------------------------------------------------
     def write_results(self) -> Path:
