@@ -54,6 +54,8 @@ def test_the_suite_runs_resumes_and_writes_its_tables(tmp_path: Path, tiny_base_
     assert "--max-train-examples 64" in markdown and "subsampled to at most 64" in markdown
     assert "| sst2 | accuracy |" in markdown and "arXiv:1910.01108" in markdown
     assert results.with_suffix(".csv").read_text().startswith("task,layers,objectives,")
+    page = (tmp_path / "work" / "report.html").read_text()  # the suite's own report
+    assert page.count('<img src="data:image/png;base64,') == 2 and "<table>" in page
     submission = tmp_path / "work" / "submissions" / "L2-deep" / "SST-2.tsv"
     lines = submission.read_text().splitlines()
     assert lines[0] == "index\tprediction" and [line[:2] for line in lines[1:]] == [

@@ -140,3 +140,50 @@ def plot_retention(retention: dict[str, float], path: Path) -> Path:
     axis.set_ylim(0, max(1.05, max(retention.values(), default=1) + 0.05))
     axis.set_title("Retention")
     return _save(figure, path)
+
+
+def plot_retention_by_task(rows: list[dict[str, Any]], path: Path) -> Path:
+    """Grouped bars: per task, one bar per student configuration (layers / objectives)."""
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    configs = list(dict.fromkeys(f"{r['layers']}L {r['objectives']}" for r in rows))
+    width = 0.8 / max(1, len(configs))
+    figure, axis = plt.subplots(figsize=(max(6, 1.6 * len(tasks) + 2), 4))
+    for k, config in enumerate(configs):
+        values = [
+            next(
+                (
+                    r["retention"]
+                    for r in rows
+                    if r["task"] == t and f"{r['layers']}L {r['objectives']}" == config
+                ),
+                np.nan,
+            )
+            for t in tasks
+        ]
+        axis.bar(np.arange(len(tasks)) + k * width - 0.4 + width / 2, values, width, label=config)
+    axis.axhline(1.0, color="grey", linestyle="--", linewidth=1)
+    axis.set_xticks(range(len(tasks)), tasks)
+    axis.set_ylabel("retention (student / teacher)")
+    axis.set_title("Retention per task")
+    axis.legend(fontsize=7, ncol=3)
+    return _save(figure, path)
+
+
+def plot_retention_vs_speedup(points: list[dict[str, Any]], path: Path) -> Path:
+    """The trade-off curve: each configuration's average retention against its average
+    speed-up over the teacher. `points`: {name, retention, speedup}."""
+    figure, axis = plt.subplots(figsize=(6.5, 4))
+    for point in points:
+        axis.plot(point["speedup"], point["retention"], "o", markersize=7)
+        axis.annotate(
+            point["name"],
+            (point["speedup"], point["retention"]),
+            fontsize=8,
+            xytext=(4, 4),
+            textcoords="offset points",
+        )
+    axis.set_xlabel("speed-up over the teacher (batch 1)")
+    axis.set_ylabel("average retention")
+    axis.set_title("Retention against speed-up")
+    axis.grid(alpha=0.3)
+    return _save(figure, path)

@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from distill import document, figures
 from distill.errors import DistillError
 from distill.predict import predict_rows, read_rows
 from distill.recipe import Recipe
@@ -267,42 +268,53 @@ class Suite:
                 writer.writerows(self.rows)
         path = self.results.with_suffix(".md")
         path.write_text(self.markdown())
+        if self.rows:
+            self.write_report()
         return path
 
+    def write_report(self) -> Path:
+        """WORK/report.md and report.html: the table, retention per task and the trade-off."""
+        plots = self.work / "plots"
+        configs = list(dict.fromkeys((r["layers"], r["objectives"]) for r in self.rows))
+        points = []
+        for layers, objectives in configs:
+            mine = [r for r in self.rows if (r["layers"], r["objectives"]) == (layers, objectives)]
+            points.append(
+                {
+                    "name": f"{layers}L {objectives}",
+                    "retention": statistics.mean(r["retention"] for r in mine),
+                    "speedup": statistics.mean(r["speedup"] for r in mine),
+                }
+            )
+        by_task = figures.plot_retention_by_task(self.rows, plots / "retention.png")
+        tradeoff = figures.plot_retention_vs_speedup(points, plots / "tradeoff.png")
+        blocks: list[document.Block] = [
+            *self.blocks(),
+            document.Figure(str(by_task.relative_to(self.work)), "Retention per task"),
+            document.Figure(
+                str(tradeoff.relative_to(self.work)),
+                "Average retention against average speed-up, per configuration",
+            ),
+        ]
+        markdown, _ = document.write(blocks, self.work, "distill: GLUE benchmark")
+        return markdown
+
     def markdown(self) -> str:
+        return document.to_markdown(self.blocks())
+
+    def blocks(self) -> list[document.Block]:
+        """The results as report blocks: the command and machine, every student, the average
+        retention, and the published retention next to it."""
         budget = (
             f"training sets subsampled to at most {self.max_train_examples:,} examples "
             "(time budget); "
             if self.max_train_examples
             else ""
         )
-        lines = [
-            "# GLUE (small): retention of distilled students",
-            "",
-            f"Command: `distill benchmark glue --tasks {','.join(self.tasks)} --layers "
-            f"{','.join(map(str, self.layers))} --objectives {','.join(self.objective_sets)}"
-            + (
-                f" --max-train-examples {self.max_train_examples}"
-                if self.max_train_examples
-                else ""
-            )
-            + "`  ",
-            f"Machine: {environment()['cpu']}, teacher `{self.teacher}` fine-tuned per task; "
-            f"{budget}dev split, official metrics.",
-            "",
-            "| task | metric | teacher | students: layers / objectives | score | retention "
-            "| parameters | latency (ms) | speed-up |",
-            "|---|---|---|---|---|---|---|---|---|",
-        ]
-        for row in self.rows:
-            lines.append(
-                f"| {row['task']} | {row['metric']} | {row['teacher_score']:.4f} | "
-                f"{row['layers']} / {row['objectives']} | {row['score']:.4f} | "
-                f"{row['retention']:.3f} | {row['params']:,} | {row['latency_ms']:.2f} | "
-                f"{row['speedup']:.2f}x |"
-            )
-        lines += ["", "Average retention over SST-2, CoLA, MRPC and STS-B:", ""]
-        lines += ["| layers / objectives | average | CoLA |", "|---|---|---|"]
+        limit = (
+            f" --max-train-examples {self.max_train_examples}" if self.max_train_examples else ""
+        )
+        averages = []
         for layers in self.layers:
             for objectives in self.objective_sets:
                 found = {
@@ -312,21 +324,55 @@ class Suite:
                 }
                 if all(task in found for task in AVERAGED):
                     average = statistics.mean(found[task] for task in AVERAGED)
-                    lines.append(
-                        f"| {layers} / {objectives} | {average:.3f} | {found['cola']:.3f} |"
+                    averages.append(
+                        [f"{layers} / {objectives}", f"{average:.3f}", f"{found['cola']:.3f}"]
                     )
-        lines += [
-            "",
+        return [
+            "# GLUE (small): retention of distilled students",
+            f"Command: `distill benchmark glue --tasks {','.join(self.tasks)} --layers "
+            f"{','.join(map(str, self.layers))} --objectives {','.join(self.objective_sets)}"
+            f"{limit}`. Machine: {environment()['cpu']}; teacher `{self.teacher}` fine-tuned "
+            f"per task; {budget}dev split, official metrics.",
+            document.Table(
+                [
+                    "task",
+                    "metric",
+                    "teacher",
+                    "layers / objectives",
+                    "score",
+                    "retention",
+                    "parameters",
+                    "latency (ms)",
+                    "speed-up",
+                ],
+                [
+                    [
+                        row["task"],
+                        row["metric"],
+                        f"{row['teacher_score']:.4f}",
+                        f"{row['layers']} / {row['objectives']}",
+                        f"{row['score']:.4f}",
+                        f"{row['retention']:.3f}",
+                        f"{row['params']:,}",
+                        f"{row['latency_ms']:.2f}",
+                        f"{row['speedup']:.2f}x",
+                    ]
+                    for row in self.rows
+                ],
+            ),
+            "Average retention over SST-2, CoLA, MRPC and STS-B (WNLI is reported above but left "
+            "out, as GLUE baselines do):",
+            document.Table(["layers / objectives", "average", "CoLA"], averages),
             "Published retention on the same four tasks. They used other teachers (BERT-base, "
             "12 layers) and other training regimes, so the comparison is indicative only:",
-            "",
-            "| model | paper | average | CoLA | regime |",
-            "|---|---|---|---|---|",
+            document.Table(
+                ["model", "paper", "average", "CoLA", "regime"],
+                [
+                    [name, paper, *(f"{v:.3f}" if v is not None else "–" for v in (a, c)), regime]
+                    for name, paper, a, c, regime in PUBLISHED
+                ],
+            ),
         ]
-        for name, paper, average, cola, regime in PUBLISHED:
-            cells = [f"{v:.3f}" if v is not None else "–" for v in (average, cola)]
-            lines.append(f"| {name} | {paper} | {cells[0]} | {cells[1]} | {regime} |")
-        return "\n".join(lines) + "\n"
 
 
 def _fit_alignments(
