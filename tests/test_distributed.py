@@ -83,3 +83,28 @@ def test_distill_run_under_torchrun_writes_one_run_equal_to_one_process(
         assert torch.allclose(one[key], two[key], atol=1e-5), key
     history = [json.loads(line) for line in (tmp_path / "two" / "history.jsonl").open()]
     assert any("dev_score" in record for record in history)
+
+
+def test_what_ddp_cannot_train_is_refused_in_one_line(tiny_classifier_dir: Path) -> None:
+    from types import SimpleNamespace
+
+    from distill.errors import DistillError
+    from distill.learners import Learner, WeightedObjective, check_data_parallel
+    from distill.models import copy_teacher_layers, load_classifier
+    from distill.objectives import build_objective
+    from distill.tasks import GLUE_TASKS
+
+    teacher = load_classifier(str(tiny_classifier_dir), GLUE_TASKS["sst2"], "t", new_head=False)
+    student = copy_teacher_layers(teacher, [0, 2])
+    ddp = SimpleNamespace(distributed_type="DistributedType.MULTI_CPU")
+    task = [WeightedObjective("task", 1.0, build_objective("task", None, {}, "o"))]
+    check_data_parallel([Learner("student", student, task)], ddp)  # fine
+    fsdp = SimpleNamespace(distributed_type="DistributedType.FSDP")
+    with pytest.raises(DistillError, match="chooses FSDP; distill trains data-parallel"):
+        check_data_parallel([Learner("student", student, task)], fsdp)
+    shared = [Learner("a", student, task), Learner("b", student, task)]
+    with pytest.raises(DistillError, match="learner 'b' shares modules"):
+        check_data_parallel(shared, ddp)
+    iit = build_objective("iit", 2.0, {"alignments": [{"teacher": 2, "student": 1}]}, "o")
+    with pytest.raises(DistillError, match="'iit' re-runs the student with interventions"):
+        check_data_parallel([Learner("s", student, [WeightedObjective("iit", 1.0, iit)])], ddp)

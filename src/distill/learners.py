@@ -219,3 +219,42 @@ def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[s
         {"params": decay, "weight_decay": weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
+
+
+# -- several processes ---------------------------------------------------------------------------
+def check_data_parallel(learners: list[Learner], accelerator: Any) -> None:
+    """What DDP can train, checked before the first step of a multi-process run."""
+    _check_unshared(learners)
+    _check_engine(accelerator)
+
+
+def _check_engine(accelerator: Any) -> None:
+    """distill trains with data parallelism (DDP). Sharded engines (FSDP, DeepSpeed) would
+    need every process in every forward pass, and the main process evaluates and times alone."""
+    kind = str(accelerator.distributed_type).rsplit(".", 1)[-1]
+    if kind not in ("MULTI_GPU", "MULTI_CPU", "MULTI_XPU", "MULTI_NPU", "MULTI_MLU", "MULTI_HPU"):
+        raise DistillError(
+            f"distributed: the accelerate config chooses {kind}; distill trains data-parallel "
+            "(DDP): set distributed_type: MULTI_GPU (examples/accelerate/multi_gpu.yaml)"
+        )
+
+
+def _check_unshared(learners: list[Learner]) -> None:
+    """DDP all-reduces each wrapped model's gradients: a module shared by two learners (the
+    encoder of early exits or of multi-task heads) would be reduced twice, and a student run
+    again outside DDP (IIT's intervened pass) would mark its gradients ready twice."""
+    seen: set[int] = set()
+    for learner in learners:
+        for item in learner.objectives:
+            if hasattr(item.objective, "bind"):
+                raise DistillError(
+                    f"distributed: '{item.name}' re-runs the student with interventions, which "
+                    "DDP does not allow; run recipes with iit in one process for now"
+                )
+        mine = {id(p) for p in learner.model.parameters()}
+        if mine & seen:
+            raise DistillError(
+                f"distributed: learner '{learner.name}' shares modules with another (early exits, "
+                "multi-task heads); run this mode in one process for now"
+            )
+        seen |= mine

@@ -31,6 +31,7 @@ from distill.learners import (  # noqa: F401  (Learner, LiveTeacher, ... are imp
     TeacherSource,
     WeightedObjective,
     bind,
+    check_data_parallel,
     draw_batches,
     forward_needs,
     frozen_models,
@@ -119,8 +120,7 @@ def train_learners(
     rank, size = distributed.world()
     main = rank == 0
     if size > 1:
-        _check_unshared(learners)
-        _check_data_parallel(accelerator)
+        check_data_parallel(learners, accelerator)
     for learner in learners:
         learner.model.to(device).train()
     # Several processes: accelerate wraps each trained model (DDP: gradients all-reduced in
@@ -325,31 +325,6 @@ def _non_finite(
         f"({value}){kept}; lower the learning rate, check the data, or set "
         "train.on_nonfinite: skip"
     )
-
-
-def _check_data_parallel(accelerator: Accelerator) -> None:
-    """distill trains with data parallelism (DDP). Sharded engines (FSDP, DeepSpeed) would
-    need every process in every forward pass, and the main process evaluates and times alone."""
-    kind = str(accelerator.distributed_type).rsplit(".", 1)[-1]
-    if kind not in ("MULTI_GPU", "MULTI_CPU", "MULTI_XPU", "MULTI_NPU", "MULTI_MLU", "MULTI_HPU"):
-        raise DistillError(
-            f"distributed: the accelerate config chooses {kind}; distill trains data-parallel "
-            "(DDP): set distributed_type: MULTI_GPU (examples/accelerate/multi_gpu.yaml)"
-        )
-
-
-def _check_unshared(learners: list[Learner]) -> None:
-    """DDP all-reduces each wrapped model's gradients: a module shared by two learners (the
-    encoder of early exits or of multi-task heads) would be reduced twice."""
-    seen: set[int] = set()
-    for learner in learners:
-        mine = {id(p) for p in learner.model.parameters()}
-        if mine & seen:
-            raise DistillError(
-                f"distributed: learner '{learner.name}' shares modules with another (early exits, "
-                "multi-task heads); run this mode in one process for now"
-            )
-        seen |= mine
 
 
 def _evaluation_due(schedule: Schedule, step: int, total_steps: int) -> bool:
