@@ -313,7 +313,7 @@ class Suite:
         )
         limit = (
             f" --max-train-examples {self.max_train_examples}" if self.max_train_examples else ""
-        )
+        ) + (" --test-predictions" if self.test_predictions else "")
         averages = []
         for layers in self.layers:
             for objectives in self.objective_sets:
