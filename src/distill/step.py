@@ -70,8 +70,11 @@ def run_step(
     rank, size = distributed.world()
     device = setup.accelerator.device
     parts = split(indices, setup.accumulation * size)
-    everyone = [batches.collate(task, part) for part in parts if part]  # cheap: ids and masks
-    mine = [batches.collate(task, part) for part in parts[rank::size] if part]
+    # Every process collates the whole step (ids and masks: cheap) to count what the objectives
+    # average over; each part is collated once and this process trains on its own share.
+    collated = [batches.collate(task, part) if part else None for part in parts]
+    everyone = [batch for batch in collated if batch is not None]
+    mine = [batch for batch in collated[rank::size] if batch is not None]
     active = [each for each in setup.learners if each.task in (None, task)]
     terms = [(learner, item) for learner in active for item in learner.objectives]
     several = len(setup.learners) > 1
