@@ -10,6 +10,7 @@ from transformers import PreTrainedModel
 
 from distill import distributed
 from distill.batching import Encoded, collate, model_inputs, to_device
+from distill.onnx_model import model_device
 
 WARMUP_PASSES = 10
 
@@ -33,7 +34,7 @@ def latency_ms(
         model.eval()
     indices = list(range(min(len(encoded), max_examples)))
     batches = [model_inputs(collate(encoded, [i], pad_token_id)) for i in indices]
-    devices = {name: next(model.parameters()).device for name, model in models.items()}
+    devices = {name: model_device(model) for name, model in models.items()}
     for name, model in models.items():
         for batch in batches[:WARMUP_PASSES]:
             model(**to_device(batch, devices[name]))

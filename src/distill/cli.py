@@ -11,11 +11,11 @@ from typing import Annotated
 
 import typer
 import yaml
-from rich.console import Console
 from rich.table import Table
 
+from distill.cli_common import errors, out
+from distill.cli_deploy import bench_app, export_command
 from distill.errors import DistillError
-from distill.progress import NOT_MAIN
 
 app = typer.Typer(
     help="Knowledge distillation of transformer models.",
@@ -23,8 +23,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-# results go to stdout; progress bars and logs go to stderr
-out = Console(soft_wrap=True, quiet=NOT_MAIN)
 
 QUICKSTART_DATA = (Path("../shared/data/glue"),)  # checked after --data and $DISTILL_DATA
 HUB_GLUE = "nyu-mll/glue"
@@ -58,7 +56,7 @@ def run_command(
 ) -> None:
     """Fine-tune the teacher if asked, distil the student, score both, write the run directory.
     An interrupted run resumes from its checkpoints when the same command is run again."""
-    with _errors():
+    with errors():
         from distill.recipe import Recipe
         from distill.run import run
 
@@ -82,7 +80,7 @@ def quickstart(
     set_: SetOption = None,
 ) -> None:
     """Fine-tune MiniLM-L6 on SST-2 and distil it into a 3-layer student (about 8 minutes)."""
-    with _errors():
+    with errors():
         from distill.recipe import Recipe
         from distill.run import run
 
@@ -123,7 +121,7 @@ def eval_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
 ) -> None:
     """Score a saved model on a task's evaluation split."""
-    with _errors():
+    with errors():
         from distill.scoring import score_model
 
         result = score_model(model_dir, task, data, batch_size)
@@ -161,7 +159,7 @@ def predict(
     batch_size: Annotated[int, typer.Option(help="Prediction batch size.")] = 64,
 ) -> None:
     """Label new text with a saved model: each row gets `prediction` (and `probability`)."""
-    with _errors():
+    with errors():
         from distill.predict import predict_file
 
         written, rows = predict_file(
@@ -181,7 +179,7 @@ def report(
     ] = None,
 ) -> None:
     """Rebuild a run's report.md/report.html from its saved files, or compare several runs."""
-    with _errors():
+    with errors():
         from distill.report import compare_runs, write_report
 
         if len(run_dirs) == 1 and out_dir is None:
@@ -217,7 +215,7 @@ def benchmark(
 ) -> None:
     """Fine-tune a teacher per task, distil students of several depths with several objective
     sets, and write the retention table; finished runs are reused, so it resumes."""
-    with _errors():
+    with errors():
         from distill.run import run
         from distill.suite import Suite
 
@@ -244,7 +242,7 @@ def check(
     set_: SetOption = None,
 ) -> None:
     """Validate a recipe and print its execution plan; trains nothing."""
-    with _errors():
+    with errors():
         from distill.modes import DESCRIBE
         from distill.recipe import Recipe
 
@@ -265,7 +263,7 @@ def cache(
 ) -> None:
     """Run the teacher once over the training set and store what the recipe's objectives read
     (logits; hidden states within cache.states_budget_gb), so `distill run` starts from it."""
-    with _errors():
+    with errors():
         from distill.modes.standard import precompute_cache
         from distill.recipe import Recipe
 
@@ -289,37 +287,15 @@ def _setup() -> None:
     transformers_logging.disable_progress_bar()
 
 
+app.command("export")(export_command)
+app.add_typer(bench_app, name="bench")
+
+
 def main() -> None:
     app()
 
 
 # -- helpers --------------------------------------------------------------------------------------
-class _errors:
-    """Turn a DistillError into one red line on stderr and exit code 1 (no traceback)."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type | None, error: BaseException | None, _tb: object) -> bool:
-        from distill.interrupts import Interrupted
-
-        if isinstance(error, Interrupted):
-            Console(stderr=True).print(f"[yellow]interrupted:[/] {error}", soft_wrap=True)
-            raise typer.Exit(130)
-        if isinstance(error, DistillError):
-            Console(stderr=True).print(
-                f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True
-            )
-            raise typer.Exit(1)
-        if isinstance(error, KeyboardInterrupt):
-            Console(stderr=True).print(
-                "[yellow]interrupted[/]: stopped at once; a run resumes from its last "
-                "checkpoint (if any) when the same command is run again"
-            )
-            raise typer.Exit(130)
-        return False
-
-
 def _quickstart_data(data: str | None) -> dict[str, str]:
     """--data, then $DISTILL_DATA, then ../shared/data/glue, then the hub; says which it used."""
     chosen, origin = data, "--data"

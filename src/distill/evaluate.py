@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from transformers import PreTrainedModel
 
 from distill.batching import Encoded, iterate, model_inputs, to_device
 from distill.metrics import compute_scores, headline, predictions_from_logits
+from distill.onnx_model import model_device
 from distill.tasks import Task
 
 
@@ -23,12 +23,12 @@ class Evaluation:
 
 @torch.no_grad()
 def predict_logits(
-    model: PreTrainedModel, encoded: Encoded, batch_size: int, pad_token_id: int
+    model: torch.nn.Module, encoded: Encoded, batch_size: int, pad_token_id: int
 ) -> np.ndarray:
     was_training = model.training
     model.eval()
     logits = np.zeros((len(encoded), model.config.num_labels), dtype=np.float32)
-    device = next(model.parameters()).device  # wherever training left it (GPU or CPU)
+    device = model_device(model)  # wherever training left it (GPU or CPU; ONNX: CPU)
     for batch in iterate(encoded, batch_size, pad_token_id):
         output = model(**to_device(model_inputs(batch), device))
         logits[batch["index"].numpy()] = output.logits.float().cpu().numpy()
@@ -37,7 +37,7 @@ def predict_logits(
 
 
 def evaluate(
-    model: PreTrainedModel, task: Task, encoded: Encoded, batch_size: int, pad_token_id: int
+    model: torch.nn.Module, task: Task, encoded: Encoded, batch_size: int, pad_token_id: int
 ) -> Evaluation:
     logits = predict_logits(model, encoded, batch_size, pad_token_id)
     predictions = predictions_from_logits(task, logits)

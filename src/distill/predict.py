@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from distill.batching import encode
 from distill.data import Examples
 from distill.errors import DistillError
 from distill.evaluate import predict_logits
 from distill.models import load_tokenizer, resolve_model
+from distill.onnx_model import load_onnx_classifier, onnx_file
 from distill.rundir import read_distill_json
 from distill.tasks import GLUE_TASKS, Task
 
@@ -41,14 +43,15 @@ def predict_file(
             raise DistillError(f"{flag}: {path.name} is not {', '.join(FORMATS)}")
     if not input_path.is_file():
         raise DistillError(f"--input: {input_path} does not exist")
-    path = resolve_model(str(model_dir), "MODEL_DIR")
+    exported = onnx_file(model_dir)
+    path = str(exported.parent) if exported else resolve_model(str(model_dir), "MODEL_DIR")
     info = read_distill_json(Path(path)) or {}
     rows, columns = read_rows(input_path)
     if not rows:
         raise DistillError(f"--input: {input_path} has no rows")
     text, pair = _columns(info, columns, text_column, pair_column)
 
-    predicted = predict_rows(Path(path), rows, text, pair, batch_size)
+    predicted = predict_rows(exported or Path(path), rows, text, pair, batch_size)
     for row, prediction in zip(rows, predicted, strict=True):
         row.update(prediction)
     extra = ["prediction", *(["probability"] if "probability" in predicted[0] else [])]
@@ -59,11 +62,17 @@ def predict_file(
 def predict_rows(
     model_dir: Path, rows: list[dict[str, Any]], text: str, pair: str | None, batch_size: int = 64
 ) -> list[dict[str, Any]]:
-    """{prediction, probability} for each row, from the text in columns `text` (and `pair`)."""
+    """{prediction, probability} for each row, from the text in columns `text` (and `pair`).
+    `model_dir` may also be an exported .onnx file (its directory holds the tokenizer)."""
     from transformers import AutoModelForSequenceClassification
 
+    exported = onnx_file(model_dir)
+    if exported:
+        model: torch.nn.Module = load_onnx_classifier(exported)
+        model_dir = exported.parent
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(model_dir, local_files_only=True)
     info = read_distill_json(model_dir) or {}
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir, local_files_only=True)
     tokenizer = load_tokenizer(str(model_dir), "MODEL_DIR")
     examples = Examples(
         [str(row[text]) for row in rows],

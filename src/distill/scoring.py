@@ -10,6 +10,7 @@ from distill.data import load_task_data
 from distill.errors import DistillError
 from distill.evaluate import evaluate
 from distill.models import load_classifier, load_tokenizer, resolve_model
+from distill.onnx_model import load_onnx_classifier, onnx_file
 from distill.recipe import DataConfig
 from distill.rundir import read_distill_json
 from distill.tasks import GLUE_TASKS
@@ -19,7 +20,8 @@ def score_model(
     model_dir: Path, task_name: str | None = None, data: str | None = None, batch_size: int = 64
 ) -> dict[str, Any]:
     """Scores of `model_dir` on the evaluation split; task and data default to its distill.json."""
-    path = resolve_model(str(model_dir), "MODEL_DIR")
+    exported = onnx_file(model_dir)
+    path = str(exported.parent) if exported else resolve_model(str(model_dir), "MODEL_DIR")
     info = read_distill_json(Path(path)) or {}
     task_name = task_name or info.get("task")
     if task_name is None:
@@ -30,10 +32,14 @@ def score_model(
         raise DistillError(
             f"--task: '{task_name}' is not a registered task ({', '.join(GLUE_TASKS)})"
         )
-    config = _data_config(task_name, data, info)
+    config = data_config(task_name, data, info)
     task_data = load_task_data(task_name, config)
     tokenizer = load_tokenizer(path, "MODEL_DIR")
-    model = load_classifier(path, task_data.task, "MODEL_DIR", new_head=False)
+    model = (
+        load_onnx_classifier(exported, task_data.task)
+        if exported
+        else load_classifier(path, task_data.task, "MODEL_DIR", new_head=False)
+    )
     encoded = encode(
         task_data.eval, tokenizer, info.get("max_length", 128), task_data.task.is_regression
     )
@@ -48,7 +54,7 @@ def score_model(
     }
 
 
-def _data_config(task_name: str, data: str | None, info: dict[str, Any]) -> DataConfig:
+def data_config(task_name: str, data: str | None, info: dict[str, Any]) -> DataConfig:
     if data is None:
         if info.get("task") == task_name and "data" in info:
             saved = {k: v for k, v in info["data"].items() if k != "max_train_examples"}
