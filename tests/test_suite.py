@@ -72,13 +72,28 @@ def test_the_suite_runs_resumes_and_writes_its_tables(tmp_path: Path, tiny_base_
     assert finished.stat().st_mtime_ns == stamp
     assert json.loads(results.with_suffix(".json").read_text()) == rows
 
+    # another block choice changes every student's recipe: no finished run is reused for it
+    again = runner.invoke(app, [*args, "--objectives", "task", "--student-blocks", "spread"])
+    assert again.exit_code == 0, again.output
+    assert "sst2/L2-task: the suite's recipe changed (student.layers: [0, 1] -> [0, 2])" in (
+        again.output
+    )
+    assert "trained again" in again.output
+
 
 def test_students_and_iit_alignments_follow_the_depth() -> None:
-    assert student_layers(3, 6) == [0, 2, 4] and student_layers(2, 6) == [0, 3]
-    assert student_layers(4, 6) == [0, 1, 3, 4]
+    assert student_layers(3, 6) == [0, 1, 2] and student_layers(4, 6) == [0, 1, 2, 3]
+    assert student_layers(3, 6, "spread") == [0, 2, 4] and student_layers(2, 6, "spread") == [0, 3]
+    assert student_layers(4, 6, "spread") == [0, 1, 3, 4]
     iit = {"name": "iit", "params": {"alignments": [{"teacher": 4, "student": 2}]}}
-    for layers, expected in ((3, {"teacher": 4, "student": 2}), (2, {"teacher": 3, "student": 1})):
-        assert _fit_alignments([iit], layers, 6)[0]["params"]["alignments"] == [expected]
+    for layers, blocks, expected in (
+        (3, "spread", {"teacher": 4, "student": 2}),
+        (2, "spread", {"teacher": 3, "student": 1}),
+        (3, "first", {"teacher": 2, "student": 2}),  # the same two blocks computed both states
+        (4, "first", {"teacher": 2, "student": 2}),
+    ):
+        fitted = _fit_alignments([iit], layers, 6, blocks)
+        assert fitted[0]["params"]["alignments"] == [expected]
 
 
 def test_unknown_suite_tasks_and_sets_are_one_line(tmp_path: Path) -> None:
@@ -86,6 +101,7 @@ def test_unknown_suite_tasks_and_sets_are_one_line(tmp_path: Path) -> None:
         (["benchmark", "superglue"], "SUITE: 'superglue' is not a suite"),
         (["benchmark", "glue", "--tasks", "qqq"], "--tasks: 'qqq' is not in the suite"),
         (["benchmark", "glue", "--objectives", "magic"], "--objectives: 'magic' is not a set"),
+        (["benchmark", "glue", "--student-blocks", "last"], "--student-blocks: 'last' is not a"),
     ):
         result = runner.invoke(app, [*args, "--work", str(tmp_path)])
         assert result.exit_code == 1 and message in result.output, result.output

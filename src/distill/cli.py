@@ -208,6 +208,10 @@ def benchmark(
     test_predictions: Annotated[
         bool, typer.Option(help="Also write GLUE leaderboard files from each test.tsv.")
     ] = False,
+    student_blocks: Annotated[
+        str,
+        typer.Option(help="Teacher blocks a student copies: first (0..k-1) or spread (evenly)."),
+    ] = "first",
     work: Annotated[Path, typer.Option(help="Where the runs go.")] = Path("runs/benchmark-glue"),
     results: Annotated[
         Path, typer.Option(help="Results path, without suffix (.md, .json, .csv).")
@@ -231,6 +235,7 @@ def benchmark(
             results=results,
             max_train_examples=max_train_examples,
             test_predictions=test_predictions,
+            student_blocks=student_blocks,
         )
         written = plan.execute(run, lambda line: out.print(f"[yellow]{line}[/]"))
         out.print(f"[green]results[/]: {written}")

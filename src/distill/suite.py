@@ -23,52 +23,13 @@ from distill import document, figures
 from distill.errors import DistillError
 from distill.predict import predict_rows, read_rows
 from distill.recipe import Recipe
-from distill.rundir import environment
+from distill.rundir import environment, recipe_changes
+from distill.suite_settings import PUBLISHED, TASK_SETTINGS, TEST_COLUMNS
 from distill.tasks import GLUE_TASKS
 
 # The four tasks the average is taken over (WNLI is reported but left out, as GLUE baselines
 # do: its dev set is adversarial to any model that learns from the training set).
 AVERAGED = ("sst2", "cola", "mrpc", "stsb")
-
-# Per task: the teacher's fine-tuning and the students' training (sized for 2 CPU cores).
-TASK_SETTINGS: dict[str, dict[str, Any]] = {
-    "sst2": {
-        "finetune": {"epochs": 1, "lr": 1.5e-4, "batch_size": 64, "max_train_examples": 20000},
-        "max_train_examples": 40000,
-        "max_length": 64,
-        "epochs": 1,
-    },
-    "cola": {
-        "finetune": {"epochs": 3, "lr": 1e-4, "batch_size": 32},
-        "max_length": 64,
-        "epochs": 3,
-    },
-    "mrpc": {
-        "finetune": {"epochs": 5, "lr": 1e-4, "batch_size": 32},
-        "max_length": 128,
-        "epochs": 3,
-    },
-    "stsb": {
-        "finetune": {"epochs": 4, "lr": 1e-4, "batch_size": 32},
-        "max_length": 128,
-        "epochs": 3,
-    },
-    "wnli": {
-        "finetune": {"epochs": 3, "lr": 2e-5, "batch_size": 32},
-        "max_length": 128,
-        "epochs": 3,
-    },
-}
-
-
-# The text columns of each task's test.tsv (their headers differ from train/dev's).
-TEST_COLUMNS: dict[str, tuple[str, str | None]] = {
-    "sst2": ("sentence", None),
-    "cola": ("sentence", None),
-    "mrpc": ("#1 String", "#2 String"),
-    "stsb": ("sentence1", "sentence2"),
-    "wnli": ("sentence1", "sentence2"),
-}
 
 
 def _objectives_of(recipe: str) -> list[dict[str, Any]]:
@@ -84,34 +45,16 @@ OBJECTIVE_SETS: dict[str, Callable[[], list[dict[str, Any]]]] = {
     "deep": lambda: _objectives_of("causal_distill"),
 }
 
-# Published retention on SST-2, CoLA, MRPC and STS-B (dev), student / teacher score.
-PUBLISHED = [
-    (
-        "DistilBERT (6 of 12 layers)",
-        "Sanh et al. 2019, arXiv:1910.01108",
-        0.965,
-        0.911,
-        "general distillation with MLM on a large corpus, BERT-base teacher",
-    ),
-    (
-        "TinyBERT-4 (4 of 12 layers)",
-        "Jiao et al. 2020, arXiv:1909.10351",
-        0.94,
-        0.84,
-        "general distillation and task data augmentation, BERT-base teacher",
-    ),
-    (
-        "BERT-PKD (3 and 6 layers)",
-        "Sun et al. 2019, arXiv:1908.09355",
-        None,
-        None,
-        "reports SST-2, MRPC, QQP, MNLI, QNLI, RTE on the GLUE test server, not CoLA or STS-B",
-    ),
-]
+# Which teacher blocks a k-layer student copies. "first": blocks 0..k-1 (BERT-PKD's
+# initialisation); "spread": evenly from the first (DistilBERT's every other block).
+BLOCK_CHOICES = ("first", "spread")
 
 
-def student_layers(count: int, teacher_layers: int) -> list[int]:
-    """`count` teacher blocks spread evenly from the first: 3 of 6 -> 0, 2, 4."""
+def student_layers(count: int, teacher_layers: int, choice: str = "first") -> list[int]:
+    """`count` teacher blocks: the first ones (3 of 6 -> 0, 1, 2) or spread evenly from the
+    first (3 of 6 -> 0, 2, 4)."""
+    if choice == "first":
+        return list(range(count))
     return sorted({i * teacher_layers // count for i in range(count)})
 
 
@@ -126,8 +69,10 @@ class Suite:
     results: Path = Path("benchmarks/results/glue-small")
     max_train_examples: int | None = None  # the time budget: training sets subsampled
     test_predictions: bool = False  # write GLUE leaderboard files from the test.tsv files
+    student_blocks: str = "first"  # which teacher blocks a student copies (BLOCK_CHOICES)
     seed: int = 0
     rows: list[dict[str, Any]] = field(default_factory=list)
+    say: Callable[[str], None] = print
 
     def check(self) -> None:
         for task in self.tasks:
@@ -135,6 +80,11 @@ class Suite:
                 raise DistillError(
                     f"--tasks: '{task}' is not in the suite ({', '.join(TASK_SETTINGS)})"
                 )
+        if self.student_blocks not in BLOCK_CHOICES:
+            raise DistillError(
+                f"--student-blocks: '{self.student_blocks}' is not a choice "
+                f"({', '.join(BLOCK_CHOICES)})"
+            )
         for name in self.objective_sets:
             if name not in OBJECTIVE_SETS:
                 raise DistillError(
@@ -159,7 +109,7 @@ class Suite:
             "train": {
                 "epochs": settings["epochs"],
                 "batch_size": 32,
-                "lr": 1e-4,
+                "lr": settings.get("lr", 1e-4),
                 "max_length": settings["max_length"],
                 "seed": self.seed,
                 "freeze_embeddings": True,
@@ -189,15 +139,25 @@ class Suite:
 
     def run_student(self, task: str, layers: int, objectives: str, teacher: Path, run) -> dict:
         out = self.work / task / f"L{layers}-{objectives}"
-        if not (out / "metrics.json").is_file():
-            depth = json.loads((teacher / "config.json").read_text())["num_hidden_layers"]
-            raw = self.recipe(
+        depth = json.loads((teacher / "config.json").read_text())["num_hidden_layers"]
+        recipe = Recipe.from_dict(
+            self.recipe(
                 task,
                 teacher={"model": str(teacher)},
-                student={"init": "teacher_layers", "layers": student_layers(layers, depth)},
-                objectives=_fit_alignments(OBJECTIVE_SETS[objectives](), layers, depth),
+                student={
+                    "init": "teacher_layers",
+                    "layers": student_layers(layers, depth, self.student_blocks),
+                },
+                objectives=_fit_alignments(
+                    OBJECTIVE_SETS[objectives](), layers, depth, self.student_blocks
+                ),
             )
-            run(Recipe.from_dict(raw), out=out)
+        )
+        changed = _changed_since(out, recipe)
+        if changed:
+            self.say(f"{task}/{out.name}: the suite's recipe changed ({changed}); trained again")
+        if changed or not (out / "metrics.json").is_file():
+            run(recipe, out=out, overwrite=bool(changed))
         if self.test_predictions:
             self.submit(task, out / "student", f"L{layers}-{objectives}")
         metrics = json.loads((out / "metrics.json").read_text())
@@ -219,6 +179,7 @@ class Suite:
         }
 
     def execute(self, run: Callable[..., Any], say: Callable[[str], None]) -> Path:
+        self.say = say
         self.check()
         for task in self.tasks:
             if not self.available(task):
@@ -331,8 +292,8 @@ class Suite:
             "# GLUE (small): retention of distilled students",
             f"Command: `distill benchmark glue --tasks {','.join(self.tasks)} --layers "
             f"{','.join(map(str, self.layers))} --objectives {','.join(self.objective_sets)}"
-            f"{limit}`. Machine: {environment()['cpu']}; teacher `{self.teacher}` fine-tuned "
-            f"per task; {budget}dev split, official metrics.",
+            f" --student-blocks {self.student_blocks}{limit}`. Machine: {environment()['cpu']}; "
+            f"teacher `{self.teacher}` fine-tuned per task; {budget}dev split, official metrics.",
             document.Table(
                 [
                     "task",
@@ -375,18 +336,29 @@ class Suite:
         ]
 
 
+def _changed_since(out: Path, recipe: Recipe) -> str:
+    """What differs between a finished run's recipe and the one the suite builds now (a
+    changed setting or block choice must not reuse the old run); empty when nothing does."""
+    saved = out / "recipe.yaml"
+    if not (out / "metrics.json").is_file() or not saved.is_file():
+        return ""
+    before = yaml.safe_load(saved.read_text())
+    changes = recipe_changes(before, recipe.model_dump(mode="json"))
+    return "; ".join(change for change in changes if not change.startswith("output"))
+
+
 def _fit_alignments(
-    objectives: list[dict[str, Any]], layers: int, teacher_layers: int
+    objectives: list[dict[str, Any]], layers: int, teacher_layers: int, blocks: str = "first"
 ) -> list[dict[str, Any]]:
     """IIT aligns one student hidden state with one teacher state: the student's middle one
-    (after ceil(L/2) blocks) with the teacher's at the same relative depth. For 3 of 6 layers
-    that is the shipped recipe's {teacher: 4, student: 2}."""
+    (after ceil(L/2) blocks) with the teacher's computed by the same blocks ("first") or at
+    the same relative depth ("spread": for 3 of 6 the shipped recipe's {teacher: 4, student: 2})."""
     fitted = []
     for objective in objectives:
         params = objective.get("params") or {}
         if objective.get("name") == "iit" and "alignments" in params:
             student = (layers + 1) // 2
-            teacher = round(student * teacher_layers / layers)
+            teacher = student if blocks == "first" else round(student * teacher_layers / layers)
             alignments = [{"teacher": teacher, "student": student}]
             objective = {**objective, "params": {**params, "alignments": alignments}}
         fitted.append(objective)
