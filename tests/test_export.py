@@ -167,6 +167,27 @@ def test_bad_options_are_one_line(run_dir: Path, arguments: list[str], message: 
     assert len(result.output.strip().splitlines()) == 1
 
 
+def test_a_quantization_onnxruntime_cannot_do_is_one_line(
+    run_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    import onnxruntime.quantization
+
+    def fails(*args, **kwargs):
+        raise ValueError("Unsupported model IR version: 11, max supported IR version: 10")
+
+    monkeypatch.setattr(onnxruntime.quantization, "quantize_dynamic", fails)
+    out = tmp_path / "onnx"
+    result = runner.invoke(
+        app, ["export", str(run_dir / "student"), "--quantize", "int8", "--out", str(out)]
+    )
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1] == (
+        "error: --quantize: onnxruntime could not quantize model.onnx to int8: "
+        "Unsupported model IR version: 11, max supported IR version: 10"
+    )
+    assert not out.exists() and not out.with_name("onnx.partial").exists()
+
+
 def test_not_a_model_and_an_unsupported_model_are_one_line(
     tmp_path: Path, tiny_base_dir: Path, monkeypatch
 ) -> None:
