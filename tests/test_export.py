@@ -188,6 +188,15 @@ def test_a_quantization_onnxruntime_cannot_do_is_one_line(
     assert not out.exists() and not out.with_name("onnx.partial").exists()
 
 
+def test_an_output_directory_that_is_not_an_export_is_never_replaced(run_dir: Path) -> None:
+    student = run_dir / "student"
+    before = sorted(p.name for p in student.iterdir())
+    result = runner.invoke(app, ["export", str(student), "--out", str(student)])
+    assert result.exit_code == 1
+    assert "exists and is not an earlier export (no export.json)" in result.output
+    assert sorted(p.name for p in student.iterdir()) == before
+
+
 def test_not_a_model_and_an_unsupported_model_are_one_line(
     tmp_path: Path, tiny_base_dir: Path, monkeypatch
 ) -> None:

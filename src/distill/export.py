@@ -81,6 +81,11 @@ def export_model(
             "and a task (--task, or the model's distill.json)"
         )
     out = out or path.with_name(f"{path.name}-onnx")
+    if out.exists() and not (out / "export.json").is_file():
+        raise DistillError(
+            f"--out: {out} exists and is not an earlier export (no export.json); choose "
+            "another directory, or remove it"
+        )
     staging = out.with_name(f"{out.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
     try:
