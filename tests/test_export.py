@@ -99,35 +99,12 @@ def test_max_drop_fails_and_leaves_nothing(run_dir: Path, tmp_path: Path, monkey
 
     monkeypatch.setattr(export, "score_model", scores)
     out = tmp_path / "onnx"
-    result = runner.invoke(
-        app,
-        [
-            "export",
-            str(run_dir / "student"),
-            "--quantize",
-            "int8",
-            "--max-drop",
-            "1",
-            "--out",
-            str(out),
-        ],
-    )
+    export_with = ["export", str(run_dir / "student"), "--quantize", "int8", "--out", str(out)]
+    result = runner.invoke(app, [*export_with, "--max-drop", "1"])
     assert result.exit_code == 1
     assert "--max-drop: int8 scores 0.8000 against fp32 0.9000, 10.00 points lower" in result.output
     assert not out.exists() and not out.with_name("onnx.partial").exists()
-    result = runner.invoke(
-        app,
-        [
-            "export",
-            str(run_dir / "student"),
-            "--quantize",
-            "int8",
-            "--max-drop",
-            "11",
-            "--out",
-            str(out),
-        ],
-    )
+    result = runner.invoke(app, [*export_with, "--max-drop", "11"])
     assert result.exit_code == 0, result.output
     assert json.loads((out / "export.json").read_text())["scores"]["drop_points"] == pytest.approx(
         10

@@ -10,6 +10,7 @@ usual fixed-shape benchmark alike.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import resource
 import sys
@@ -64,7 +65,7 @@ def bench_model(model_dir: Path, settings: Settings, say=lambda line: None) -> d
     info = read_distill_json(model_dir) or {}
     exported = _exported(model_dir, info, say)
     tokenizer = load_tokenizer(str(model_dir), "MODEL_DIR")
-    inputs = _inputs(model_dir, info, tokenizer, settings)
+    inputs = _inputs(info, tokenizer, settings)
     model = AutoModelForSequenceClassification.from_pretrained(model_dir, local_files_only=True)
     files = {
         "pytorch": model_dir,
@@ -133,7 +134,7 @@ def _data_available(info: dict[str, Any]) -> bool:
     return bool(info.get("task")) and (path is None or Path(path).exists())
 
 
-def _inputs(model_dir: Path, info: dict[str, Any], tokenizer: Any, settings: Settings) -> Inputs:
+def _inputs(info: dict[str, Any], tokenizer: Any, settings: Settings) -> Inputs:
     """Dev sentences of the model's task (the first `examples`, and enough for the batches)."""
     wanted = max(settings.examples, max(settings.batch_sizes) * (settings.batches + 2))
     if _data_available(info):
@@ -254,8 +255,6 @@ def _batch(inputs: Inputs, indices: list[int], length: int | None) -> dict[str, 
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    import json
-
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
@@ -279,8 +278,6 @@ def bench_paths(paths: list[Path], settings: Settings, say=lambda line: None) ->
 def bench_run(run_dir: Path, settings: Settings, say=lambda line: None) -> list[dict]:
     """Teacher and student of a run; metrics.json gets `latency` and one `runs` entry per
     deployed format of the student, with its speed-up over the PyTorch teacher."""
-    import json
-
     from distill.report import write_report
 
     measured = {
