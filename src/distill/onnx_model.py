@@ -14,6 +14,7 @@ from transformers import AutoConfig, PretrainedConfig
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from distill.errors import DistillError
+from distill.models import resolve_model
 from distill.tasks import Task
 
 ONNX_FILE = "model.onnx"  # fp32, as exported
@@ -32,6 +33,16 @@ def onnx_file(spec: str | Path) -> Path | None:
     if (path / ONNX_FILE).is_file() and not any(path.glob("*.safetensors")):
         return path / ONNX_FILE
     return None
+
+
+def locate_model(spec: str | Path) -> tuple[Path, Path | None]:
+    """(the model's directory, its ONNX file or None): a PyTorch model directory (or package
+    or hub name) resolves as `resolve_model` does; an export resolves to its folder, which
+    holds the tokenizer, config.json and distill.json."""
+    exported = onnx_file(spec)
+    if exported is not None:
+        return exported.parent, exported
+    return Path(resolve_model(str(spec), "MODEL_DIR")), None
 
 
 def require_onnxruntime() -> None:

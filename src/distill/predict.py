@@ -20,8 +20,8 @@ from distill.batching import encode
 from distill.data import Examples
 from distill.errors import DistillError
 from distill.evaluate import predict_logits
-from distill.models import load_tokenizer, resolve_model
-from distill.onnx_model import load_onnx_classifier, onnx_file
+from distill.models import load_tokenizer
+from distill.onnx_model import load_onnx_classifier, locate_model
 from distill.rundir import read_distill_json
 from distill.tasks import GLUE_TASKS, Task
 
@@ -43,15 +43,14 @@ def predict_file(
             raise DistillError(f"{flag}: {path.name} is not {', '.join(FORMATS)}")
     if not input_path.is_file():
         raise DistillError(f"--input: {input_path} does not exist")
-    exported = onnx_file(model_dir)
-    path = str(exported.parent) if exported else resolve_model(str(model_dir), "MODEL_DIR")
-    info = read_distill_json(Path(path)) or {}
+    folder, exported = locate_model(model_dir)
+    info = read_distill_json(folder) or {}
     rows, columns = read_rows(input_path)
     if not rows:
         raise DistillError(f"--input: {input_path} has no rows")
     text, pair = _columns(info, columns, text_column, pair_column)
 
-    predicted = predict_rows(exported or Path(path), rows, text, pair, batch_size)
+    predicted = predict_rows(exported or folder, rows, text, pair, batch_size)
     for row, prediction in zip(rows, predicted, strict=True):
         row.update(prediction)
     extra = ["prediction", *(["probability"] if "probability" in predicted[0] else [])]
@@ -66,10 +65,9 @@ def predict_rows(
     `model_dir` may also be an exported .onnx file (its directory holds the tokenizer)."""
     from transformers import AutoModelForSequenceClassification
 
-    exported = onnx_file(model_dir)
+    model_dir, exported = locate_model(model_dir)
     if exported:
         model: torch.nn.Module = load_onnx_classifier(exported)
-        model_dir = exported.parent
     else:
         model = AutoModelForSequenceClassification.from_pretrained(model_dir, local_files_only=True)
     info = read_distill_json(model_dir) or {}

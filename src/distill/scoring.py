@@ -9,8 +9,8 @@ from distill.batching import encode
 from distill.data import load_task_data
 from distill.errors import DistillError
 from distill.evaluate import evaluate
-from distill.models import load_classifier, load_tokenizer, resolve_model
-from distill.onnx_model import load_onnx_classifier, onnx_file
+from distill.models import load_classifier, load_tokenizer
+from distill.onnx_model import load_onnx_classifier, locate_model
 from distill.recipe import DataConfig
 from distill.rundir import read_distill_json
 from distill.tasks import GLUE_TASKS
@@ -20,9 +20,9 @@ def score_model(
     model_dir: Path, task_name: str | None = None, data: str | None = None, batch_size: int = 64
 ) -> dict[str, Any]:
     """Scores of `model_dir` on the evaluation split; task and data default to its distill.json."""
-    exported = onnx_file(model_dir)
-    path = str(exported.parent) if exported else resolve_model(str(model_dir), "MODEL_DIR")
-    info = read_distill_json(Path(path)) or {}
+    folder, exported = locate_model(model_dir)
+    path = str(folder)
+    info = read_distill_json(folder) or {}
     task_name = task_name or info.get("task")
     if task_name is None:
         raise DistillError(
