@@ -7,10 +7,11 @@ import json
 import random
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from distill.cli import app
-from distill.suite import _fit_alignments, student_layers
+from distill.suite import _fit_alignments, average_rows, student_layers
 
 runner = CliRunner()
 
@@ -105,3 +106,27 @@ def test_unknown_suite_tasks_and_sets_are_one_line(tmp_path: Path) -> None:
     ):
         result = runner.invoke(app, [*args, "--work", str(tmp_path)])
         assert result.exit_code == 1 and message in result.output, result.output
+
+
+def test_averages_cover_the_four_tasks_and_skip_incomplete_configurations() -> None:
+    def row(task: str, layers: int, teacher: float, score: float, speedup: float) -> dict:
+        return {"task": task, "layers": layers, "objectives": "task", "teacher_score": teacher,
+                "score": score, "retention": score / teacher, "params": 100 * layers,
+                "speedup": speedup}  # fmt: skip
+
+    rows = [
+        row("sst2", 3, 0.9, 0.9, 2.0),
+        row("cola", 3, 0.4, 0.2, 2.0),
+        row("mrpc", 3, 0.8, 0.6, 1.0),
+        row("stsb", 3, 0.5, 0.5, 1.0),
+        row("wnli", 3, 0.5, 0.1, 9.0),  # reported, never averaged
+        row("sst2", 2, 0.9, 0.9, 3.0),  # no CoLA, MRPC or STS-B yet: no average
+    ]
+    (average,) = average_rows(rows)
+    assert (average["layers"], average["params"]) == (3, 300)
+    assert abs(average["retention"] - (1 + 0.5 + 0.75 + 1) / 4) < 1e-12  # mean of ratios
+    assert abs(average["score"] - 2.2 / 4) < 1e-12 and abs(average["teacher_score"] - 0.65) < 1e-12
+    assert (
+        average["by_task"] == pytest.approx({"sst2": 1, "cola": 0.5, "mrpc": 0.75, "stsb": 1})
+        and average["speedup"] == 1.5
+    )
