@@ -3,6 +3,7 @@ score-cost trade-off, confusion matrices and retention bars."""
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -171,19 +172,38 @@ def plot_retention_by_task(rows: list[dict[str, Any]], path: Path) -> Path:
 
 def plot_retention_vs_speedup(points: list[dict[str, Any]], path: Path) -> Path:
     """The trade-off curve: each configuration's average retention against its average
-    speed-up over the teacher. `points`: {name, retention, speedup}."""
+    speed-up over the teacher, one line per objective set through its student sizes (so
+    the sets compare at equal speed), each size named once. `points`: {layers, objectives,
+    retention, speedup}."""
     figure, axis = plt.subplots(figsize=(6.5, 4))
-    for point in points:
-        axis.plot(point["speedup"], point["retention"], "o", markersize=7)
-        axis.annotate(
-            point["name"],
-            (point["speedup"], point["retention"]),
-            fontsize=8,
-            xytext=(4, 4),
-            textcoords="offset points",
+    for objectives in dict.fromkeys(point["objectives"] for point in points):
+        mine = sorted(
+            (point for point in points if point["objectives"] == objectives),
+            key=lambda point: point["speedup"],
         )
+        axis.plot(
+            [point["speedup"] for point in mine],
+            [point["retention"] for point in mine],
+            "o-",
+            markersize=6,
+            label=objectives,
+        )
+    for layers in dict.fromkeys(point["layers"] for point in points):
+        mine = [point for point in points if point["layers"] == layers]
+        top = max(mine, key=lambda point: point["retention"])
+        axis.annotate(
+            f"{layers} layers",
+            (statistics.mean(point["speedup"] for point in mine), top["retention"]),
+            fontsize=8,
+            xytext=(0, 8),
+            textcoords="offset points",
+            ha="center",
+        )
+    axis.axhline(1.0, color="grey", linestyle="--", linewidth=0.8)
+    axis.margins(y=0.12)
+    axis.legend(title="objectives", fontsize=8)
     axis.set_xlabel("speed-up over the teacher (batch 1)")
-    axis.set_ylabel("average retention")
+    axis.set_ylabel("average retention (student / teacher)")
     axis.set_title("Retention against speed-up")
     axis.grid(alpha=0.3)
     return _save(figure, path)

@@ -244,7 +244,8 @@ class Suite:
             mine = [r for r in mine if r["task"] in AVERAGED] or mine
             points.append(
                 {
-                    "name": f"{layers}L {objectives}",
+                    "layers": layers,
+                    "objectives": objectives,
                     "retention": statistics.mean(r["retention"] for r in mine),
                     "speedup": statistics.mean(r["speedup"] for r in mine),
                 }
