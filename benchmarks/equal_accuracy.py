@@ -29,13 +29,13 @@ from transformers import AutoTokenizer
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throughput import GLUE, ROOT, SST2, THREADS, ensure_textbrewer, objectives  # noqa: E402
 
-from distill import teacher_cache  # noqa: E402
-from distill.batching import collate, encode, model_inputs  # noqa: E402
-from distill.data import load_task_data  # noqa: E402
-from distill.evaluate import evaluate  # noqa: E402
-from distill.models import copy_teacher_layers, load_classifier  # noqa: E402
-from distill.recipe import DataConfig  # noqa: E402
-from distill.train import Schedule, train  # noqa: E402
+from distill.data.batching import collate, encode, model_inputs  # noqa: E402
+from distill.data.config import DataConfig  # noqa: E402
+from distill.data.load import load_task_data  # noqa: E402
+from distill.evaluation.evaluate import evaluate  # noqa: E402
+from distill.models.load import copy_teacher_layers, load_classifier  # noqa: E402
+from distill.teacher import cache as teacher_cache  # noqa: E402
+from distill.training.loop import Schedule, train  # noqa: E402
 
 
 def main() -> None:

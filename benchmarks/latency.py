@@ -19,9 +19,10 @@ from pathlib import Path
 
 import torch
 
-from distill.document import Table, to_markdown
-from distill.latency import Settings, bench_paths, table_rows
-from distill.rundir import environment
+from distill.deploy.latency import Settings, bench_paths
+from distill.reports.deployment import table_rows
+from distill.reports.document import Table, to_markdown
+from distill.reports.rundir import environment
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latency"
 TARGET_SPEEDUP, TARGET_DROP = 4.0, 1.0  # 3-layer int8 vs PyTorch teacher at batch 32; points

@@ -31,8 +31,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throughput import ROOT, SST2, build_data, build_models, objectives  # noqa: E402
 
-from distill import checkpoint, distributed, teacher_cache  # noqa: E402
-from distill.train import Schedule, train  # noqa: E402
+from distill.runtime import distributed
+from distill.teacher import cache as teacher_cache  # noqa: E402
+from distill.training import checkpoint
+from distill.training.loop import Schedule, train  # noqa: E402
 
 REPEATS = 3
 
@@ -98,7 +100,7 @@ def checkpoint_overhead(steps: int, cache: Path) -> dict[str, float]:
 
 
 def _batch(encoded) -> dict[str, torch.Tensor]:
-    from distill.batching import collate, model_inputs
+    from distill.data.batching import collate, model_inputs
 
     return model_inputs(collate(encoded, list(range(32)), 0))
 

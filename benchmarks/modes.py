@@ -26,9 +26,9 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from distill.recipe import Recipe  # noqa: E402
-from distill.run import run  # noqa: E402
-from distill.rundir import environment  # noqa: E402
+from distill.config.recipe import Recipe  # noqa: E402
+from distill.modes.run import run  # noqa: E402
+from distill.reports.rundir import environment  # noqa: E402
 from objectives import GLUE, ROOT, TASKS, TEACHER_BASE, _base, _recipe_part, teacher_for  # noqa: E402
 
 DISTILBERT = _recipe_part("quickstart")["objectives"]

@@ -27,9 +27,9 @@ from typing import Any
 import torch
 import yaml
 
-from distill.recipe import Recipe
-from distill.run import run
-from distill.rundir import environment
+from distill.config.recipe import Recipe
+from distill.modes.run import run
+from distill.reports.rundir import environment
 
 ROOT = Path(__file__).resolve().parents[1]
 GLUE = ROOT.parent / "shared" / "data" / "glue"

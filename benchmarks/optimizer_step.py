@@ -19,7 +19,7 @@ import time
 import torch
 from transformers import AutoModelForSequenceClassification
 
-from distill.models import copy_teacher_layers, resolve_model
+from distill.models.load import copy_teacher_layers, resolve_model
 
 BATCH, LENGTH, STEPS, REPEATS = 32, 14, 8, 5
 

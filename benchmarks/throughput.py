@@ -37,15 +37,15 @@ import torch
 import torch.nn.functional as F
 from transformers import BertConfig, BertForSequenceClassification
 
-from distill import teacher_cache
-from distill.batching import Encoded, collate, encode, length_grouped_batches, model_inputs
-from distill.data import load_task_data
-from distill.models import copy_teacher_layers, load_classifier, resolve_model
+from distill.data.batching import Encoded, collate, encode, length_grouped_batches, model_inputs
+from distill.data.config import DataConfig
+from distill.data.load import load_task_data
+from distill.data.tasks import GLUE_TASKS
+from distill.models.load import copy_teacher_layers, load_classifier, resolve_model
 from distill.objectives import build_objective
-from distill.recipe import DataConfig
-from distill.rundir import environment
-from distill.tasks import GLUE_TASKS
-from distill.train import LiveTeacher, Schedule, WeightedObjective, train
+from distill.reports.rundir import environment
+from distill.teacher import cache as teacher_cache
+from distill.training.loop import LiveTeacher, Schedule, WeightedObjective, train
 
 ROOT = Path(__file__).resolve().parents[1]
 GLUE = ROOT.parent / "shared" / "data" / "glue"

@@ -17,11 +17,11 @@ __version__ = "0.1.0"
 def __getattr__(name: str) -> Any:
     # Imported on first use: torch and transformers take seconds; `distill --help` needs neither.
     if name == "Recipe":
-        from distill.recipe import Recipe
+        from distill.config.recipe import Recipe
 
         return Recipe
     if name in ("run", "RunResult"):
-        from distill import run as run_module
+        from distill.modes import run as run_module
 
         return getattr(run_module, name)
     raise AttributeError(name)

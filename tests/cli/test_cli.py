@@ -320,7 +320,7 @@ def test_every_command_has_help() -> None:
 
 def test_quickstart_data_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """--data, then $DISTILL_DATA, then ../shared/data/glue, then the hub."""
-    from distill import cli
+    from distill.cli import run as cli
 
     glue, saved = tmp_path / "glue", tmp_path / "saved"
     glue.mkdir()

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from distill.cli import app
 from tests.conftest import tiny_config
-from tests.test_cli import _synthetic_recipe
+from tests.cli.test_cli import _synthetic_recipe
 
 runner = CliRunner()
 
@@ -24,7 +24,7 @@ runner = CliRunner()
 # 30 is the student's step 10, after its checkpoints at steps 4 and 8.
 KILLED_RUN = """
 import os, signal, sys
-import distill.step as loop
+import distill.training.step as loop
 from distill.cli import app
 calls, real = [0], loop.forward
 def forward(*args, **kwargs):
@@ -110,7 +110,7 @@ def test_a_disk_too_small_for_checkpoints_is_refused_before_training(
 ) -> None:
     import shutil
 
-    from distill import checkpoint
+    from distill.training import checkpoint
 
     usage = shutil.disk_usage(tmp_path)
     monkeypatch.setattr(checkpoint.shutil, "disk_usage", lambda _: usage._replace(free=10_000))

@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 import yaml
 
+from distill.config.recipe import Recipe, apply_overrides
 from distill.errors import DistillError
-from distill.plan import prepare
-from distill.recipe import Recipe, apply_overrides
+from distill.teacher.plan import prepare
 
 MODES = "standard, multi_teacher, co_distill, self_distill"
 
-RECIPES = sorted((Path(__file__).parents[1] / "recipes").glob("*.yaml"))
+RECIPES = sorted((Path(__file__).parents[2] / "recipes").glob("*.yaml"))
 
 BASE: dict[str, Any] = {
     "task": "sst2",

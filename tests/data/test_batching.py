@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import BertTokenizerFast, PreTrainedTokenizerBase
 
-from distill.batching import (
+from distill.data.batching import (
     MEGABATCH_FACTOR,
     Encoded,
     collate,
@@ -17,7 +17,7 @@ from distill.batching import (
     length_grouped_batches,
     model_inputs,
 )
-from distill.data import Examples
+from distill.data.load import Examples
 
 WORDS = ["the", "cat", "sat", "on", "mat", "a", "dog", "ran", "far", "away"]
 # [PAD] is deliberately not id 0, so a padding that assumes 0 is caught.

@@ -9,11 +9,11 @@ from pathlib import Path
 import datasets
 import pytest
 
-from distill.data import load_task_data
+from distill.data.config import DataConfig
+from distill.data.load import load_task_data
 from distill.errors import DistillError
-from distill.recipe import DataConfig
 
-GLUE_DIR = Path(__file__).parents[1].parent / "shared/data/glue"
+GLUE_DIR = Path(__file__).parents[2].parent / "shared/data/glue"
 
 # (task, train rows, dev rows): the truth from ../shared/data/README.md (quote handling off).
 GLUE_COUNTS = [

@@ -13,11 +13,11 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from typer.testing import CliRunner
 
-from distill import export
 from distill.cli import app
-from distill.latency import gflops
+from distill.deploy import export
+from distill.deploy.latency import gflops
 from tests.conftest import tiny_config
-from tests.test_cli import _synthetic_recipe
+from tests.cli.test_cli import _synthetic_recipe
 
 pytest.importorskip("onnxruntime")
 runner = CliRunner()

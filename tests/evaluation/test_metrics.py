@@ -8,8 +8,8 @@ import warnings
 import numpy as np
 import pytest
 
-from distill.metrics import compute_scores, headline, predictions_from_logits
-from distill.tasks import GLUE_TASKS, Task, custom_task
+from distill.data.tasks import GLUE_TASKS, Task, custom_task
+from distill.evaluation.metrics import compute_scores, headline, predictions_from_logits
 
 # Confusion matrix by hand: TP = 3 (rows 0, 1, 8), FN = 1 (row 2), FP = 2 (rows 3, 9),
 # TN = 4 (rows 4-7).

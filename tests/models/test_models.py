@@ -8,10 +8,10 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, BertForSequenceClassification
 
+from distill.data.tasks import GLUE_TASKS
 from distill.errors import DistillError
-from distill.models import build_student, copy_teacher_layers, load_classifier, resolve_model
-from distill.recipe import StudentConfig
-from distill.tasks import GLUE_TASKS
+from distill.models.config import StudentConfig
+from distill.models.load import build_student, copy_teacher_layers, load_classifier, resolve_model
 from tests.conftest import tiny_config
 
 SST2, MNLI = GLUE_TASKS["sst2"], GLUE_TASKS["mnli"]

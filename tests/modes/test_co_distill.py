@@ -9,17 +9,17 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from distill.batching import Batches, encode
 from distill.cli import app
-from distill.data import load_task_data
+from distill.data.batching import Batches, encode
+from distill.data.config import DataConfig
+from distill.data.load import load_task_data
 from distill.errors import DistillError
-from distill.models import copy_teacher_layers, load_classifier, load_tokenizer
+from distill.models.load import copy_teacher_layers, load_classifier, load_tokenizer
 from distill.modes.common import check_trainable
 from distill.objectives.soft_targets import SoftTargetsObjective
-from distill.recipe import DataConfig
-from distill.train import Learner, Schedule, WeightedObjective, train_learners
+from distill.training.loop import Learner, Schedule, WeightedObjective, train_learners
 from tests.modes.conftest import sentiment_data, write_recipe
-from tests.test_cli import runner
+from tests.cli.test_cli import runner
 
 
 def _co_recipe(teacher: Path, files: dict[str, str], **mode: object) -> dict:

@@ -12,12 +12,12 @@ from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, pipeline
 
 from distill.cli import app
+from distill.config.recipe import NamedTeacher, Recipe
 from distill.errors import DistillError
+from distill.models.outputs import ModelOutput
 from distill.modes.ensemble import EnsembleTeacher, combine_logits, teacher_weights
-from distill.outputs import ModelOutput
-from distill.recipe import NamedTeacher, Recipe
 from tests.modes.conftest import sentiment_data, topic_data, write_recipe
-from tests.test_cli import runner
+from tests.cli.test_cli import runner
 
 
 def test_mixture_of_distributions_by_hand() -> None:
@@ -183,7 +183,7 @@ def test_multi_task_student_has_a_complete_model_per_task(
 
 
 def test_task_batches_follow_the_weights() -> None:
-    from distill.batching import Encoded, TaskBatches
+    from distill.data.batching import Encoded, TaskBatches
 
     def encoded(n: int) -> Encoded:
         return Encoded(
@@ -204,12 +204,18 @@ def test_task_batches_follow_the_weights() -> None:
 def test_frozen_teachers_get_no_gradient(
     tiny_classifier_dir: Path, second_classifier_dir: Path, synthetic_files: dict[str, str]
 ) -> None:
-    from distill.batching import Batches, encode
-    from distill.data import load_task_data
-    from distill.models import copy_teacher_layers, load_classifier, load_tokenizer
+    from distill.data.batching import Batches, encode
+    from distill.data.config import DataConfig
+    from distill.data.load import load_task_data
+    from distill.models.load import copy_teacher_layers, load_classifier, load_tokenizer
     from distill.objectives import build_objective
-    from distill.recipe import DataConfig
-    from distill.train import Learner, LiveTeacher, Schedule, WeightedObjective, train_learners
+    from distill.training.loop import (
+        Learner,
+        LiveTeacher,
+        Schedule,
+        WeightedObjective,
+        train_learners,
+    )
 
     data = load_task_data("sentiment", DataConfig(**sentiment_data(synthetic_files)), seed=0)
     tokenizer = load_tokenizer(str(tiny_classifier_dir), "t")

@@ -10,17 +10,17 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, pipeline
 
-from distill.batching import Batches, encode
 from distill.cli import app
-from distill.data import load_task_data
-from distill.models import load_classifier, load_tokenizer
+from distill.data.batching import Batches, encode
+from distill.data.config import DataConfig
+from distill.data.load import load_task_data
+from distill.models.load import load_classifier, load_tokenizer
 from distill.modes.heads import exit_model
 from distill.objectives.soft_targets import SoftTargetsObjective
-from distill.recipe import DataConfig
-from distill.report import loss_keys
-from distill.train import Learner, Schedule, WeightedObjective, train_learners
+from distill.reports.report import loss_keys
+from distill.training.loop import Learner, Schedule, WeightedObjective, train_learners
 from tests.modes.conftest import sentiment_data, write_recipe
-from tests.test_cli import runner
+from tests.cli.test_cli import runner
 
 
 @pytest.fixture()

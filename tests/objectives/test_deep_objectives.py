@@ -9,13 +9,13 @@ import pytest
 import torch
 from transformers import BertForSequenceClassification
 
-from distill.capture import capturing_attention, forward
 from distill.errors import DistillError
+from distill.models.capture import capturing_attention, forward
+from distill.models.outputs import ModelOutput
 from distill.objectives import Shapes, build_objective
 from distill.objectives.attention import attention_kl_loss, attention_mse_loss, map_heads
 from distill.objectives.hidden_mse import hidden_mse_loss
 from distill.objectives.layer_map import parse_layer_map, resolve_layer_map
-from distill.outputs import ModelOutput
 from tests.conftest import tiny_config
 
 

@@ -11,9 +11,9 @@ import yaml
 from safetensors import safe_open
 from transformers import AutoModelForSequenceClassification
 
-from distill import teacher_cache
 from distill.cli import app
-from tests.test_cli import _synthetic_recipe, runner
+from distill.teacher import cache as teacher_cache
+from tests.cli.test_cli import _synthetic_recipe, runner
 
 NARROW = {
     "init": "config",

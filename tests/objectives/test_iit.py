@@ -8,9 +8,9 @@ import pytest
 import torch
 from transformers import BertForSequenceClassification
 
-from distill.capture import forward
 from distill.errors import DistillError
-from distill.interventions import block_output, count_hooks, interchange
+from distill.models.capture import forward
+from distill.models.interventions import block_output, count_hooks, interchange
 from distill.objectives import Shapes, StepModels, build_objective
 from distill.objectives.iit import choose_positions
 from distill.objectives.soft_targets import soft_target_loss

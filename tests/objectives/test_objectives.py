@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from distill.errors import DistillError
+from distill.models.outputs import ModelOutput
 from distill.objectives import OBJECTIVES, Access, Shapes, build_objective
 from distill.objectives.hard_labels import HardLabelsObjective
 from distill.objectives.hidden_cosine import HiddenCosineObjective, hidden_cosine_loss
 from distill.objectives.soft_targets import SoftTargetsObjective, soft_target_loss
 from distill.objectives.task import TaskObjective, task_loss
-from distill.outputs import ModelOutput
 
 
 def _softmax(values: list[float], temperature: float = 1.0) -> list[float]:

@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
+from distill.models.outputs import TopKLogits
 from distill.objectives.soft_targets import soft_target_loss, top_k_soft_target_loss
-from distill.outputs import TopKLogits
 
 
 def _top_k(teacher: torch.Tensor, k: int) -> TopKLogits:

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from distill.cli import app
-from tests.test_cli import _synthetic_recipe
+from tests.cli.test_cli import _synthetic_recipe
 
 runner = CliRunner()
 CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")

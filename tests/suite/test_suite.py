@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from distill.cli import app
-from distill.suite import _fit_alignments, student_layers
-from distill.suite_averages import average_rows
+from distill.suite.averages import average_rows
+from distill.suite.glue import _fit_alignments, student_layers
 
 runner = CliRunner()
 

@@ -8,16 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from distill import teacher_cache
-from distill.batching import encode
 from distill.cli import app
-from distill.data import load_task_data
-from distill.models import copy_teacher_layers, load_classifier, load_tokenizer
+from distill.config.recipe import Recipe
+from distill.data.batching import encode
+from distill.data.config import DataConfig
+from distill.data.load import load_task_data
+from distill.models.load import copy_teacher_layers, load_classifier, load_tokenizer
 from distill.objectives import Shapes, build_objective
-from distill.plan import choose_states_cache, prepare, setup_objectives
-from distill.recipe import DataConfig, Recipe
-from distill.train import LiveTeacher, Schedule, WeightedObjective, train
-from tests.test_cli import _synthetic_recipe, runner
+from distill.teacher import cache as teacher_cache
+from distill.teacher.plan import choose_states_cache, prepare, setup_objectives
+from distill.training.loop import LiveTeacher, Schedule, WeightedObjective, train
+from tests.cli.test_cli import _synthetic_recipe, runner
 
 
 @pytest.fixture()

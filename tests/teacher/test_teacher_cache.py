@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from distill import teacher_cache
-from distill.batching import collate, encode
-from distill.data import Examples
-from distill.evaluate import predict_logits
-from distill.models import load_classifier, load_tokenizer
-from distill.tasks import GLUE_TASKS
-from distill.train import LiveTeacher
+from distill.data.batching import collate, encode
+from distill.data.load import Examples
+from distill.data.tasks import GLUE_TASKS
+from distill.evaluation.evaluate import predict_logits
+from distill.models.load import load_classifier, load_tokenizer
+from distill.teacher import cache as teacher_cache
+from distill.training.loop import LiveTeacher
 
 SST2 = GLUE_TASKS["sst2"]
 
@@ -134,7 +134,7 @@ def test_hidden_states_are_cached_at_real_length_and_served_padded(parts, tmp_pa
 def test_many_classes_are_cached_as_top_k(tokenizer, tmp_path: Path) -> None:
     from transformers import BertForSequenceClassification
 
-    from distill.tasks import Task
+    from distill.data.tasks import Task
     from tests.conftest import tiny_config
 
     torch.manual_seed(0)

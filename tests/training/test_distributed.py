@@ -13,8 +13,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-WORKER = Path(__file__).parent / "workers" / "train_tiny.py"
-ROOT = Path(__file__).resolve().parents[1]
+WORKER = Path(__file__).parents[1] / "workers" / "train_tiny.py"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _train(tmp_path: Path, teacher: Path, files: dict, processes: int, accumulation: int) -> Path:
@@ -60,7 +60,7 @@ def test_distill_run_under_torchrun_writes_one_run_equal_to_one_process(
     from typer.testing import CliRunner
 
     from distill.cli import app
-    from tests.test_cli import _synthetic_recipe
+    from tests.cli.test_cli import _synthetic_recipe
 
     recipe = _synthetic_recipe(tmp_path, tiny_base_dir, synthetic_files, **{"train.eval_every": 5})
     single = CliRunner().invoke(app, ["run", str(recipe), "--out", str(tmp_path / "one")])
@@ -88,11 +88,11 @@ def test_distill_run_under_torchrun_writes_one_run_equal_to_one_process(
 def test_what_ddp_cannot_train_is_refused_in_one_line(tiny_classifier_dir: Path) -> None:
     from types import SimpleNamespace
 
+    from distill.data.tasks import GLUE_TASKS
     from distill.errors import DistillError
-    from distill.learners import Learner, WeightedObjective, check_data_parallel
-    from distill.models import copy_teacher_layers, load_classifier
+    from distill.models.load import copy_teacher_layers, load_classifier
     from distill.objectives import build_objective
-    from distill.tasks import GLUE_TASKS
+    from distill.training.learners import Learner, WeightedObjective, check_data_parallel
 
     teacher = load_classifier(str(tiny_classifier_dir), GLUE_TASKS["sst2"], "t", new_head=False)
     student = copy_teacher_layers(teacher, [0, 2])

@@ -11,15 +11,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from distill import checkpoint
-from distill.batching import encode
-from distill.data import load_task_data
+from distill.data.batching import encode
+from distill.data.config import DataConfig
+from distill.data.load import load_task_data
 from distill.errors import DistillError
-from distill.interrupts import Interrupted
-from distill.models import copy_teacher_layers, load_classifier, load_tokenizer
+from distill.models.load import copy_teacher_layers, load_classifier, load_tokenizer
 from distill.objectives import build_objective
-from distill.recipe import DataConfig
-from distill.train import LiveTeacher, Schedule, WeightedObjective, train
+from distill.runtime.interrupts import Interrupted
+from distill.training import checkpoint
+from distill.training.loop import LiveTeacher, Schedule, WeightedObjective, train
 
 
 @pytest.fixture()
@@ -148,7 +148,7 @@ def test_ctrl_c_checkpoints_after_the_step_and_resumes_exactly(parts, tmp_path: 
 
 
 def test_resuming_with_other_teacher_outputs_is_refused(parts, tmp_path: Path) -> None:
-    from distill.training_state import restore
+    from distill.training.state import restore
 
     state = {"sources": ["abc-top64"]}
     with pytest.raises(DistillError, match="teacher outputs.*abc-top64.*--overwrite"):
@@ -198,7 +198,7 @@ def test_accumulated_micro_batches_give_the_big_batch_update(parts, monkeypatch)
     for (name, a), b in zip(one.state_dict().items(), four.state_dict().values(), strict=True):
         assert torch.allclose(a, b, atol=1e-5), name
     # weighing every micro-batch equally (naive accumulation) gives another update
-    monkeypatch.setattr("distill.step.averaging_count", lambda objective, batch: 1.0)
+    monkeypatch.setattr("distill.training.step.averaging_count", lambda objective, batch: 1.0)
     naive, _ = _run(parts, None, accumulated, _student(teacher, 0.0))
     gap = max(
         (a - b).abs().max().item()
@@ -229,7 +229,7 @@ def test_keep_best_and_early_stopping(parts, tmp_path: Path) -> None:
 
 # -- the run directory -----------------------------------------------------------------------------
 def test_recipe_changes_are_listed_field_by_field() -> None:
-    from distill.rundir import recipe_changes
+    from distill.reports.rundir import recipe_changes
 
     before = {"train": {"lr": 0.001, "epochs": 1}, "task": "sst2"}
     after = {"train": {"lr": 0.002, "epochs": 1}, "task": "sst2"}

@@ -7,15 +7,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from distill.batching import encode
-from distill.data import load_task_data
+from distill.data.batching import encode
+from distill.data.config import DataConfig
+from distill.data.load import load_task_data
 from distill.errors import DistillError
-from distill.evaluate import evaluate
-from distill.models import copy_teacher_layers, load_classifier, load_tokenizer
+from distill.evaluation.evaluate import evaluate
+from distill.models.load import copy_teacher_layers, load_classifier, load_tokenizer
+from distill.models.outputs import ModelOutput
 from distill.objectives import build_objective
-from distill.outputs import ModelOutput
-from distill.recipe import DataConfig
-from distill.train import LiveTeacher, Schedule, WeightedObjective, train
+from distill.training.loop import LiveTeacher, Schedule, WeightedObjective, train
 
 
 @pytest.fixture()

@@ -1,4 +1,4 @@
-"""Train a tiny student for a few steps and save it (from rank 0): run by tests/test_distributed.py
+"""Train a tiny student for a few steps and save it (from rank 0): run by tests/training/test_distributed.py
 in one process and under `torchrun --nproc_per_node 2`, whose results must agree.
 
     python tests/workers/train_tiny.py TEACHER_DIR FILES_JSON OUT.safetensors ACCUMULATION
@@ -12,13 +12,13 @@ import sys
 import torch
 from safetensors.torch import save_file
 
-from distill import distributed
-from distill.batching import encode
-from distill.data import load_task_data
-from distill.models import copy_teacher_layers, load_classifier, load_tokenizer
+from distill.data.batching import encode
+from distill.data.config import DataConfig
+from distill.data.load import load_task_data
+from distill.models.load import copy_teacher_layers, load_classifier, load_tokenizer
 from distill.objectives import build_objective
-from distill.recipe import DataConfig
-from distill.train import LiveTeacher, Schedule, WeightedObjective, train
+from distill.runtime import distributed
+from distill.training.loop import LiveTeacher, Schedule, WeightedObjective, train
 
 
 def main(teacher_dir: str, files: str, out: str, accumulation: str) -> None:

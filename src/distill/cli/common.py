@@ -1,15 +1,26 @@
-"""What every `distill` command shares: the results console and one-line errors."""
+"""What every `distill` command shares: the results console, one-line errors, --set."""
 
 from __future__ import annotations
+
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from distill.errors import DistillError
-from distill.progress import NOT_MAIN
+from distill.runtime.progress import NOT_MAIN
 
 # results go to stdout; progress bars and logs go to stderr
 out = Console(soft_wrap=True, quiet=NOT_MAIN)
+
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="Override a recipe key: --set train.lr=3e-5 (list items by index: "
+        "objectives.1.weight=0.3). Repeatable.",
+    ),
+]
 
 
 class errors:
@@ -19,7 +30,7 @@ class errors:
         return None
 
     def __exit__(self, kind: type | None, error: BaseException | None, _tb: object) -> bool:
-        from distill.interrupts import Interrupted
+        from distill.runtime.interrupts import Interrupted
 
         if isinstance(error, Interrupted):
             Console(stderr=True).print(f"[yellow]interrupted:[/] {error}", soft_wrap=True)

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from distill.cli_common import errors, out
+from distill.cli.common import errors, out
 from distill.errors import DistillError
 
 bench_app = typer.Typer(help="Measure saved models.", no_args_is_help=True)
@@ -39,7 +39,7 @@ def export_command(
     """Export a saved classifier to ONNX (dynamic batch and sequence axes), check its logits
     against PyTorch on dev batches, optionally quantize to int8 and score both."""
     with errors():
-        from distill.export import export_model
+        from distill.deploy.export import export_model
 
         if format_ != "onnx":
             raise DistillError(f"--format: '{format_}' is not supported; the format is onnx")
@@ -72,7 +72,8 @@ def latency_command(
     """Latency (p50/p90, batch 1), throughput, size, FLOPs and peak memory of each model as
     PyTorch fp32, ONNX fp32 and ONNX int8; written to latency.json beside each model."""
     with errors():
-        from distill.latency import Settings, bench_paths, table_rows
+        from distill.deploy.latency import Settings, bench_paths
+        from distill.reports.deployment import table_rows
 
         try:
             sizes = sorted({int(size) for size in batch_sizes.split(",")})

@@ -6,70 +6,25 @@ A recipe is compared and fingerprinted only after validation (PyYAML reads `2e-5
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from distill.config.messages import format_errors
+from distill.config.mode import MODES, ModeConfig
+from distill.config.overrides import apply_overrides
+from distill.config.train import TrainConfig
+from distill.data.config import DataConfig
+from distill.data.tasks import GLUE_TASKS
 from distill.errors import DistillError
-from distill.mode_config import MODES, ModeConfig
-from distill.overrides import apply_overrides
-from distill.recipe_errors import format_errors
-from distill.tasks import GLUE_TASKS
-from distill.train_config import TrainConfig
+from distill.models.config import StudentConfig
 
 
 class _Strict(BaseModel):
     """Unknown keys are errors: a typo must not silently fall back to a default."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
-
-
-class Columns(_Strict):
-    """Which columns of a custom data file hold the text(s) and the label."""
-
-    text: str
-    text_pair: str | None = None
-    label: str = "label"
-
-
-class DataConfig(_Strict):
-    """Where the task's examples come from (see README, "Data sources")."""
-
-    source: Literal["glue_dir", "hub", "disk", "files"] | None = None
-    path: str | None = None
-    name: str | None = None
-    config: str | None = None
-    files: dict[str, str] | None = None
-    columns: Columns | None = None
-    labels: list[str] | None = None
-    regression: bool = False
-    train_split: str = "train"
-    eval_split: str | None = None
-    max_train_examples: int | None = Field(default=None, gt=0)
-    max_eval_examples: int | None = Field(default=None, gt=0)
-
-    @model_validator(mode="after")
-    def _infer_source(self) -> DataConfig:
-        # The source follows from which key is given, so most recipes never name it.
-        if self.source is None:
-            if self.files:
-                self.source = "files"
-            elif self.name:
-                self.source = "hub"
-            elif self.path:
-                self.source = "glue_dir"
-            else:
-                raise ValueError(
-                    "give data.path (a GLUE directory), data.name (a hub dataset) "
-                    "or data.files (csv/tsv/jsonl/parquet)"
-                )
-        needed = {"glue_dir": "path", "disk": "path", "hub": "name", "files": "files"}[self.source]
-        if not getattr(self, needed):
-            raise ValueError(f"source '{self.source}' needs data.{needed}")
-        if self.source == "files" and "train" not in self.files:
-            raise ValueError("data.files needs a 'train' entry (and usually 'eval')")
-        return self
 
 
 class FinetuneConfig(_Strict):
@@ -104,33 +59,6 @@ class TaskEntry(_Strict):
 
     name: str
     data: DataConfig | None = None
-
-
-class StudentConfig(_Strict):
-    """How the student is built: teacher layers (DistilBERT init), a config, or a saved model."""
-
-    init: Literal["teacher_layers", "config", "pretrained"] = "teacher_layers"
-    layers: list[int] | None = None
-    config: dict[str, Any] | None = None
-    model: str | None = None
-
-    @model_validator(mode="after")
-    def _consistent(self) -> StudentConfig:
-        if self.init == "pretrained" and not self.model:
-            raise ValueError("init 'pretrained' needs student.model (a path or hub name)")
-        if self.init == "config" and not self.config:
-            raise ValueError("init 'config' needs student.config (e.g. {num_hidden_layers: 3})")
-        return self
-
-    @field_validator("layers")
-    @classmethod
-    def _distinct_blocks(cls, layers: list[int] | None) -> list[int] | None:
-        if layers is not None:
-            if not layers:
-                raise ValueError("empty; list at least one teacher block, counted from 0")
-            if len(set(layers)) != len(layers) or any(i < 0 for i in layers):
-                raise ValueError("must be distinct teacher block indices >= 0 (counted from 0)")
-        return layers
 
 
 class ObjectiveConfig(_Strict):

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from distill.data import Examples
+from distill.data.load import Examples
 
 MEGABATCH_FACTOR = 50  # sort by length within windows of 50 batches: grouped, yet still shuffled
 

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from distill.data.config import DataConfig
+from distill.data.tasks import GLUE_TASKS, Task, custom_task
 from distill.errors import DistillError
-from distill.recipe import DataConfig
-from distill.tasks import GLUE_TASKS, Task, custom_task
 
 _FILE_BUILDERS = {
     ".csv": "csv",

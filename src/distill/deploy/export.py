@@ -25,14 +25,14 @@ import numpy as np
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, PreTrainedModel
 
-from distill.batching import Encoded, encode
-from distill.data import Examples, load_task_data
+from distill.data.batching import Encoded, encode
+from distill.data.load import Examples, load_task_data
 from distill.errors import DistillError
-from distill.evaluate import predict_logits
-from distill.models import load_tokenizer, resolve_model
-from distill.onnx_model import INSTALL, INT8_FILE, ONNX_FILE, OnnxClassifier
-from distill.rundir import DISTILL_JSON, read_distill_json, write_json
-from distill.scoring import data_config, score_model
+from distill.evaluation.evaluate import predict_logits
+from distill.evaluation.scoring import data_config, score_model
+from distill.models.load import load_tokenizer, resolve_model
+from distill.models.onnx import INSTALL, INT8_FILE, ONNX_FILE, OnnxClassifier
+from distill.reports.rundir import DISTILL_JSON, read_distill_json, write_json
 
 TOLERANCE = 1e-4  # max |logit difference| between ONNX fp32 and PyTorch
 CHECK_EXAMPLES = 256  # dev examples the equivalence check runs (batches of 32, real lengths)

@@ -22,14 +22,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from distill.batching import Encoded, encode
-from distill.data import Examples, load_task_data
+from distill.data.batching import Encoded, encode
+from distill.data.load import Examples, load_task_data
+from distill.deploy.export import FALLBACK_TEXTS, export_model
 from distill.errors import DistillError
-from distill.export import FALLBACK_TEXTS, export_model
-from distill.models import count_parameters, load_tokenizer
-from distill.onnx_model import INT8_FILE, ONNX_FILE
-from distill.rundir import read_distill_json, write_json
-from distill.scoring import data_config
+from distill.evaluation.scoring import data_config
+from distill.models.load import count_parameters, load_tokenizer
+from distill.models.onnx import INT8_FILE, ONNX_FILE
+from distill.reports.report import write_report
+from distill.reports.rundir import read_distill_json, write_json
 
 FORMATS = {"pytorch": "PyTorch fp32", "onnx": "ONNX fp32", "int8": "ONNX int8"}
 LATENCY_JSON = "latency.json"
@@ -278,8 +279,6 @@ def bench_paths(paths: list[Path], settings: Settings, say=lambda line: None) ->
 def bench_run(run_dir: Path, settings: Settings, say=lambda line: None) -> list[dict]:
     """Teacher and student of a run; metrics.json gets `latency` and one `runs` entry per
     deployed format of the student, with its speed-up over the PyTorch teacher."""
-    from distill.report import write_report
-
     measured = {
         name: {"name": f"{run_dir.name}/{name}", **bench_model(run_dir / name, settings, say)}
         for name in ("teacher", "student")
@@ -329,31 +328,3 @@ def _throughput_ratio(entry: dict[str, Any], reference: dict[str, Any]) -> float
         return None
     size = sizes[-1]
     return entry["throughput"][size]["fixed_length"] / reference["throughput"][size]["fixed_length"]
-
-
-def table_rows(results: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    """One row per model and format, for the terminal, the report and latency.md."""
-    sizes = sorted(
-        {size for r in results for f in r["formats"].values() for size in f["throughput"]}, key=int
-    )
-    header = ["model", "format", "score", "params", "GFLOPs", "size (MB)", "p50 ms", "p90 ms"]
-    header += [f"ex/s @{s} real" for s in sizes] + [f"ex/s @{s} fixed" for s in sizes]
-    header += ["peak MB"]
-    rows = []
-    for result in results:
-        for entry in result["formats"].values():
-            row = [
-                result["name"],
-                entry["label"],
-                "–" if entry["score"] is None else f"{entry['score']:.4f}",
-                f"{result['params'] / 1e6:.1f}M",
-                f"{result['gflops_per_example']:.2f}",
-                "–" if entry["size_mb"] is None else f"{entry['size_mb']:.1f}",
-                f"{entry['latency_ms_p50']:.2f}",
-                f"{entry['latency_ms_p90']:.2f}",
-            ]
-            row += [f"{entry['throughput'][s]['real_length']:.1f}" for s in sizes]
-            row += [f"{entry['throughput'][s]['fixed_length']:.1f}" for s in sizes]
-            row.append(f"{entry['peak_memory_mb']:.0f}")
-            rows.append(row)
-    return header, rows

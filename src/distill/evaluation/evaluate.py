@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from distill.batching import Encoded, iterate, model_inputs, to_device
-from distill.metrics import compute_scores, headline, predictions_from_logits
-from distill.onnx_model import model_device
-from distill.tasks import Task
+from distill.data.batching import Encoded, iterate, model_inputs, to_device
+from distill.data.tasks import Task
+from distill.evaluation.metrics import compute_scores, headline, predictions_from_logits
+from distill.models.onnx import model_device
 
 
 @dataclass

@@ -6,7 +6,7 @@ import numpy as np
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
-from distill.tasks import Task
+from distill.data.tasks import Task
 
 
 def predictions_from_logits(task: Task, logits: np.ndarray) -> np.ndarray:

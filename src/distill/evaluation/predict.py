@@ -16,14 +16,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from distill.batching import encode
-from distill.data import Examples
+from distill.data.batching import encode
+from distill.data.load import Examples
+from distill.data.tasks import GLUE_TASKS, Task
 from distill.errors import DistillError
-from distill.evaluate import predict_logits
-from distill.models import load_tokenizer
-from distill.onnx_model import load_onnx_classifier, locate_model
-from distill.rundir import read_distill_json
-from distill.tasks import GLUE_TASKS, Task
+from distill.evaluation.evaluate import predict_logits
+from distill.models.load import load_tokenizer
+from distill.models.onnx import load_onnx_classifier, locate_model
+from distill.reports.rundir import read_distill_json
 
 FORMATS = (".tsv", ".csv", ".jsonl")
 

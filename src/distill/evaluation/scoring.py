@@ -5,15 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from distill.batching import encode
-from distill.data import load_task_data
+from distill.data.batching import encode
+from distill.data.config import DataConfig
+from distill.data.load import load_task_data
+from distill.data.tasks import GLUE_TASKS
 from distill.errors import DistillError
-from distill.evaluate import evaluate
-from distill.models import load_classifier, load_tokenizer
-from distill.onnx_model import load_onnx_classifier, locate_model
-from distill.recipe import DataConfig
-from distill.rundir import read_distill_json
-from distill.tasks import GLUE_TASKS
+from distill.evaluation.evaluate import evaluate
+from distill.models.load import load_classifier, load_tokenizer
+from distill.models.onnx import load_onnx_classifier, locate_model
+from distill.reports.rundir import read_distill_json
 
 
 def score_model(

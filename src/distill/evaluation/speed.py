@@ -8,9 +8,9 @@ import time
 import torch
 from transformers import PreTrainedModel
 
-from distill import distributed
-from distill.batching import Encoded, collate, model_inputs, to_device
-from distill.onnx_model import model_device
+from distill.data.batching import Encoded, collate, model_inputs, to_device
+from distill.models.onnx import model_device
+from distill.runtime import distributed
 
 WARMUP_PASSES = 10
 

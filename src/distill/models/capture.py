@@ -18,9 +18,9 @@ import torch
 from transformers import AttentionInterface
 from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
-from distill.batching import model_inputs
+from distill.data.batching import model_inputs
 from distill.errors import DistillError
-from distill.outputs import ModelOutput
+from distill.models.outputs import ModelOutput
 
 CAPTURE_IMPLEMENTATION = "distill_eager"
 _recorders: list[list[torch.Tensor]] = []

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from distill.blocks import encoder_blocks
+from distill.models.blocks import encoder_blocks
 
 
 def _replace(output: Any, source: torch.Tensor, positions: torch.Tensor) -> Any:

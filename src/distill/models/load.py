@@ -18,10 +18,10 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from distill.blocks import block_list
+from distill.data.tasks import Task
 from distill.errors import DistillError
-from distill.recipe import StudentConfig
-from distill.tasks import Task
+from distill.models.blocks import block_list
+from distill.models.config import StudentConfig
 
 
 def resolve_model(spec: str, field: str) -> str:

@@ -13,9 +13,9 @@ import torch
 from transformers import AutoConfig, PretrainedConfig
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from distill.data.tasks import Task
 from distill.errors import DistillError
-from distill.models import resolve_model
-from distill.tasks import Task
+from distill.models.load import resolve_model
 
 ONNX_FILE = "model.onnx"  # fp32, as exported
 INT8_FILE = "model.int8.onnx"  # onnxruntime's dynamic int8 quantization of it

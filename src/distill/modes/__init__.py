@@ -1,5 +1,7 @@
-"""Modes: how a run forms its training steps. Each is a function `(recipe, output, overwrite)
--> metrics` that checks its inputs, trains, and writes the run directory."""
+"""Modes: how a run forms its training steps, and `run(recipe)`, the one entry point that picks
+the recipe's mode. Each mode is a function `(recipe, output, overwrite) -> metrics` that checks
+its inputs, trains, and writes the run directory. Composes the layers below it (teacher,
+training, evaluation, reports, config, ...); imported only by deploy, suite and cli."""
 
 from __future__ import annotations
 
@@ -7,12 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from distill.config.recipe import Recipe
 from distill.modes import co_distill, multi_teacher, self_distill, standard
 from distill.modes.co_distill import run_co_distill
 from distill.modes.multi_teacher import run_multi_teacher
 from distill.modes.self_distill import run_self_distill
 from distill.modes.standard import run_standard
-from distill.recipe import Recipe
 
 ModeRun = Callable[[Recipe, Path, bool], dict[str, Any]]
 

@@ -9,8 +9,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from distill.config.recipe import Recipe
 from distill.errors import DistillError
-from distill.models import (
+from distill.models.load import (
     build_student,
     load_tokenizer,
     resolve_model,
@@ -32,10 +33,9 @@ from distill.modes.standard import check_student, finish_pair
 from distill.objectives import Shapes
 from distill.objectives.soft_targets import SoftTargetsObjective
 from distill.objectives.task import TaskObjective
-from distill.plan import Plan, length, loss_terms, prepare, setup_objectives
-from distill.recipe import Recipe
-from distill.rundir import run_directory
-from distill.train import Batches, Learner, WeightedObjective, train_learners
+from distill.reports.rundir import run_directory
+from distill.teacher.plan import Plan, length, loss_terms, prepare, setup_objectives
+from distill.training.loop import Batches, Learner, WeightedObjective, train_learners
 
 
 def run_co_distill(recipe: Recipe, output: Path, overwrite: bool) -> dict[str, Any]:

@@ -13,12 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from distill import distributed, teacher_cache
-from distill.batching import Encoded, encode
-from distill.data import TaskData, load_task_data
+from distill.config.recipe import FinetuneConfig, Recipe, TeacherConfig
+from distill.config.train import TrainConfig
+from distill.data.batching import Encoded, encode
+from distill.data.load import TaskData, load_task_data
+from distill.data.tasks import Task
 from distill.errors import DistillError
-from distill.evaluate import Evaluation, evaluate
-from distill.models import (
+from distill.evaluation.evaluate import Evaluation, evaluate
+from distill.models.load import (
     count_parameters,
     load_classifier,
     resolve_model,
@@ -26,14 +28,14 @@ from distill.models import (
 )
 from distill.objectives import Access
 from distill.objectives.task import TaskObjective
-from distill.plan import Plan, StagePlan
-from distill.progress import console
-from distill.recipe import FinetuneConfig, Recipe, TeacherConfig, TrainConfig
-from distill.report import write_report
-from distill.rundir import environment, write_json, write_jsonl
-from distill.tasks import Task
-from distill.teacher_cache import CachedOutputs, CachedTeacher
-from distill.train import LiveTeacher, Schedule, WeightedObjective, train
+from distill.reports.report import write_report
+from distill.reports.rundir import environment, write_json, write_jsonl
+from distill.runtime import distributed
+from distill.runtime.progress import console
+from distill.teacher import cache as teacher_cache
+from distill.teacher.cache import CachedOutputs, CachedTeacher
+from distill.teacher.plan import Plan, StagePlan
+from distill.training.loop import LiveTeacher, Schedule, WeightedObjective, train
 
 
 @dataclass

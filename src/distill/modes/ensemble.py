@@ -7,10 +7,10 @@ import math
 import torch
 import torch.nn.functional as F
 
+from distill.config.recipe import NamedTeacher
 from distill.errors import DistillError
-from distill.outputs import TeacherOutput
-from distill.recipe import NamedTeacher
-from distill.train import TeacherSource
+from distill.models.outputs import TeacherOutput
+from distill.training.loop import TeacherSource
 
 
 def combine_logits(logits: list[torch.Tensor], weights: list[float]) -> torch.Tensor:

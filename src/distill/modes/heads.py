@@ -13,9 +13,9 @@ import copy
 import torch
 from transformers import AutoModelForSequenceClassification, PreTrainedModel, set_seed
 
-from distill.blocks import block_list
-from distill.models import classifier_options, copy_teacher_layers
-from distill.tasks import Task
+from distill.data.tasks import Task
+from distill.models.blocks import block_list
+from distill.models.load import classifier_options, copy_teacher_layers
 
 # Inside the base model, the pooler belongs to the classification head (BERT's head is
 # pooler + classifier): every exit and task keeps its own.

@@ -15,12 +15,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from distill.batching import Batches, TaskBatches
-from distill.bench import latency_ms
+from distill.config.recipe import NamedTeacher, Recipe
+from distill.data.batching import Batches, TaskBatches
 from distill.errors import DistillError
-from distill.evaluate import Evaluation
-from distill.metrics import compute_scores, headline, predictions_from_logits
-from distill.models import (
+from distill.evaluation.evaluate import Evaluation
+from distill.evaluation.metrics import compute_scores, headline, predictions_from_logits
+from distill.evaluation.speed import latency_ms
+from distill.models.load import (
     build_student,
     load_tokenizer,
     resolve_model,
@@ -51,11 +52,10 @@ from distill.modes.ensemble import EnsembleTeacher, combine_logits, teacher_weig
 from distill.modes.heads import task_model
 from distill.modes.standard import check_student
 from distill.objectives import Access, Shapes, needs_of
-from distill.plan import Plan, prepare, stage_line
-from distill.recipe import NamedTeacher, Recipe
-from distill.rundir import run_directory, save_model
-from distill.teacher_cache import CachedTeacher
-from distill.train import Learner, LiveTeacher, train_learners
+from distill.reports.rundir import run_directory, save_model
+from distill.teacher.cache import CachedTeacher
+from distill.teacher.plan import Plan, prepare, stage_line
+from distill.training.loop import Learner, LiveTeacher, train_learners
 
 
 def run_multi_teacher(recipe: Recipe, output: Path, overwrite: bool) -> dict[str, Any]:

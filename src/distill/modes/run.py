@@ -12,11 +12,12 @@ from typing import Any
 import torch
 from transformers import set_seed
 
-from distill import checkpoint, distributed
+from distill.config.recipe import Recipe
 from distill.modes import MODES
-from distill.progress import console
-from distill.recipe import Recipe
-from distill.rundir import CHECKPOINTS, check_output, partial_directory, prepare_resume
+from distill.reports.rundir import CHECKPOINTS, check_output, partial_directory, prepare_resume
+from distill.runtime import distributed
+from distill.runtime.progress import console
+from distill.training import checkpoint
 
 
 @dataclass

@@ -15,9 +15,10 @@ from typing import Any
 
 from transformers import AutoConfig, set_seed
 
-from distill.bench import latency_ms
+from distill.config.recipe import Recipe
 from distill.errors import DistillError
-from distill.models import load_tokenizer, resolve_model, set_embeddings_trainable
+from distill.evaluation.speed import latency_ms
+from distill.models.load import load_tokenizer, resolve_model, set_embeddings_trainable
 from distill.modes.common import (
     TaskInputs,
     announce,
@@ -39,7 +40,8 @@ from distill.modes.heads import exit_model
 from distill.modes.standard import distil_stages
 from distill.objectives import Shapes
 from distill.objectives.task import TaskObjective
-from distill.plan import (
+from distill.reports.rundir import run_directory, save_model
+from distill.teacher.plan import (
     Plan,
     choose_states_cache,
     length,
@@ -47,9 +49,7 @@ from distill.plan import (
     prepare,
     setup_objectives,
 )
-from distill.recipe import Recipe
-from distill.rundir import run_directory, save_model
-from distill.train import Batches, Learner, WeightedObjective, train_learners
+from distill.training.loop import Batches, Learner, WeightedObjective, train_learners
 
 
 def run_self_distill(recipe: Recipe, output: Path, overwrite: bool) -> dict[str, Any]:

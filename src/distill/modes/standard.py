@@ -7,10 +7,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from distill.bench import latency_ms
+from distill.config.recipe import Recipe
+from distill.data.tasks import Task
 from distill.errors import DistillError
-from distill.evaluate import Evaluation
-from distill.models import (
+from distill.evaluation.evaluate import Evaluation
+from distill.evaluation.speed import latency_ms
+from distill.models.load import (
     build_student,
     check_layer_indices,
     load_classifier,
@@ -39,18 +41,16 @@ from distill.modes.common import (
     teacher_source,
 )
 from distill.objectives import Access, Shapes
-from distill.plan import (
+from distill.reports.rundir import model_card, run_directory, save_model
+from distill.runtime.progress import console
+from distill.teacher.plan import (
     Plan,
     check_objectives,
     choose_states_cache,
     prepare,
     setup_objectives,
 )
-from distill.progress import console
-from distill.recipe import Recipe
-from distill.rundir import model_card, run_directory, save_model
-from distill.tasks import Task
-from distill.train import train
+from distill.training.loop import train
 
 
 def _prepared(recipe: Recipe) -> tuple[Plan, Any, Any, TaskInputs]:

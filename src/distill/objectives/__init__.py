@@ -1,4 +1,6 @@
-"""Objectives by recipe name: one plain dict, no registration side effects."""
+"""Objectives: one small class per loss, each declaring the teacher access it needs, and the
+recipe names they answer to (one plain dict, no registration side effects). May import models,
+data, runtime and errors."""
 
 from __future__ import annotations
 
@@ -7,7 +9,14 @@ from typing import Any
 
 from distill.errors import DistillError
 from distill.objectives.attention import AttentionObjective
-from distill.objectives.base import Access, Objective, Shapes, StepModels, needs_of
+from distill.objectives.base import (
+    Access,
+    Objective,
+    Shapes,
+    StepModels,
+    WeightedObjective,
+    needs_of,
+)
 from distill.objectives.embeddings import EmbeddingsObjective
 from distill.objectives.hard_labels import HardLabelsObjective
 from distill.objectives.hidden_cosine import HiddenCosineObjective
@@ -33,6 +42,7 @@ __all__ = [
     "Objective",
     "Shapes",
     "StepModels",
+    "WeightedObjective",
     "build_objective",
     "needs_of",
 ]

@@ -15,9 +15,9 @@ from __future__ import annotations
 import torch
 
 from distill.errors import DistillError
+from distill.models.outputs import StepOutput, TeacherOutput
 from distill.objectives.base import Access, Shapes
 from distill.objectives.layer_map import parse_layer_map, resolve_layer_map
-from distill.outputs import StepOutput, TeacherOutput
 
 _EPS = 1e-12
 

@@ -10,7 +10,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
-from distill.outputs import StepOutput, TeacherOutput
+from distill.models.outputs import StepOutput, TeacherOutput
 
 # What a forward pass can be asked for beyond logits (an objective's `needs`):
 # "hidden_states" (transformers' tuple), "attentions" (softmax maps: eager attention) and
@@ -114,3 +114,14 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean of `values` `[batch, seq]` over positions where `mask` is 1; 0 (not NaN) if none."""
     mask = mask.to(values.dtype)
     return (values * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+@dataclass
+class WeightedObjective:
+    """An objective as the recipe weights it: the trainer sums `weight * objective(...)`."""
+
+    name: str
+    weight: float
+    objective: Objective
+    where: str = "objectives"  # the recipe field its errors name, e.g. objectives[2].params
+    teacher: str | None = None  # with several teachers: the one it follows (None: combined)

@@ -6,11 +6,11 @@ from __future__ import annotations
 import torch
 
 from distill.errors import DistillError
+from distill.models.outputs import StepOutput, TeacherOutput
 from distill.objectives.base import Access, Shapes
 from distill.objectives.hidden_cosine import hidden_cosine_loss
 from distill.objectives.hidden_mse import hidden_mse_loss
 from distill.objectives.projection import check_projection, make_projection
-from distill.outputs import StepOutput, TeacherOutput
 
 
 class EmbeddingsObjective(torch.nn.Module):

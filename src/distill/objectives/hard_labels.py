@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from distill.models.outputs import StepOutput, TeacherOutput
 from distill.objectives.base import Access
 from distill.objectives.task import task_loss
-from distill.outputs import StepOutput, TeacherOutput
 
 
 class HardLabelsObjective:

@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from distill.errors import DistillError
+from distill.models.outputs import StepOutput, TeacherOutput
 from distill.objectives.base import Access, masked_mean
-from distill.outputs import StepOutput, TeacherOutput
 
 
 def hidden_cosine_loss(

@@ -11,10 +11,10 @@ import torch
 import torch.nn.functional as F
 
 from distill.errors import DistillError
+from distill.models.outputs import StepOutput, TeacherOutput
 from distill.objectives.base import Access, Shapes, masked_mean
 from distill.objectives.layer_map import parse_layer_map, resolve_layer_map
 from distill.objectives.projection import check_projection, make_projection
-from distill.outputs import StepOutput, TeacherOutput
 
 
 def hidden_mse_loss(

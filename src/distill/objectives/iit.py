@@ -27,14 +27,14 @@ from typing import Any
 
 import torch
 
-from distill.capture import forward
 from distill.errors import DistillError
-from distill.interventions import block_output, interchange
+from distill.models.capture import forward
+from distill.models.interventions import block_output, interchange
+from distill.models.outputs import StepOutput, TeacherOutput
 from distill.objectives.base import Access, Shapes, StepModels
 from distill.objectives.hidden_cosine import hidden_cosine_loss
 from distill.objectives.projection import check_projection, make_projection
 from distill.objectives.soft_targets import soft_target_loss
-from distill.outputs import StepOutput, TeacherOutput
 
 POSITIONS = ("span", "all", "cls", "random")
 SOURCES = ("shuffle", "batch")

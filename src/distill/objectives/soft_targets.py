@@ -10,8 +10,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from distill.models.outputs import StepOutput, TeacherOutput, TopKLogits
 from distill.objectives.base import Access
-from distill.outputs import StepOutput, TeacherOutput, TopKLogits
 
 
 def soft_target_loss(

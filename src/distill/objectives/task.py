@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from distill.models.outputs import StepOutput, TeacherOutput
 from distill.objectives.base import Access
-from distill.outputs import StepOutput, TeacherOutput
 
 
 def task_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -9,9 +9,10 @@ from typing import Any
 
 import yaml
 
-from distill import document, figures
-from distill.document import Block, Figure, Table
 from distill.errors import DistillError
+from distill.reports import document, figures
+from distill.reports.deployment import deployment_section
+from distill.reports.document import Block, Figure, Table
 
 loss_keys = figures.loss_keys  # (kept importable from here)
 
@@ -59,7 +60,7 @@ def write_report(run_dir: Path) -> Path:
         "## Score against cost",
         *_cost_figures(run_dir, metrics),
         *_confusion(run_dir),
-        *_deployment(metrics.get("latency") or {}),
+        *deployment_section(metrics.get("latency") or {}),
     ]
     markdown, _ = document.write(blocks, run_dir, f"distill: {metrics['task']}")
     return markdown
@@ -180,25 +181,6 @@ def _confusion(run_dir: Path) -> list[Block]:
         run_dir / "plots" / "confusion.png",
     )
     return ["## Errors", Figure(_relative(plot, run_dir), "Confusion matrices on the dev split")]
-
-
-def _deployment(latency: dict[str, Any]) -> list[Block]:
-    """`distill bench latency RUN_DIR`'s figures: every model in every format."""
-    if not latency:
-        return []
-    from distill.latency import table_rows
-
-    header, rows = table_rows([{"name": name, **entry} for name, entry in latency.items()])
-    first = next(iter(latency.values()))
-    settings = first["settings"]
-    return [
-        "## Deployment (`distill bench latency`)",
-        f"Latency at batch 1 over {settings['examples']} {first['inputs']} at their real "
-        f"lengths; throughput over {settings['batches']} batches at real lengths and padded to "
-        f"{settings['seq_len']} tokens; {first['formats']['pytorch']['threads']} threads, each "
-        "format in its own process; peak MB: resident memory above the process's before loading.",
-        Table(header, rows),
-    ]
 
 
 def _runs_table(runs: list[dict[str, Any]]) -> list[Block]:

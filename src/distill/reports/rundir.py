@@ -17,10 +17,10 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from distill import distributed
-from distill.checkpoint import CHECKPOINTS, has_checkpoints
-from distill.checkpoint import saved_recipe as checkpoint_recipe
 from distill.errors import DistillError
+from distill.runtime import distributed
+from distill.training.checkpoint import CHECKPOINTS, has_checkpoints
+from distill.training.checkpoint import saved_recipe as checkpoint_recipe
 
 DISTILL_JSON = "distill.json"
 

@@ -19,14 +19,14 @@ from typing import Any
 
 import yaml
 
-from distill import document, figures
+from distill.config.recipe import Recipe
+from distill.data.tasks import GLUE_TASKS
 from distill.errors import DistillError
-from distill.predict import predict_rows, read_rows
-from distill.recipe import Recipe
-from distill.rundir import environment, recipe_changes
-from distill.suite_averages import AVERAGED, average_rows
-from distill.suite_settings import PUBLISHED, TASK_SETTINGS, TEST_COLUMNS
-from distill.tasks import GLUE_TASKS
+from distill.evaluation.predict import predict_rows, read_rows
+from distill.reports import document, figures
+from distill.reports.rundir import environment, recipe_changes
+from distill.suite.averages import AVERAGED, average_rows
+from distill.suite.settings import PUBLISHED, TASK_SETTINGS, TEST_COLUMNS
 
 
 def _objectives_of(recipe: str) -> list[dict[str, Any]]:

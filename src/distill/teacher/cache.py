@@ -27,10 +27,10 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel
 
-from distill.batching import Encoded, iterate, model_inputs, to_device
-from distill.outputs import TeacherOutput, TopKLogits
-from distill.progress import progress_bar
-from distill.tasks import Task
+from distill.data.batching import Encoded, iterate, model_inputs, to_device
+from distill.data.tasks import Task
+from distill.models.outputs import TeacherOutput, TopKLogits
+from distill.runtime.progress import progress_bar
 
 FORMAT_VERSION = 2
 

@@ -7,12 +7,12 @@ from typing import Any
 
 from transformers import AutoConfig
 
-from distill.batching import Encoded
-from distill.models import resolve_model, student_config
-from distill.objectives import Access, Shapes, build_objective, needs_of
-from distill.recipe import Recipe, StageConfig, TrainConfig
-from distill.teacher_cache import states_bytes
-from distill.train import WeightedObjective
+from distill.config.recipe import Recipe, StageConfig
+from distill.config.train import TrainConfig
+from distill.data.batching import Encoded
+from distill.models.load import resolve_model, student_config
+from distill.objectives import Access, Shapes, WeightedObjective, build_objective, needs_of
+from distill.teacher.cache import states_bytes
 
 _SOURCES = {
     Access.NONE: "not needed",

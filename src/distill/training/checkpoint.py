@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from distill.errors import DistillError
-from distill.progress import console
+from distill.runtime.progress import console
 
 CHECKPOINTS = "checkpoints"
 STATE, META, RECIPE = "state.pt", "meta.json", "recipe.json"

@@ -14,20 +14,11 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel
 
-from distill.batching import Batches, to_device
-from distill.capture import forward
+from distill.data.batching import Batches, to_device
 from distill.errors import DistillError
-from distill.objectives import Objective, StepModels, needs_of
-from distill.outputs import TeacherOutput
-
-
-@dataclass
-class WeightedObjective:
-    name: str
-    weight: float
-    objective: Objective
-    where: str = "objectives"  # the recipe field its errors name, e.g. objectives[2].params
-    teacher: str | None = None  # with several teachers: the one it follows (None: combined)
+from distill.models.capture import forward
+from distill.models.outputs import TeacherOutput
+from distill.objectives import StepModels, WeightedObjective, needs_of
 
 
 # -- teacher sources: where a step's teacher outputs come from ----------------------------------

@@ -20,12 +20,14 @@ from accelerate import Accelerator
 from torch.profiler import record_function
 from transformers import PreTrainedModel, get_scheduler
 
-from distill import checkpoint, distributed
-from distill.batching import Batches, Encoded
-from distill.capture import capturing_attention
+from distill.data.batching import Batches, Encoded
 from distill.errors import DistillError
-from distill.interrupts import Interrupted, deferred_interrupts
-from distill.learners import (  # noqa: F401  (Learner, LiveTeacher, ... are imported from here)
+from distill.models.capture import capturing_attention
+from distill.runtime import distributed
+from distill.runtime.interrupts import Interrupted, deferred_interrupts
+from distill.runtime.progress import progress_bar
+from distill.training import checkpoint
+from distill.training.learners import (  # noqa: F401  (Learner, LiveTeacher, ... are imported from here)
     Learner,
     LiveTeacher,
     TeacherSource,
@@ -39,10 +41,8 @@ from distill.learners import (  # noqa: F401  (Learner, LiveTeacher, ... are imp
     learner_parameters,
     loss_terms,
 )
-from distill.progress import progress_bar
-from distill.scalars import ScalarLog
-from distill.step import StepResult, StepSetup, run_step
-from distill.training_state import (
+from distill.training.scalars import ScalarLog
+from distill.training.state import (
     LoopState,
     global_rng_state,
     load_model_states,
@@ -51,6 +51,7 @@ from distill.training_state import (
     set_global_rng_state,
     snapshot,
 )
+from distill.training.step import StepResult, StepSetup, run_step
 
 
 @dataclass

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from distill.errors import DistillError
-from distill.learners import Learner
+from distill.training.learners import Learner
 
 
 @dataclass

@@ -18,11 +18,11 @@ import numpy as np
 import torch
 from torch.profiler import record_function
 
-from distill import distributed
-from distill.batching import Batches, to_device
-from distill.capture import forward
-from distill.learners import Learner, frozen_teacher_outputs, loss_terms
+from distill.data.batching import Batches, to_device
+from distill.models.capture import forward
 from distill.objectives.base import averaging_count
+from distill.runtime import distributed
+from distill.training.learners import Learner, frozen_teacher_outputs, loss_terms
 
 
 @dataclass

@@ -1,0 +1,93 @@
+"""Commands that use a saved model: `distill eval`, `predict` and `report`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from distill.cli.common import errors, out
+
+
+def eval_command(
+    model_dir: Annotated[Path, typer.Argument(help="A saved model directory.")],
+    task: Annotated[
+        str | None, typer.Option(help="Task name (default: from the model's distill.json).")
+    ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            help="GLUE directory, dataset saved to disk, or hub name (default: from distill.json)."
+        ),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Evaluation batch size.")] = 64,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
+) -> None:
+    """Score a saved model on a task's evaluation split."""
+    with errors():
+        from distill.evaluation.scoring import score_model
+
+        result = score_model(model_dir, task, data, batch_size)
+        if as_json:
+            print(json.dumps(result))
+            return
+        table = Table(title=f"{model_dir} on {result['task']} ({result['examples']} examples)")
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        table.add_row(f"[bold]{result['metric']}[/]", f"[bold]{result['score']:.4f}")
+        if len(result["scores"]) > 1:  # the headline is the mean of several metrics
+            for name, value in result["scores"].items():
+                table.add_row(name, f"{value:.4f}")
+        out.print(table)
+
+
+def predict(
+    model_dir: Annotated[Path, typer.Argument(help="A saved model directory.")],
+    input_path: Annotated[
+        Path, typer.Option("--input", help="Text to label: .tsv, .csv or .jsonl.")
+    ],
+    output_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", help="Where to write (.tsv/.csv/.jsonl; default INPUT.predictions.jsonl)."
+        ),
+    ] = None,
+    text_column: Annotated[
+        str | None, typer.Option(help="Column with the text (default: the model's task's).")
+    ] = None,
+    pair_column: Annotated[
+        str | None, typer.Option(help="Column with the second text of a pair task.")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Prediction batch size.")] = 64,
+) -> None:
+    """Label new text with a saved model: each row gets `prediction` (and `probability`)."""
+    with errors():
+        from distill.evaluation.predict import predict_file
+
+        written, rows = predict_file(
+            model_dir, input_path, output_path, text_column, pair_column, batch_size
+        )
+        out.print(f"[green]predicted[/] {rows:,} rows: {written}")
+
+
+def report(
+    run_dirs: Annotated[list[Path], typer.Argument(help="One or more finished run directories.")],
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Where a comparison of several runs goes (default runs/comparison)."
+        ),
+    ] = None,
+) -> None:
+    """Rebuild a run's report.md/report.html from its saved files, or compare several runs."""
+    with errors():
+        from distill.reports.report import compare_runs, write_report
+
+        if len(run_dirs) == 1 and out_dir is None:
+            written = write_report(run_dirs[0])
+        else:
+            written = compare_runs(run_dirs, out_dir or Path("runs/comparison"))
+        out.print(f"[green]report[/]: {written} (and {written.with_suffix('.html').name})")
