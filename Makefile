@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup quickstart test lint clean
+.PHONY: setup quickstart test lint docs clean
 
 $(BIN)/distill: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,14 @@ quickstart: setup
 test: setup
 	$(BIN)/python -m pytest
 
+# ruff, then the layers contract (pyproject.toml [tool.importlinter], docs/architecture.md).
 lint: setup
-	$(BIN)/ruff check src tests && $(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests benchmarks && $(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/lint-imports
+
+# The documentation site (docs/, mkdocs.yml); --strict: a broken link or anchor fails.
+docs: setup
+	$(BIN)/mkdocs build --strict --site-dir site
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) runs site

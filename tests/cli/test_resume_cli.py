@@ -14,8 +14,8 @@ from transformers import BertModel
 from typer.testing import CliRunner
 
 from distill.cli import app
-from tests.conftest import tiny_config
 from tests.cli.test_cli import _synthetic_recipe
+from tests.conftest import tiny_config
 
 runner = CliRunner()
 

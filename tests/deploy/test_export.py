@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 from distill.cli import app
 from distill.deploy import export
 from distill.deploy.latency import gflops
-from tests.conftest import tiny_config
 from tests.cli.test_cli import _synthetic_recipe
+from tests.conftest import tiny_config
 
 pytest.importorskip("onnxruntime")
 runner = CliRunner()

@@ -18,8 +18,8 @@ from distill.models.load import copy_teacher_layers, load_classifier, load_token
 from distill.modes.common import check_trainable
 from distill.objectives.soft_targets import SoftTargetsObjective
 from distill.training.loop import Learner, Schedule, WeightedObjective, train_learners
-from tests.modes.conftest import sentiment_data, write_recipe
 from tests.cli.test_cli import runner
+from tests.modes.conftest import sentiment_data, write_recipe
 
 
 def _co_recipe(teacher: Path, files: dict[str, str], **mode: object) -> dict:

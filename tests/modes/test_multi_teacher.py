@@ -16,8 +16,8 @@ from distill.config.recipe import NamedTeacher, Recipe
 from distill.errors import DistillError
 from distill.models.outputs import ModelOutput
 from distill.modes.ensemble import EnsembleTeacher, combine_logits, teacher_weights
-from tests.modes.conftest import sentiment_data, topic_data, write_recipe
 from tests.cli.test_cli import runner
+from tests.modes.conftest import sentiment_data, topic_data, write_recipe
 
 
 def test_mixture_of_distributions_by_hand() -> None:

@@ -19,8 +19,8 @@ from distill.modes.heads import exit_model
 from distill.objectives.soft_targets import SoftTargetsObjective
 from distill.reports.report import loss_keys
 from distill.training.loop import Learner, Schedule, WeightedObjective, train_learners
-from tests.modes.conftest import sentiment_data, write_recipe
 from tests.cli.test_cli import runner
+from tests.modes.conftest import sentiment_data, write_recipe
 
 
 @pytest.fixture()

@@ -1,5 +1,6 @@
-"""Train a tiny student for a few steps and save it (from rank 0): run by tests/training/test_distributed.py
-in one process and under `torchrun --nproc_per_node 2`, whose results must agree.
+"""Train a tiny student for a few steps and save it (from rank 0): run by
+tests/training/test_distributed.py in one process and under `torchrun --nproc_per_node 2`,
+whose results must agree.
 
     python tests/workers/train_tiny.py TEACHER_DIR FILES_JSON OUT.safetensors ACCUMULATION
 """

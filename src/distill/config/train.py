@@ -1,6 +1,6 @@
 """The recipe's `train:` section: optimisation, precision, checkpoints, evaluation during training.
 
-Kept apart from recipe.py so the loop's options have one home (README, "Recipes" and "Long
+Kept apart from config/recipe.py so the loop's options have one home (README, "Recipes" and "Long
 runs"). Errors name the field; the cross-field rules live in the validator at the bottom.
 """
 

@@ -63,7 +63,7 @@ def run_directory(output: Path, overwrite: bool) -> Iterator[Path]:
     """Yield OUT.partial/ to write into; on success it replaces OUT/ in one rename.
 
     On failure the partial directory is removed, so no half-written run is ever left behind,
-    unless it holds checkpoints: then it stays, recognisably unfinished, for a resume (run.py
+    unless it holds checkpoints: then it stays, recognisably unfinished, for a resume (modes/run.py
     decides before this whether a partial directory is resumed or started afresh).
     """
     if not distributed.is_main():  # the other processes of a multi-process run write nothing

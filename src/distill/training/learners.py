@@ -1,6 +1,6 @@
 """Who learns in the training loop and from what: learners, their loss terms and teacher sources.
 
-The loop in train.py reads as a sequence of these helpers; the helpers know about models,
+The loop in loop.py reads as a sequence of these helpers; the helpers know about models,
 objectives and teachers, the loop about steps, checkpoints and logging.
 """
 
@@ -22,7 +22,7 @@ from distill.objectives import StepModels, WeightedObjective, needs_of
 
 
 # -- teacher sources: where a step's teacher outputs come from ----------------------------------
-# (the cached one, CachedTeacher, lives in teacher_cache.py)
+# (the cached one, CachedTeacher, lives in teacher/cache.py)
 class LiveTeacher:
     """A frozen teacher run in eval mode under no_grad (not inference_mode: its tensors must be
     usable in losses that are backpropagated into the student)."""

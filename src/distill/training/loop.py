@@ -112,8 +112,8 @@ def train_learners(
     it was made for (train.eval_every / keep_best / early_stopping); keep_best restores every
     learner to the step with the best score.
 
-    Inside a run directory the phase checkpoints (checkpoint.py) and resumes from its newest
-    checkpoint; a phase that already finished only reloads its final weights."""
+    Inside a run directory the phase checkpoints (training/checkpoint.py) and resumes from its
+    newest checkpoint; a phase that already finished only reloads its final weights."""
     # -- setup --------------------------------------------------------------------------------
     torch.manual_seed(schedule.seed)
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
