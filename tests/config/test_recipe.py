@@ -369,3 +369,11 @@ def test_override_through_a_value_deeper_down() -> None:
 def test_override_into_a_scalar(override: str) -> None:
     with pytest.raises(DistillError, match=r"^--set .*: .* not a mapping"):
         apply_overrides({"task": "sst2", "train": {"lr": 1.0}}, [override])
+
+
+def test_the_recipe_names_exactly_the_modes_that_run() -> None:
+    """config/ sits below modes/, so it lists the mode names itself: they must not drift."""
+    from distill.config.mode import MODES as NAMES
+    from distill.modes import DESCRIBE, MODES
+
+    assert list(NAMES) == list(MODES) == list(DESCRIBE)
