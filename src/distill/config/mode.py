@@ -16,7 +16,7 @@ _MODE_KEYS = {
 
 
 class ModeConfig(BaseModel):
-    """How a training step is formed (README, "Modes"). `mode: co_distill` is short for
+    """How a training step is formed (docs/modes.md). `mode: co_distill` is short for
     `mode: {name: co_distill}`."""
 
     model_config = ConfigDict(extra="forbid")

@@ -107,7 +107,8 @@ class StageConfig(_Strict):
 
 
 class CacheConfig(_Strict):
-    """Where teacher outputs are cached and how much of them (README, "Teacher cache")."""
+    """Where teacher outputs are cached and how much of them (docs/objectives.md, "Teacher
+    cache")."""
 
     dir: str | None = None
     # More classes than this (a vocabulary): keep only the top-k logits per example.
@@ -117,7 +118,7 @@ class CacheConfig(_Strict):
 
 
 class Recipe(_Strict):
-    """A validated distillation recipe (see README, "Recipes")."""
+    """A validated distillation recipe (see docs/recipes.md)."""
 
     task: str | None = None
     mode: ModeConfig = Field(default_factory=ModeConfig)

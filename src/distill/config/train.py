@@ -1,7 +1,8 @@
 """The recipe's `train:` section: optimisation, precision, checkpoints, evaluation during training.
 
-Kept apart from config/recipe.py so the loop's options have one home (README, "Recipes" and "Long
-runs"). Errors name the field; the cross-field rules live in the validator at the bottom.
+Kept apart from config/recipe.py so the loop's options have one home (docs/recipes.md and
+docs/long-runs.md). Errors name the field; the cross-field rules live in the validator at the
+bottom.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class TrainConfig(BaseModel):
     # both off by default, as neither measured faster on this CPU (benchmarks/throughput.py).
     precision: Literal["fp32", "bf16"] = "fp32"
     compile: bool = False
-    # -- long runs (README, "Long runs") ---------------------------------------------------------
+    # -- long runs (docs/long-runs.md) ---------------------------------------------------------
     # A checkpoint every N optimizer steps (and always at each epoch end and on Ctrl-C), in
     # OUT.partial/checkpoints/; the last `keep_checkpoints` of each phase are kept.
     checkpoint_every: int | None = Field(default=None, gt=0)

@@ -21,7 +21,7 @@ class Columns(BaseModel):
 
 
 class DataConfig(BaseModel):
-    """Where the task's examples come from (see README, "Data sources")."""
+    """Where the task's examples come from (see docs/tasks-and-data.md)."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())  # a typo is an error
 
