@@ -36,7 +36,12 @@ def _capturing_attention(
     dropout: float = 0.0,
     **kwargs: Any,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eager attention (`[batch, heads, seq, head_dim]` in); records `q k^T * scaling`."""
+    """Eager attention (`[batch, heads, seq, head_dim]` in); records `q k^T * scaling`.
+
+    Returns the attention output and the softmax maps *before* dropout: the maps are what the
+    objectives compare (MiniLM's KL needs rows that are distributions), while the output is
+    computed through dropout as the model's own attention would.
+    """
     if scaling is None:
         scaling = query.size(-1) ** -0.5
     scores = torch.matmul(query, key.transpose(2, 3)) * scaling
@@ -44,8 +49,10 @@ def _capturing_attention(
         _recorders[-1].append(scores)
     weights = scores if attention_mask is None else scores + attention_mask[..., : key.shape[-2]]
     weights = torch.nn.functional.softmax(weights, dim=-1, dtype=torch.float32).to(query.dtype)
-    weights = torch.nn.functional.dropout(weights, p=dropout, training=module.training)
-    output = torch.matmul(weights, value).transpose(1, 2).contiguous()
+    # in train mode dropout zeroes ~p of the entries and rescales the rest: only the output
+    # sees it (tests/models/test_capture.py)
+    dropped = torch.nn.functional.dropout(weights, p=dropout, training=module.training)
+    output = torch.matmul(dropped, value).transpose(1, 2).contiguous()
     return output, weights
 
 
