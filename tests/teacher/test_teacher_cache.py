@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from tokenizers import normalizers
 
-from distill.data.batching import collate, encode
+from distill.data.batching import collate, encode, model_inputs
 from distill.data.load import Examples
 from distill.data.tasks import GLUE_TASKS
 from distill.evaluation.evaluate import predict_logits
@@ -61,6 +64,41 @@ def test_changed_teacher_or_data_or_max_length_misses(parts, tmp_path: Path) -> 
     with torch.no_grad():
         teacher.classifier.bias += 1e-3
     assert teacher_cache.fingerprint(teacher, encoded, SST2) != key
+
+
+def test_changed_config_or_tokenizer_misses_and_a_moved_teacher_hits(
+    parts, tiny_classifier_dir: Path, tmp_path: Path
+) -> None:
+    teacher, tokenizer, encoded = parts
+    key = teacher_cache.fingerprint(teacher, encoded, SST2)
+    # the same weights with relu instead of gelu compute something else: another entry
+    config = copy.deepcopy(teacher.config)
+    config.hidden_act = "relu"
+    relu = type(teacher)(config).eval()
+    relu.load_state_dict(teacher.state_dict())
+    inputs = model_inputs(collate(encoded, [0, 1, 2, 3], 0))
+    with torch.no_grad():
+        last = [m(**inputs, output_hidden_states=True).hidden_states[-1] for m in (teacher, relu)]
+    assert (last[0] - last[1]).abs().max() > 1e-3  # the outputs do move
+    assert teacher_cache.fingerprint(relu, encoded, SST2) != key
+    # the tokenizer: the same one gives the same key, another vocabulary or normaliser another
+    with_tokenizer = teacher_cache.fingerprint(teacher, encoded, SST2, tokenizer)
+    reloaded = load_tokenizer(str(tiny_classifier_dir), "t")
+    assert teacher_cache.fingerprint(teacher, encoded, SST2, reloaded) == with_tokenizer
+    more_words = copy.deepcopy(tokenizer)
+    more_words.add_tokens(["zzzz"])
+    assert teacher_cache.fingerprint(teacher, encoded, SST2, more_words) != with_tokenizer
+    cased = copy.deepcopy(tokenizer)
+    cased.backend_tokenizer.normalizer = normalizers.BertNormalizer(lowercase=False)
+    assert teacher_cache.fingerprint(teacher, encoded, SST2, cased) != with_tokenizer
+    # a teacher (and its tokenizer) moved to another directory is the same teacher
+    moved = shutil.copytree(tiny_classifier_dir, tmp_path / "moved")
+    teacher_moved = load_classifier(str(moved), SST2, "t", new_head=False)
+    assert teacher_moved.config._name_or_path != teacher.config._name_or_path
+    tokenizer_moved = load_tokenizer(str(moved), "t")
+    assert (
+        teacher_cache.fingerprint(teacher_moved, encoded, SST2, tokenizer_moved) == with_tokenizer
+    )
 
 
 def test_damaged_cache_is_rebuilt_not_used(parts, tmp_path: Path) -> None:

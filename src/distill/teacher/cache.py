@@ -1,10 +1,11 @@
 """Teacher outputs computed once and kept on disk, so a student trains without its teacher.
 
 An entry lives under `CACHE_DIR/<key>/`: memory-mapped `.npy` files and `meta.json`, which
-records each file's shape, dtype and sha256. The key covers the teacher's weights, the token
-ids (so tokenizer, data files and max length), the task's labels and what is stored: any change
-is a different entry, never a stale hit. A file that is truncated or altered fails its checksum
-and the entry is rebuilt, never used. Entries are written to a temporary directory and renamed.
+records each file's shape, dtype and sha256. The key covers the teacher's class, config and
+weights (and its tokenizer when given), the token ids (so tokenizer, data files and max length),
+the task's labels and what is stored: any change is a different entry, never a stale hit. A file
+that is truncated or altered fails its checksum and the entry is rebuilt, never used. Entries are
+written to a temporary directory and renamed.
 
 What an entry holds:
 - logits, float16 `[examples, classes]`; or, for many classes (a vocabulary), the top-k logits
@@ -22,6 +23,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,10 +31,11 @@ from transformers import PreTrainedModel
 
 from distill.data.batching import Encoded, iterate, model_inputs, to_device
 from distill.data.tasks import Task
+from distill.models.fingerprint import model_fingerprint
 from distill.models.outputs import TeacherOutput, TopKLogits
 from distill.runtime.progress import progress_bar
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: the key covers the teacher's config and tokenizer
 
 
 @dataclass
@@ -58,12 +61,13 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("DISTILL_CACHE", Path.home() / ".cache" / "distill"))
 
 
-def fingerprint(teacher: PreTrainedModel, encoded: Encoded, task: Task) -> str:
-    """sha256 of teacher weights, token ids and task labels (hex, 24 characters)."""
+def fingerprint(
+    teacher: PreTrainedModel, encoded: Encoded, task: Task, tokenizer: Any = None
+) -> str:
+    """sha256 of the teacher (class, config, weights and, when given, tokenizer:
+    models/fingerprint.py), the token ids and the task's labels (hex, 24 characters)."""
     digest = hashlib.sha256(f"v{FORMAT_VERSION}|{task.name}|{task.labels}".encode())
-    for name, tensor in sorted(teacher.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
+    digest.update(model_fingerprint(teacher, tokenizer).encode())
     lengths = np.array([len(ids) for ids in encoded.input_ids], dtype=np.int64)
     digest.update(lengths.tobytes())
     for column in (encoded.input_ids, encoded.token_type_ids):
@@ -158,14 +162,16 @@ def load_or_build(
     pad_token_id: int,
     top_k: int | None = None,
     layers: tuple[int, ...] = (),
+    tokenizer: Any = None,
 ) -> tuple[CachedOutputs, bool]:
     """Returns (outputs, hit): `hit` is True when the cache already held this entry.
 
     `top_k`: store the k largest logits (when the teacher has more classes than k).
     `layers`: also store these hidden states (`hidden_states` indices, 0 = embeddings).
+    `tokenizer`: the tokenizer that produced `encoded`, made part of the key.
     """
     k = top_k if top_k is not None and teacher.config.num_labels > top_k else None
-    key = entry_key(fingerprint(teacher, encoded, task), k, tuple(sorted(layers)))
+    key = entry_key(fingerprint(teacher, encoded, task, tokenizer), k, tuple(sorted(layers)))
     cached = load(directory, key, len(encoded))
     if cached is not None:
         return cached, True
