@@ -17,7 +17,14 @@ WORKER = Path(__file__).parents[1] / "workers" / "train_tiny.py"
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _train(tmp_path: Path, teacher: Path, files: dict, processes: int, accumulation: int) -> Path:
+def _train(
+    tmp_path: Path,
+    teacher: Path,
+    files: dict,
+    processes: int,
+    accumulation: int,
+    settings: dict | None = None,
+) -> Path:
     out = tmp_path / f"student-{processes}-{accumulation}.safetensors"
     launcher = (
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
@@ -26,10 +33,18 @@ def _train(tmp_path: Path, teacher: Path, files: dict, processes: int, accumulat
     )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
-        [*launcher, str(WORKER), str(teacher), json.dumps(files), str(out), str(accumulation)],
+        [
+            *launcher,
+            str(WORKER),
+            str(teacher),
+            json.dumps(files),
+            str(out),
+            str(accumulation),
+            json.dumps(settings or {}),
+        ],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=300,
         env=env,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -49,6 +64,24 @@ def test_two_processes_train_the_same_student_as_one(
     losses = [r["loss"] for r in json.loads(Path(f"{one}.history.json").read_text())]
     sharded_losses = [r["loss"] for r in json.loads(Path(f"{two}.history.json").read_text())]
     assert sharded_losses == pytest.approx(losses, abs=1e-5)
+
+
+@pytest.mark.parametrize("accumulation", [1, 2])
+def test_a_last_batch_smaller_than_the_processes_is_padded_not_looped_on(
+    tmp_path: Path, tiny_classifier_dir: Path, synthetic_files: dict, accumulation: int
+) -> None:
+    """33 rows, batches of 32, 2 epochs: each epoch ends with a batch of one row, fewer rows
+    than micro-batches. As DistributedSampler does, it is padded with its own rows repeated, so
+    every process trains on it: 4 steps in all (once an endless loop), and, one row repeated
+    having the mean of that row, the same student as one process."""
+    settings = {"examples": 33, "epochs": 2, "max_steps": None}
+    one = _train(tmp_path, tiny_classifier_dir, synthetic_files, 1, 1, settings)
+    two = _train(tmp_path, tiny_classifier_dir, synthetic_files, 2, accumulation, settings)
+    history = json.loads(Path(f"{two}.history.json").read_text())
+    assert history[-1]["step"] == 4 and history[-1]["epoch"] == 2
+    reference, sharded = load_file(one), load_file(two)
+    for key in reference:
+        assert torch.allclose(reference[key], sharded[key], atol=1e-5), key
 
 
 def test_distill_run_under_torchrun_writes_one_run_equal_to_one_process(

@@ -2,7 +2,10 @@
 tests/training/test_distributed.py in one process and under `torchrun --nproc_per_node 2`,
 whose results must agree.
 
-    python tests/workers/train_tiny.py TEACHER_DIR FILES_JSON OUT.safetensors ACCUMULATION
+    python tests/workers/train_tiny.py TEACHER_DIR FILES_JSON OUT.safetensors ACCUMULATION \
+        [SETTINGS]
+
+SETTINGS (JSON, optional): `examples` (training rows kept), `epochs`, `max_steps` (null: none).
 """
 
 from __future__ import annotations
@@ -22,9 +25,13 @@ from distill.runtime import distributed
 from distill.training.loop import LiveTeacher, Schedule, WeightedObjective, train
 
 
-def main(teacher_dir: str, files: str, out: str, accumulation: str) -> None:
+def main(teacher_dir: str, files: str, out: str, accumulation: str, settings: str = "{}") -> None:
+    options = {"examples": None, "epochs": 1, "max_steps": 6, **json.loads(settings)}
     columns = {"text": "review", "label": "sentiment"}
-    data = load_task_data("sentiment", DataConfig(files=json.loads(files), columns=columns))
+    config = DataConfig(
+        files=json.loads(files), columns=columns, max_train_examples=options["examples"]
+    )
+    data = load_task_data("sentiment", config)
     tokenizer = load_tokenizer(teacher_dir, "teacher.model")
     teacher = load_classifier(teacher_dir, data.task, "teacher.model", new_head=False)
     encoded = encode(data.train, tokenizer, 32, regression=False)
@@ -34,10 +41,10 @@ def main(teacher_dir: str, files: str, out: str, accumulation: str) -> None:
         WeightedObjective("hidden_cosine", 1.0, build_objective("hidden_cosine", None, {}, "o")),
     ]
     schedule = Schedule(
-        epochs=1,
+        epochs=options["epochs"],
         batch_size=32,
         lr=1e-3,
-        max_steps=6,
+        max_steps=options["max_steps"],
         seed=5,
         log_every=2,
         gradient_accumulation=int(accumulation),

@@ -218,9 +218,11 @@ def train_learners(
             order = list(batches.epoch(schedule.batch_size, schedule.seed + loop.epoch))
             for position in range(loop.position, len(order)):
                 task, indices = order[position]
-                if len(indices) < accumulation * size and size > 1:
-                    continue  # a last batch too small to give every process a micro-batch
-                result = run_step(setup, batches, task, indices, interrupted)
+                # A batch with fewer rows than micro-batches would leave a process without a
+                # backward pass (DDP then waits forever): as DistributedSampler does, it is
+                # padded with its own rows repeated, so that step counts some rows twice.
+                padded = pad_to(indices, accumulation * size) if size > 1 else indices
+                result = run_step(setup, batches, task, padded, interrupted)
                 distributed.average_gradients(projections)
                 with record_function("distill.optimizer"):
                     finite = not any(result.non_finite)
@@ -295,6 +297,12 @@ def train_learners(
         final_state = {"models": model_states(learners), "history": loop.history}
         phase.finish(final_state | {"rng": global_rng_state()})
     return loop.history
+
+
+def pad_to(indices: list[int], count: int) -> list[int]:
+    """`indices`, cycled until there are at least `count` of them."""
+    repeats = -(-count // len(indices))
+    return (indices * repeats)[: max(count, len(indices))]
 
 
 def source_key(teacher: object) -> str:
