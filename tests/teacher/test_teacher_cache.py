@@ -117,7 +117,7 @@ def test_damaged_cache_is_rebuilt_not_used(parts, tmp_path: Path) -> None:
     assert not hit and cached.logits.shape == (4, 2)
     assert logits_file.read_bytes() == intact
     assert teacher_cache.load(tmp_path, key, len(encoded)) is not None
-    assert [p.name for p in tmp_path.iterdir()] == [key]  # no staging directories left over
+    assert _entries(tmp_path) == [key]  # no staging directories left over
 
 
 def test_an_interrupted_build_is_never_read_and_is_rebuilt(
@@ -134,14 +134,15 @@ def test_an_interrupted_build_is_never_read_and_is_rebuilt(
     monkeypatch.setattr(teacher_cache, "_write_arrays", killed_halfway)
     with pytest.raises(KeyboardInterrupt):
         teacher_cache.load_or_build(tmp_path, teacher, encoded, SST2, 2, 0)
-    assert not list(tmp_path.iterdir())  # neither an entry nor its staging directory
+    assert not _entries(tmp_path)  # neither an entry nor its staging directory
     monkeypatch.undo()
     # a SIGKILL leaves the staging directory behind: never read, removed by the next build
-    (tmp_path / f".{key}-killed").mkdir()
-    (tmp_path / f".{key}-killed" / "logits.npy").write_bytes(b"half")
+    # (tests/teacher/test_cache_concurrency.py kills a real build)
+    (tmp_path / f".{key}.staging-killed").mkdir()
+    (tmp_path / f".{key}.staging-killed" / "logits.npy").write_bytes(b"half")
     cached, hit = teacher_cache.load_or_build(tmp_path, teacher, encoded, SST2, 2, 0)
     assert not hit and cached.logits.shape == (4, 2)
-    assert [p.name for p in tmp_path.iterdir()] == [key]
+    assert _entries(tmp_path) == [key]
 
 
 def test_hidden_states_are_cached_at_real_length_and_served_padded(parts, tmp_path: Path) -> None:
@@ -164,9 +165,9 @@ def test_hidden_states_are_cached_at_real_length_and_served_padded(parts, tmp_pa
         assert served.hidden_states[layer][~mask].abs().sum() == 0
     assert torch.allclose(served.logits, live.logits, atol=2e-3)
     # another layer set is another entry; the logits-only entry is untouched
-    assert len(list(tmp_path.iterdir())) == 1
+    assert len(_entries(tmp_path)) == 1
     teacher_cache.load_or_build(tmp_path, teacher, encoded, SST2, 3, 0, layers=(4,))
-    assert len(list(tmp_path.iterdir())) == 2
+    assert len(_entries(tmp_path)) == 2
 
 
 def test_many_classes_are_cached_as_top_k(tokenizer, tmp_path: Path) -> None:
@@ -193,3 +194,8 @@ def test_many_classes_are_cached_as_top_k(tokenizer, tmp_path: Path) -> None:
     expected = torch.softmax(full, -1).gather(1, indices)
     assert torch.allclose(probabilities.gather(1, indices), expected, atol=1e-3)
     assert probabilities.sum(-1).tolist() == pytest.approx([1.0] * 3, abs=1e-5)
+
+
+def _entries(directory: Path) -> list[str]:
+    """What the cache directory holds, less the entries' lock files (which stay, empty)."""
+    return sorted(p.name for p in directory.iterdir() if not p.name.endswith(".lock"))

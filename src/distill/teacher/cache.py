@@ -5,7 +5,8 @@ records each file's shape, dtype and sha256. The key covers the teacher's class,
 weights (and its tokenizer when given), the token ids (so tokenizer, data files and max length),
 the task's labels and what is stored: any change is a different entry, never a stale hit. A file
 that is truncated or altered fails its checksum and the entry is rebuilt, never used. Entries are
-written to a temporary directory and renamed.
+written to a staging directory and renamed into place, under a lock file per entry: of several
+processes that need one entry, one builds it and the others wait, then read it.
 
 What an entry holds:
 - logits, float16 `[examples, classes]`; or, for many classes (a vocabulary), the top-k logits
@@ -21,19 +22,23 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from filelock import FileLock, Timeout
 from transformers import PreTrainedModel
 
 from distill.data.batching import Encoded, iterate, model_inputs, to_device
 from distill.data.tasks import Task
 from distill.models.fingerprint import model_fingerprint
 from distill.models.outputs import TeacherOutput, TopKLogits
-from distill.runtime.progress import progress_bar
+from distill.runtime.progress import console, progress_bar
 
 FORMAT_VERSION = 3  # 3: the key covers the teacher's config and tokenizer
 
@@ -119,38 +124,11 @@ def build(
     top_k: int | None = None,
     layers: tuple[int, ...] = (),
 ) -> CachedOutputs:
-    """Run the teacher once over `encoded` and store what was asked, atomically."""
+    """Run the teacher once over `encoded` and store what was asked, atomically, replacing any
+    entry of that name; waits while another process builds the same entry."""
     directory.mkdir(parents=True, exist_ok=True)
-    # A staging directory left by a build that was killed (SIGKILL, power cut) is never read;
-    # builds of one entry do not overlap (one process per machine builds), so any is stale.
-    for stale in directory.glob(f".{key}-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=directory))
-    try:
-        arrays = _write_arrays(staging, teacher, encoded, batch_size, pad_token_id, top_k, layers)
-        meta = {
-            "fingerprint": key,
-            "examples": len(encoded),
-            "classes": teacher.config.num_labels,
-            "format_version": FORMAT_VERSION,
-            "files": {
-                name: {
-                    "shape": list(array.shape),
-                    "dtype": str(array.dtype),
-                    "sha256": _sha256(staging / f"{name}.npy"),
-                }
-                for name, array in arrays.items()
-            },
-        }
-        (staging / "meta.json").write_text(json.dumps(meta, indent=1))
-        shutil.rmtree(directory / key, ignore_errors=True)  # a damaged entry is replaced
-        os.replace(staging, directory / key)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)  # never a half-written entry
-        raise
-    loaded = load(directory, key, len(encoded))
-    assert loaded is not None
-    return loaded
+    with entry_lock(directory, key):
+        return _build(directory, key, teacher, encoded, batch_size, pad_token_id, top_k, layers)
 
 
 def load_or_build(
@@ -164,7 +142,8 @@ def load_or_build(
     layers: tuple[int, ...] = (),
     tokenizer: Any = None,
 ) -> tuple[CachedOutputs, bool]:
-    """Returns (outputs, hit): `hit` is True when the cache already held this entry.
+    """Returns (outputs, hit): `hit` is True when the cache already held this entry, or another
+    process built it while this one waited.
 
     `top_k`: store the k largest logits (when the teacher has more classes than k).
     `layers`: also store these hidden states (`hidden_states` indices, 0 = embeddings).
@@ -172,11 +151,34 @@ def load_or_build(
     """
     k = top_k if top_k is not None and teacher.config.num_labels > top_k else None
     key = entry_key(fingerprint(teacher, encoded, task, tokenizer), k, tuple(sorted(layers)))
-    cached = load(directory, key, len(encoded))
+    cached = load(directory, key, len(encoded))  # a complete entry needs no lock to be read
     if cached is not None:
         return cached, True
-    built = build(directory, key, teacher, encoded, batch_size, pad_token_id, k, layers)
+    directory.mkdir(parents=True, exist_ok=True)
+    with entry_lock(directory, key):
+        # another process may have built the entry while this one waited for the lock
+        cached = load(directory, key, len(encoded))
+        if cached is not None:
+            return cached, True
+        built = _build(directory, key, teacher, encoded, batch_size, pad_token_id, k, layers)
     return built, False
+
+
+@contextmanager
+def entry_lock(directory: Path, key: str) -> Iterator[None]:
+    """Held by whoever builds the entry `key`: a second process waits here, then reads what the
+    first built. An OS lock (flock), so a killed builder releases it; the file stays (removing a
+    lock file that another process is about to lock would let two builders in)."""
+    lock = FileLock(directory / f".{key}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        console.print(f"[bold]teacher cache[/]: waiting for another process to build {key}")
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 class CachedTeacher:
@@ -229,6 +231,67 @@ class CachedTeacher:
 
 
 # -- writing ------------------------------------------------------------------------------------
+def _build(
+    directory: Path,
+    key: str,
+    teacher: PreTrainedModel,
+    encoded: Encoded,
+    batch_size: int,
+    pad_token_id: int,
+    top_k: int | None,
+    layers: tuple[int, ...],
+) -> CachedOutputs:
+    """build() with the entry's lock held."""
+    # Every build of this entry holds its lock, so a staging directory seen now belongs to a
+    # build that died (SIGKILL, power cut): it is never read, and removed here.
+    for stale in [*directory.glob(f".{key}.staging-*"), *directory.glob(f".{key}.replaced-*")]:
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{key}.staging-", dir=directory))
+    try:
+        arrays = _write_arrays(staging, teacher, encoded, batch_size, pad_token_id, top_k, layers)
+        meta = {
+            "fingerprint": key,
+            "examples": len(encoded),
+            "classes": teacher.config.num_labels,
+            "format_version": FORMAT_VERSION,
+            "files": {
+                name: {
+                    "shape": list(array.shape),
+                    "dtype": str(array.dtype),
+                    "sha256": _sha256(staging / f"{name}.npy"),
+                }
+                for name, array in arrays.items()
+            },
+        }
+        (staging / "meta.json").write_text(json.dumps(meta, indent=1))
+        _rename_into_place(staging, directory / key)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)  # never a half-written entry
+        raise
+    loaded = load(directory, key, len(encoded))
+    assert loaded is not None
+    return loaded
+
+
+def _rename_into_place(staging: Path, entry: Path) -> None:
+    """Make `staging` the entry, replacing a damaged one without writing into its files.
+
+    The old entry is renamed aside, the new one renamed in, and only then is the old one
+    removed. Another process that has the old files memory-mapped keeps their inodes (an unlinked
+    file lives on while it is mapped, and nothing truncates or rewrites it), so its arrays stay
+    valid; one that looks between the two renames finds no entry, waits for this build's lock
+    and reads the new one. Deleting the old files in place first (rmtree) would instead pull them
+    from under a process midway through `load()`, which then finds half an entry.
+    """
+    if entry.exists():
+        aside = entry.with_name(f".{entry.name}.replaced-{uuid.uuid4().hex[:8]}")
+        os.replace(entry, aside)
+        os.replace(staging, entry)
+        shutil.rmtree(aside, ignore_errors=True)  # where it fails (Windows), the next build does
+    else:
+        os.replace(staging, entry)
+
+
 def _write_arrays(
     staging: Path,
     teacher: PreTrainedModel,
