@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import glob
 import importlib.metadata
 import json
+import logging
 import os
 import platform
 import shutil
@@ -23,11 +25,19 @@ from distill.training.checkpoint import CHECKPOINTS, has_checkpoints
 from distill.training.checkpoint import saved_recipe as checkpoint_recipe
 
 DISTILL_JSON = "distill.json"
+_log = logging.getLogger(__name__)
 
 
 def check_output(output: Path, overwrite: bool) -> None:
-    """Refuse to replace a finished run unless asked; checked before any work starts."""
-    if output.exists() and not overwrite:
+    """Refuse to replace a finished run unless asked; checked before any work starts.
+
+    Also finishes an --overwrite swap that a crash interrupted (see `run_directory`): an old
+    run set aside while OUT/ is missing is put back, and one set aside after the new run was
+    in place is removed."""
+    asides = _asides(output)
+    if distributed.is_main():  # every process decides alike below; one touches the disk
+        _recover(output, asides)
+    if (output.exists() or asides) and not overwrite:
         raise DistillError(
             f"output: {output} already exists; pass --overwrite to replace it "
             "or --out to choose another directory"
@@ -60,7 +70,8 @@ def partial_directory(output: Path) -> Path:
 
 @contextmanager
 def run_directory(output: Path, overwrite: bool) -> Iterator[Path]:
-    """Yield OUT.partial/ to write into; on success it replaces OUT/ in one rename.
+    """Yield OUT.partial/ to write into; on success it is renamed to OUT/ (with --overwrite,
+    the old OUT/ is renamed aside first and removed last, so OUT/ always holds a complete run).
 
     On failure the partial directory is removed, so no half-written run is ever left behind,
     unless it holds checkpoints: then it stays, recognisably unfinished, for a resume (modes/run.py
@@ -81,9 +92,54 @@ def run_directory(output: Path, overwrite: bool) -> Iterator[Path]:
         raise
     shutil.rmtree(partial / CHECKPOINTS, ignore_errors=True)  # a finished run needs none
     if output.exists() and overwrite:
-        shutil.rmtree(output)
-    os.replace(partial, output)
+        _swap_in(partial, output)
+    else:
+        os.replace(partial, output)
     distributed.barrier()  # the others finish when OUT/ is in place
+
+
+def _aside_directory(output: Path) -> Path:
+    # a name only distill writes: leftovers are removed without asking (a user's own
+    # "OUT.old" must never match)
+    return output.with_name(f"{output.name}.distill-old-{os.getpid()}")
+
+
+def _asides(output: Path) -> list[Path]:
+    """Old runs set aside by an --overwrite swap (OUT.distill-old-<pid>), newest first."""
+    found = output.parent.glob(f"{glob.escape(output.name)}.distill-old-*")
+    asides = [path for path in found if path.name.rpartition("-")[2].isdigit() and path.is_dir()]
+    return sorted(asides, key=_mtime, reverse=True)
+
+
+def _mtime(path: Path) -> float:
+    return path.stat().st_mtime
+
+
+def _recover(output: Path, asides: list[Path]) -> None:
+    if asides and not output.exists():  # crashed between the two renames: the old run is whole
+        os.replace(asides.pop(0), output)
+    for aside in asides:  # crashed while removing an old run that the new one had replaced
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def _swap_in(partial: Path, output: Path) -> None:
+    """Put the finished run at OUT/ so that OUT/ always holds a complete run, old or new: the
+    old one is renamed aside (same parent, so each rename is atomic), the new one renamed in,
+    and only then is the old one removed. A failed rename puts the old one back; a crash
+    leaves OUT.distill-old-<pid>/, which the next run's `check_output` restores or removes."""
+    aside = _aside_directory(output)
+    os.replace(output, aside)
+    try:
+        os.replace(partial, output)
+    except BaseException:
+        os.replace(aside, output)
+        raise
+    try:
+        shutil.rmtree(aside)
+    except OSError as error:  # the new run is in place: a leftover is no reason to fail it
+        _log.warning(
+            "could not remove the replaced run %s (%s); the next run removes it", aside, error
+        )
 
 
 def prepare_resume(
