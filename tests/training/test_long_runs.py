@@ -187,6 +187,33 @@ def test_a_nan_loss_can_skip_the_batch_and_count_it(parts) -> None:
     assert not all(torch.equal(v, before[k]) for k, v in student.state_dict().items())
 
 
+def _poison_gradient(model: torch.nn.Module, at_backward: int) -> None:
+    """Make one weight's gradient NaN in one backward pass; every loss stays finite."""
+    count = [0]
+    weight = next(p for p in model.parameters() if p.requires_grad)
+
+    def hook(gradient: torch.Tensor) -> torch.Tensor:
+        count[0] += 1
+        return gradient * float("nan") if count[0] == at_backward else gradient
+
+    weight.register_hook(hook)
+
+
+def test_a_nan_gradient_with_finite_losses_stops_naming_the_step(parts, tmp_path: Path) -> None:
+    student = _student(parts[0], dropout=0.0)
+    _poison_gradient(student, 4)
+    with pytest.raises(DistillError, match=r"step 4: a non-finite gradient.*step 3\) is kept"):
+        _run(parts, tmp_path / "a", _schedule(), student)
+
+
+def test_a_nan_gradient_can_skip_the_step_and_never_reaches_the_weights(parts) -> None:
+    student = _student(parts[0], dropout=0.0)
+    _poison_gradient(student, 4)
+    _, history = _run(parts, None, _schedule(on_nonfinite="skip", max_steps=4), student)
+    assert history[-1]["skipped_steps"] == 1
+    assert all(torch.isfinite(v).all() for v in student.state_dict().values())
+
+
 # -- gradient accumulation -------------------------------------------------------------------------
 def test_accumulated_micro_batches_give_the_big_batch_update(parts, monkeypatch) -> None:
     """Micro-batches hold different numbers of tokens; hidden_cosine (a mean over tokens) is

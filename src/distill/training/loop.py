@@ -225,11 +225,10 @@ def train_learners(
                 result = run_step(setup, batches, task, padded, interrupted)
                 distributed.average_gradients(projections)
                 with record_function("distill.optimizer"):
-                    finite = not any(result.non_finite)
+                    finite = not any(result.non_finite) and _gradients_finite(
+                        owned, accelerator, schedule.max_grad_norm
+                    )
                     if finite:
-                        if schedule.max_grad_norm:
-                            for parameters in owned:  # each model's gradient norm on its own
-                                accelerator.clip_grad_norm_(parameters, schedule.max_grad_norm)
                         optimizer.step()
                     else:
                         _non_finite(schedule, description, loop, result, phase)
@@ -314,6 +313,23 @@ def source_key(teacher: object) -> str:
     return ",".join(source_key(m) for m in members.values()) if members else ""
 
 
+def _gradients_finite(
+    owned: list[list[torch.nn.Parameter]], accelerator: Accelerator, max_grad_norm: float | None
+) -> bool:
+    """Clip each model's gradients on its own (train.max_grad_norm) and say whether they are
+    all finite: a finite loss can still have a NaN or inf gradient (a square root at 0, an
+    overflow in backward), which must not reach the weights. The gradients are already
+    all-reduced, so every process decides alike."""
+    norms = []
+    for parameters in owned:
+        if max_grad_norm:
+            norms.append(accelerator.clip_grad_norm_(parameters, max_grad_norm))
+        else:
+            gradients = [p.grad for p in parameters if p.grad is not None]
+            norms.append(torch.nn.utils.get_total_norm(gradients) if gradients else None)
+    return all(norm is None or bool(torch.isfinite(norm)) for norm in norms)
+
+
 def _non_finite(
     schedule: Schedule,
     description: str,
@@ -326,13 +342,17 @@ def _non_finite(
     if schedule.on_nonfinite == "skip":
         return
     rows = zip(result.keys, result.values, result.non_finite, strict=True)
-    key, value = next((k, v) for k, v, bad in rows if bad)
+    bad = next(((k, v) for k, v, flag in rows if flag), None)
+    what = (
+        f"objective '{bad[0]}' gave a non-finite loss ({bad[1]})"
+        if bad is not None
+        else "a non-finite gradient (every loss finite)"
+    )
     good = phase.last_good_step() if phase is not None else None
     kept = f"; the last good checkpoint (step {good}) is kept for a resume" if good else ""
     raise DistillError(
-        f"{description}: step {loop.step + 1}: objective '{key}' gave a non-finite loss "
-        f"({value}){kept}; lower the learning rate, check the data, or set "
-        "train.on_nonfinite: skip"
+        f"{description}: step {loop.step + 1}: {what}{kept}; lower the learning rate, check "
+        "the data, or set train.on_nonfinite: skip"
     )
 
 
