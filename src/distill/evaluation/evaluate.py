@@ -27,12 +27,14 @@ def predict_logits(
 ) -> np.ndarray:
     was_training = model.training
     model.eval()
-    logits = np.zeros((len(encoded), model.config.num_labels), dtype=np.float32)
-    device = model_device(model)  # wherever training left it (GPU or CPU; ONNX: CPU)
-    for batch in iterate(encoded, batch_size, pad_token_id):
-        output = model(**to_device(model_inputs(batch), device))
-        logits[batch["index"].numpy()] = output.logits.float().cpu().numpy()
-    model.train(was_training)
+    try:  # a failed evaluation (OOM, an interrupt) must not leave a training model in eval mode
+        logits = np.zeros((len(encoded), model.config.num_labels), dtype=np.float32)
+        device = model_device(model)  # wherever training left it (GPU or CPU; ONNX: CPU)
+        for batch in iterate(encoded, batch_size, pad_token_id):
+            output = model(**to_device(model_inputs(batch), device))
+            logits[batch["index"].numpy()] = output.logits.float().cpu().numpy()
+    finally:
+        model.train(was_training)
     return logits
 
 
