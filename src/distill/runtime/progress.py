@@ -1,8 +1,10 @@
-"""Rich progress bars in examples (examples/s and ETA), shared by training, caching and eval."""
+"""Progress in examples (examples/s and ETA), shared by training, caching and eval: a rich bar
+on a terminal, a plain line every PLAIN_EVERY_SECONDS in a log (output redirected, CI, nohup)."""
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -25,6 +27,9 @@ from rich.text import Text
 NOT_MAIN = os.environ.get("RANK", "0") != "0"
 # stdout stays free for results a script may parse
 console = Console(stderr=True, soft_wrap=True, quiet=NOT_MAIN)
+# Without a terminal, rich draws its bar once, at the end: a log would show nothing for the
+# many minutes of a run. Instead a plain line goes out this often (and one at the end).
+PLAIN_EVERY_SECONDS = 30.0
 
 
 class _ExamplesPerSecond(ProgressColumn):
@@ -42,6 +47,9 @@ def progress_bar(
     shows nothing (the processes of a multi-process run other than the main one)."""
     if not enabled:
         yield lambda examples, **fields: None
+        return
+    if not console.is_terminal:
+        yield from _plain_lines(description, total_examples, completed)
         return
     with Progress(
         TextColumn("{task.description}"),
@@ -62,3 +70,40 @@ def progress_bar(
             progress.update(task_id, advance=examples, **({"info": info} if fields else {}))
 
         yield advance
+
+
+def _plain_lines(description: str, total: int, completed: int) -> Iterator[Any]:
+    """`advance` for a log: `phase: done/total examples (pct), ex/s, elapsed, eta, fields`."""
+    start = last = time.perf_counter()
+    done, shown = completed, {}
+
+    def line(now: float) -> None:
+        elapsed = now - start
+        speed = (done - completed) / elapsed if elapsed > 0 else 0.0
+        eta = _duration((total - done) / speed) if speed > 0 else "-"
+        parts = [
+            f"{description}: {done:,}/{total:,} examples ({100 * done / max(total, 1):.0f}%)",
+            f"{speed:,.0f} ex/s",
+            f"elapsed {_duration(elapsed)}",
+            f"eta {eta}",
+            *(f"{key} {value:.4f}" for key, value in shown.items()),
+        ]
+        console.print(", ".join(parts), highlight=False)
+
+    def advance(examples: int, **fields: float) -> None:
+        nonlocal done, last
+        done += examples
+        shown.update(fields)
+        now = time.perf_counter()
+        if now - last >= PLAIN_EVERY_SECONDS:
+            last = now
+            line(now)
+
+    yield advance
+    line(time.perf_counter())
+
+
+def _duration(seconds: float) -> str:
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}"
