@@ -238,6 +238,32 @@ def test_custom_task_from_a_glue_directory() -> None:
     )
 
 
+def _custom_labels_yaml(tmp_path: Path, labels: str) -> Path:
+    path = tmp_path / "recipe.yaml"
+    path.write_text(
+        "task: mytask\n"
+        "data: {files: {train: a.csv, eval: b.csv}, columns: {text: t, label: y}, "
+        f"labels: {labels}}}\n"
+        "teacher: {model: bert-base-uncased}\n"
+        "objectives: [{name: task}]\n"
+    )
+    return path
+
+
+def test_yaml_booleans_in_data_labels_say_to_quote_them(tmp_path: Path) -> None:
+    with pytest.raises(DistillError) as caught:
+        Recipe.from_yaml(_custom_labels_yaml(tmp_path, "[no, yes]"))
+    assert str(caught.value) == (
+        "data.labels: YAML reads yes/no/on/off/true/false as booleans: quote them, "
+        "e.g. labels: ['no', 'yes'] (got [False, True])"
+    )
+
+
+def test_integer_data_labels_are_read_as_their_text(tmp_path: Path) -> None:
+    recipe = Recipe.from_yaml(_custom_labels_yaml(tmp_path, "[1, 2, 10, 'x']"))
+    assert recipe.data.labels == ["1", "2", "10", "x"]
+
+
 def test_bad_literal_and_bad_number() -> None:
     assert _error(_raw(data={"source": "web", "path": "x"})) == (
         "data.source: 'web' is not allowed; choose one of: 'glue_dir', 'hub', 'disk' or 'files'"

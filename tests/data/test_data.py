@@ -25,16 +25,6 @@ GLUE_COUNTS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _private_datasets_cache(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # `datasets` caches every file it reads; keep that out of ~/.cache and away from other tests.
-    cache = tmp_path_factory.getbasetemp() / "hf_datasets_cache"
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", cache)
-    datasets.disable_progress_bars()
-
-
 @pytest.fixture
 def glue_dir() -> Path:
     if not GLUE_DIR.is_dir():
@@ -282,14 +272,29 @@ def test_hub_call_uses_the_task_as_config(
     assert data.eval.labels == ([0, 1] if task == "sst2" else [2, 0])
 
 
-def test_hub_failure_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("error", "hint"),
+    [
+        (
+            ConnectionError("no network\ntraceback noise"),
+            "; without internet, use local data: data.path (a GLUE directory) or data.source: "
+            "disk in a recipe, `distill quickstart --data PATH` or $DISTILL_DATA",
+        ),
+        (ValueError("no network\nunknown config"), ""),  # not about the network: no hint
+    ],
+)
+def test_hub_failure_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, error: Exception, hint: str
+) -> None:
     def failing(name: str, config: str | None) -> None:
-        raise ConnectionError("no network\ntraceback noise")
+        raise error
 
     monkeypatch.setattr(datasets, "load_dataset", failing)
     with pytest.raises(DistillError) as caught:
         load_task_data("sst2", DataConfig(name="nyu-mll/glue"))
-    assert str(caught.value) == "data.name: could not load 'nyu-mll/glue' (config sst2): no network"
+    assert str(caught.value) == (
+        "data.name: could not load 'nyu-mll/glue' (config sst2): no network" + hint
+    )
 
 
 def test_disk_dataset_dict(tmp_path: Path) -> None:
@@ -422,7 +427,7 @@ def test_files_regression_label_that_is_not_a_number(tmp_path: Path) -> None:
     with pytest.raises(DistillError) as caught:
         load_task_data("scores", config)
     assert str(caught.value) == (
-        "data: files train row 2: label 'high' is not a number (regression task)"
+        f"data: {path} row 2: label 'high' is not a number (regression task)"
     )
 
 
@@ -442,7 +447,7 @@ def test_files_label_outside_the_label_set(tmp_path: Path) -> None:
     with pytest.raises(DistillError) as caught:
         load_task_data("mytask", _custom({"train": train, "eval": evaluation}, labels=["1", "2"]))
     assert str(caught.value) == (
-        "data: files eval row 2: label '5' is not in the task's label set (1, 2)"
+        f"data: {evaluation} row 2: label '5' is not in the task's label set (1, 2)"
     )
 
 
@@ -511,13 +516,13 @@ def test_files_max_train_examples(tmp_path: Path) -> None:
 
 
 def test_files_empty_text_cell_is_not_the_string_none(tmp_path: Path) -> None:
-    path = _write(tmp_path / "train.csv", "review,stars\n,1\nok,2\n")
-    try:
-        data = load_task_data("mytask", _custom({"train": path, "eval": path}))
-    except DistillError as error:
-        assert "row 1" in str(error)
-    else:
-        assert data.train.texts[0] == ""
+    # A blank cell is a hole in the data, not a text: refused by file and row (never "None").
+    path = _write(tmp_path / "train.csv", "review,stars\nok,1\n,1\nfine,2\n")
+    with pytest.raises(DistillError) as caught:
+        load_task_data("mytask", _custom({"train": path, "eval": path}))
+    assert str(caught.value) == (
+        f"data: {path} row 2: empty text in column 'review'; fill it in or delete the row"
+    )
 
 
 def test_files_numeric_looking_texts_are_kept_verbatim(tmp_path: Path) -> None:

@@ -5,9 +5,9 @@ It lives with the data layer that reads it; config/recipe.py assembles it into t
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Columns(BaseModel):
@@ -37,6 +37,20 @@ class DataConfig(BaseModel):
     eval_split: str | None = None
     max_train_examples: int | None = Field(default=None, gt=0)
     max_eval_examples: int | None = Field(default=None, gt=0)
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels_as_text(cls, labels: Any) -> Any:
+        # Labels are matched as text against the data; YAML hands over `[no, yes]` as booleans
+        # and `[1, 2]` as integers, which are meant as the text the data holds.
+        if not isinstance(labels, list):
+            return labels
+        if any(isinstance(label, bool) for label in labels):
+            raise ValueError(
+                "YAML reads yes/no/on/off/true/false as booleans: quote them, "
+                f"e.g. labels: ['no', 'yes'] (got {labels})"
+            )
+        return [str(label) if isinstance(label, int) else label for label in labels]
 
     @model_validator(mode="after")
     def _infer_source(self) -> DataConfig:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import dataclasses
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,10 @@ _FILE_BUILDERS = {
     ".json": "json",
     ".parquet": "parquet",
 }
+# The csv module refuses fields over 131,072 characters; long texts are legitimate (max_length
+# truncates them). 2**31 - 1 fits a C long everywhere (sys.maxsize overflows it on Windows).
+_FIELD_LIMIT = 2**31 - 1
+_INTEGER = re.compile(r"[+-]?\d+")
 
 
 @dataclass
@@ -74,13 +80,11 @@ def load_task_data(task_name: str, config: DataConfig, seed: int = 0) -> TaskDat
             _to_examples(task, eval_rows, source + " dev"),
         )
     else:
-        splits, source = _read_with_datasets(task, config)
+        splits, source, wheres = _read_with_datasets(task, config)
         if task.labels == ():  # custom classification task without a label list: read it
-            found = sorted({str(v) for v in splits[0][task.label_column]})
-            task = dataclasses.replace(task, labels=tuple(found))
+            task = dataclasses.replace(task, labels=_labels_of(splits[0], task.label_column))
         train, evaluation = (
-            _to_examples(task, split, f"{source} {name}")
-            for split, name in zip(splits, ("train", "eval"), strict=True)
+            _to_examples(task, split, where) for split, where in zip(splits, wheres, strict=True)
         )
     train_total = len(train)
     if config.max_train_examples and config.max_train_examples < len(train):
@@ -112,6 +116,7 @@ def _read_glue_dir(task: Task, root: Path) -> tuple[list[dict], list[dict], str]
                 f"data.path: {path} not found; expected the GLUE layout "
                 f"{task.glue.folder}/train.tsv and {task.glue.eval_file}"
             )
+        _check_utf8(path)
         rows.append(_read_tsv(path, task))
     return rows[0], rows[1], str(folder)
 
@@ -119,6 +124,7 @@ def _read_glue_dir(task: Task, root: Path) -> tuple[list[dict], list[dict], str]
 def _read_tsv(path: Path, task: Task) -> list[dict]:
     layout = task.glue
     assert layout is not None
+    csv.field_size_limit(_FIELD_LIMIT)
     # utf-8-sig drops MRPC's byte-order mark, which would otherwise rename its first column.
     with path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
@@ -148,8 +154,11 @@ def _read_tsv(path: Path, task: Task) -> list[dict]:
 
 
 # -- hub, disk and plain files ------------------------------------------------------------------
-def _read_with_datasets(task: Task, config: DataConfig) -> tuple[list[Any], str]:
-    """Load through `datasets`: a hub name, a dataset saved to disk, or csv/tsv/jsonl/parquet."""
+def _read_with_datasets(task: Task, config: DataConfig) -> tuple[list[Any], str, list[str]]:
+    """Load through `datasets`: a hub name, a dataset saved to disk, or csv/tsv/jsonl/parquet.
+
+    Returns the train and eval splits, the source, and how errors name each split (its file,
+    for data.files)."""
     import datasets  # imported here: it is slow to import and a GLUE directory doesn't need it
 
     eval_split = config.eval_split
@@ -160,7 +169,7 @@ def _read_with_datasets(task: Task, config: DataConfig) -> tuple[list[Any], str]
         except Exception as error:  # the hub raises many types; the user needs one line
             raise DistillError(
                 f"data.name: could not load '{config.name}' "
-                f"(config {hub_config}): {_first_line(error)}"
+                f"(config {hub_config}): {_first_line(error)}" + _offline_hint(error)
             ) from None
         source, eval_split = f"hub:{config.name}/{hub_config}", eval_split or task.hub_eval_split
     elif config.source == "disk":
@@ -196,7 +205,11 @@ def _read_with_datasets(task: Task, config: DataConfig) -> tuple[list[Any], str]
                     f"{split}; columns: {', '.join(dataset.column_names)}"
                 )
         splits.append(dataset)
-    return splits, source
+    wheres = [
+        config.files[split] if config.files and split in config.files else f"{source} {name}"
+        for split, name in ((config.train_split, "train"), (eval_split, "eval"))
+    ]
+    return splits, source, wheres
 
 
 def _load_files(files: dict[str, str]) -> Any:
@@ -207,6 +220,8 @@ def _load_files(files: dict[str, str]) -> Any:
         if not Path(file).is_file():
             raise DistillError(f"data.files.{split}: {file} not found")
         suffixes.add(Path(file).suffix.lower())
+        if Path(file).suffix.lower() != ".parquet":
+            _check_utf8(Path(file))
         if suffixes & {".csv", ".tsv", ".jsonl"} and not _has_data_line(Path(file), suffixes):
             raise DistillError(f"data: {file} has no examples")
     if len(suffixes) != 1 or (suffix := suffixes.pop()) not in _FILE_BUILDERS:
@@ -231,6 +246,7 @@ def _read_delimited(path: Path) -> Any:
     import datasets
 
     tsv = path.suffix.lower() == ".tsv"
+    csv.field_size_limit(_FIELD_LIMIT)
     with path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(
             handle,
@@ -278,11 +294,32 @@ def _texts(rows: Any, column: str, where: str) -> list[str]:
     texts = rows[column]
     for row, text in enumerate(texts, start=1):
         if text is None:
-            raise DistillError(f"data: {where} row {row}: empty text in column '{column}'")
+            raise DistillError(
+                f"data: {where} row {row}: empty text in column '{column}'; "
+                "fill it in or delete the row"
+            )
     return [str(text) for text in texts]
 
 
+def _labels_of(split: Any, column: str) -> tuple[str, ...]:
+    """A custom task's label set read from its training split: a ClassLabel's names in its
+    index order; otherwise the distinct values, in numeric order when all are integers (so
+    "10" follows "9"), else in text order. Blank labels are left to `_label` to report."""
+    feature = split.features[column]
+    if type(feature).__name__ == "ClassLabel":
+        return tuple(feature.names)
+    found = {str(value).strip() for value in split[column] if not _blank(value)}
+    if found and all(_INTEGER.fullmatch(value) for value in found):
+        return tuple(sorted(found, key=lambda value: (int(value), value)))
+    return tuple(sorted(found))
+
+
 def _label(task: Task, value: Any, class_index: bool, where: str, row: int) -> Any:
+    if _blank(value):
+        raise DistillError(
+            f"data: {where} row {row}: empty label in column '{task.label_column}'; "
+            "give it a label or delete the row"
+        )
     if task.labels is None:
         try:
             return float(value)
@@ -298,6 +335,45 @@ def _label(task: Task, value: Any, class_index: bool, where: str, row: int) -> A
     raise DistillError(
         f"data: {where} row {row}: label {value!r} is not in the task's label "
         f"set ({', '.join(task.labels)})"
+    )
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _check_utf8(path: Path) -> None:
+    """Refuse a file that is not UTF-8 in one line naming the first bad byte's offset (decoding
+    it while reading would end in a long UnicodeDecodeError traceback)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0  # bytes of the file handed to the decoder so far
+    with path.open("rb") as handle:
+        while True:
+            chunk = handle.read(1 << 20)
+            pending = len(decoder.getstate()[0])  # an incomplete character from the last chunk
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as error:
+                bad = offset - pending + error.start
+                raise DistillError(
+                    f"data: {path} is not UTF-8 (byte 0x{error.object[error.start]:02x} at "
+                    f"offset {bad}); convert it, e.g. iconv -f latin1 -t utf-8 {path} > "
+                    f"{path.stem}.utf8{path.suffix}"
+                ) from None
+            if not chunk:
+                return
+            offset += len(chunk)
+
+
+def _offline_hint(error: Exception) -> str:
+    """How to use local data, when the hub could not be reached (offline, no network)."""
+    chain = [error, error.__cause__, error.__context__]
+    text = " ".join(f"{type(e).__name__} {e}" for e in chain if e is not None)
+    if not re.search(r"Offline|LocalEntryNotFound|Connect|Timeout|reach|resolve", text):
+        return ""
+    return (
+        "; without internet, use local data: data.path (a GLUE directory) or data.source: "
+        "disk in a recipe, `distill quickstart --data PATH` or $DISTILL_DATA"
     )
 
 
