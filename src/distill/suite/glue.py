@@ -337,10 +337,11 @@ class Suite:
             "Published retention on the same four tasks. They used other teachers (BERT-base, "
             "12 layers) and other training regimes, so the comparison is indicative only:",
             document.Table(
-                ["model", "paper", "average", "CoLA", "regime"],
+                ["model", "paper", "scored on", "average", "CoLA", "regime"],
                 [
-                    [name, paper, *(f"{v:.3f}" if v is not None else "–" for v in (a, c)), regime]
-                    for name, paper, a, c, regime in PUBLISHED
+                    [name, paper, split, *(f"{v:.3f}" if v is not None else "–" for v in (a, c))]
+                    + [regime]
+                    for name, paper, split, a, c, regime in PUBLISHED
                 ],
             ),
         ]
