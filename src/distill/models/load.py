@@ -63,6 +63,11 @@ def load_classifier(
 ) -> PreTrainedModel:
     """Load a sequence classifier for `task`.
 
+    A head whose `id2label` names the task's labels in another order has its rows permuted
+    into the task's order, so everything downstream reads the task's order; other names are
+    refused (unless the head is about to be fine-tuned); generic names (LABEL_0, ...) are
+    trusted to be in the task's order.
+
     Args:
         new_head: the model is about to be fine-tuned, so a missing or differently sized head is
             (re)initialised; otherwise its label count must match the task's.
@@ -85,13 +90,14 @@ def load_classifier(
                 f"{field}: {model_path} predicts {config.num_labels} labels but "
                 f"task '{task.name}' has {task.num_labels}"
             )
+    order = _class_order(config, task, model_path, field, refuse=not new_head)
     options = classifier_options(task)
     if attn_implementation:
         options["attn_implementation"] = attn_implementation
     verbosity = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()  # a new head's "missing weights" report is expected
     try:
-        return AutoModelForSequenceClassification.from_pretrained(
+        model = AutoModelForSequenceClassification.from_pretrained(
             model_path, ignore_mismatched_sizes=new_head, **options
         )
     except (OSError, ValueError) as error:
@@ -101,6 +107,9 @@ def load_classifier(
         ) from None
     finally:
         transformers.logging.set_verbosity(verbosity)
+    if order is not None:
+        _permute_head(model, order, model_path, field)
+    return model
 
 
 def classifier_options(task: Task) -> dict[str, Any]:
@@ -121,8 +130,7 @@ def saved_labels(model_path: str) -> list[str] | None:
         config = AutoConfig.from_pretrained(model_path)
     except (OSError, ValueError):
         return None
-    labels = [str(config.id2label[i]) for i in sorted(config.id2label)]
-    return None if all(label == f"LABEL_{i}" for i, label in enumerate(labels)) else labels
+    return _label_names(config)
 
 
 def build_student(teacher: PreTrainedModel, config: StudentConfig, task: Task) -> PreTrainedModel:
@@ -213,3 +221,55 @@ def count_parameters(model: torch.nn.Module) -> int:
 
 def same_vocabulary(a: PreTrainedTokenizerBase, b: PreTrainedTokenizerBase) -> bool:
     return a.get_vocab() == b.get_vocab()
+
+
+def _label_names(config: PretrainedConfig) -> list[str] | None:
+    """A config's label names in class order, or None when they are transformers' defaults."""
+    labels = [str(config.id2label[i]) for i in sorted(config.id2label, key=int)]
+    return None if all(label == f"LABEL_{i}" for i, label in enumerate(labels)) else labels
+
+
+def _class_order(
+    config: PretrainedConfig, task: Task, model_path: str, field: str, refuse: bool
+) -> list[int] | None:
+    """For each of the task's classes, the saved head's class of the same name (names compared
+    case-insensitively); None when the order already agrees or cannot be known."""
+    names = _label_names(config)
+    if task.labels is None or names is None or len(names) != task.num_labels:
+        return None  # regression, generic names, or a head about to be replaced
+    saved = [name.strip().lower() for name in names]
+    wanted = [label.strip().lower() for label in task.labels]
+    if saved == wanted:
+        return None
+    if sorted(saved) != sorted(wanted) or len(set(saved)) != len(saved):
+        if not refuse:
+            return None  # a differently named head that is about to be fine-tuned
+        raise DistillError(
+            f"{field}: {model_path} predicts labels {names} but task '{task.name}' has "
+            f"{list(task.labels)}; if they mean the same, rename them in its config.json "
+            "(id2label, in its class order), or fine-tune a new head (teacher.finetune)"
+        )
+    return [saved.index(label) for label in wanted]
+
+
+def _permute_head(model: PreTrainedModel, order: list[int], model_path: str, field: str) -> None:
+    """Reorder the output rows of the classification layer: row i becomes the saved row
+    `order[i]`, so class i means the task's label i."""
+    outputs = [
+        module
+        for name, module in model.named_modules()
+        if not name.startswith(model.base_model_prefix)
+        and isinstance(module, torch.nn.Linear)
+        and module.out_features == len(order)
+    ]
+    if len(outputs) != 1:
+        raise DistillError(
+            f"{field}: {model_path} names the task's labels in another order, and its "
+            "classification layer could not be found to reorder it; fix id2label's order in "
+            "its config.json, or fine-tune a new head (teacher.finetune)"
+        )
+    index = torch.tensor(order)
+    with torch.no_grad():
+        outputs[0].weight.copy_(outputs[0].weight[index])
+        if outputs[0].bias is not None:
+            outputs[0].bias.copy_(outputs[0].bias[index])
