@@ -17,6 +17,7 @@ from transformers import PreTrainedModel
 from distill.data.batching import Batches, to_device
 from distill.errors import DistillError
 from distill.models.capture import forward
+from distill.models.fingerprint import model_fingerprint
 from distill.models.outputs import TeacherOutput
 from distill.objectives import StepModels, WeightedObjective, needs_of
 
@@ -25,11 +26,20 @@ from distill.objectives import StepModels, WeightedObjective, needs_of
 # (the cached one, CachedTeacher, lives in teacher/cache.py)
 class LiveTeacher:
     """A frozen teacher run in eval mode under no_grad (not inference_mode: its tensors must be
-    usable in losses that are backpropagated into the student)."""
+    usable in losses that are backpropagated into the student).
 
-    def __init__(self, model: PreTrainedModel, needs: frozenset[str] = frozenset()) -> None:
+    `key` fingerprints its class, config, weights and (when given) tokenizer, as the cache's
+    entries are keyed: a checkpoint trained against another teacher is not resumed. It is taken
+    once, here: the teacher is frozen from now on (a teacher trained in the run, as in
+    co-distillation, is a learner, not a LiveTeacher).
+    """
+
+    def __init__(
+        self, model: PreTrainedModel, needs: frozenset[str] = frozenset(), tokenizer: Any = None
+    ) -> None:
         self.model = model.eval().requires_grad_(False)
         self.needs = needs  # hidden states / attentions / scores the objectives read
+        self.key = "live:" + model_fingerprint(model, tokenizer)[:24]
 
     def __call__(self, batch: dict[str, torch.Tensor]) -> TeacherOutput:
         with torch.no_grad():

@@ -305,8 +305,10 @@ def pad_to(indices: list[int], count: int) -> list[int]:
 
 
 def source_key(teacher: object) -> str:
-    """Which teacher outputs a learner trains on: the cache entry (or entries, for a mixture of
-    cached teachers); checked when a checkpoint is resumed."""
+    """Which teacher outputs a learner trains on, checked when a checkpoint is resumed: the cache
+    entry of a cached teacher, the fingerprint of a live one (taken when it was made, so a frozen
+    teacher's key never moves), each member's for a mixture; "" for another learner (co-trained)
+    or none."""
     if hasattr(teacher, "key"):
         return str(teacher.key)
     members = getattr(teacher, "sources", None)

@@ -98,11 +98,12 @@ def restore(
     where: str,
 ) -> LoopState:
     """Put a snapshot back; returns the loop position. Refuses a checkpoint taken with other
-    teacher outputs (the cache entries it trained on changed)."""
+    teacher outputs (the cache entries it trained on, or its live teacher, changed)."""
     if state["sources"] != sources:
         raise DistillError(
             f"resume: {where} was checkpointed with teacher outputs {state['sources']}, this "
-            f"run has {sources} (the teacher or the data changed); start over with --overwrite"
+            f"run has {sources} (the teacher's weights, config or tokenizer, or the data "
+            "changed); start over with --overwrite"
         )
     load_model_states(learners, state["models"])
     optimizer.load_state_dict(state["optimizer"])
