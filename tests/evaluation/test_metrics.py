@@ -20,9 +20,12 @@ F1 = 2 * (3 / 5) * (3 / 4) / (3 / 5 + 3 / 4)  # precision 3/5, recall 3/4 -> 2/3
 MATTHEWS = (3 * 4 - 2 * 1) / math.sqrt((3 + 2) * (3 + 1) * (4 + 2) * (4 + 1))  # 1/sqrt(6)
 
 
-def test_hand_computed_constants() -> None:
-    assert F1 == pytest.approx(2 / 3)
-    assert MATTHEWS == pytest.approx(1 / math.sqrt(6))
+def test_qqp_scores_accuracy_then_f1_on_the_hand_counted_matrix() -> None:
+    scores = compute_scores(GLUE_TASKS["qqp"], PREDICTIONS, LABELS)
+    assert list(scores) == ["accuracy", "f1"]  # the task's order, as GLUE reports QQP
+    assert scores["accuracy"] == pytest.approx(ACCURACY)
+    assert scores["f1"] == pytest.approx(F1)  # 2/3 by hand, above
+    assert headline(scores) == pytest.approx((ACCURACY + F1) / 2)
 
 
 def test_accuracy() -> None:
@@ -45,7 +48,7 @@ def test_f1_is_on_the_positive_class_and_mrpc_headline_is_the_mean() -> None:
 
 def test_matthews() -> None:
     scores = compute_scores(GLUE_TASKS["cola"], PREDICTIONS, LABELS)
-    assert scores == {"matthews": pytest.approx(1 / math.sqrt(6))}
+    assert scores == {"matthews": pytest.approx(MATTHEWS)}  # 1/sqrt(6) by hand, above
     assert headline(scores) == pytest.approx(0.408248, abs=1e-6)
     perfect_inverse = compute_scores(GLUE_TASKS["cola"], 1 - LABELS, LABELS)
     assert perfect_inverse["matthews"] == pytest.approx(-1.0)
