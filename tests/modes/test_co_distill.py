@@ -93,7 +93,14 @@ def test_co_distill_run_saves_and_scores_both(
     assert "never cached" in result.output and "lr 0.0005" in result.output
     assert not (tmp_path / "cache").exists()  # the teacher changes every step: nothing cached
     metrics = json.loads((out / "metrics.json").read_text())
-    assert 0 <= metrics["teacher"]["score"] <= 1 and 0 <= metrics["student"]["score"] <= 1
+    # the reported scores are the saved (co-trained) models': `distill eval` reproduces each
+    for role in ("teacher", "student"):
+        scored = runner.invoke(app, ["eval", str(out / role), "--json"])
+        assert scored.exit_code == 0, scored.output
+        assert json.loads(scored.output)["score"] == pytest.approx(metrics[role]["score"]), role
+    assert metrics["retention"] == pytest.approx(
+        metrics["student"]["score"] / metrics["teacher"]["score"]
+    )
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
     logged = set().union(*history)
     assert {"student/task", "student/soft_targets", "student/hidden_cosine"} <= logged
