@@ -96,13 +96,52 @@ def test_sigkill_then_the_same_command_resumes_bit_identical(
 
 
 def test_resume_without_checkpoints_and_rerun_onto_a_finished_run(
-    tmp_path: Path, tiny_base_dir: Path, synthetic_files: dict[str, str]
+    tmp_path: Path, tiny_base_dir: Path, tiny_classifier_dir: Path, synthetic_files: dict[str, str]
 ) -> None:
     recipe = _recipe(tmp_path, tiny_base_dir, synthetic_files)
     out = tmp_path / "run"
     nothing = runner.invoke(app, ["run", str(recipe), "--out", str(out), "--resume"])
     assert nothing.exit_code == 1 and "nothing to resume" in nothing.output
     assert not out.exists() and not (tmp_path / "run.partial").exists()
+
+    # a short run to completion, then the same command again: refused, OUT/ untouched
+    changes = {"teacher.finetune": None, "train.max_steps": 4}
+    recipe = _recipe(tmp_path, tiny_classifier_dir, synthetic_files, **changes)
+    finished = runner.invoke(app, ["run", str(recipe), "--out", str(out)])
+    assert finished.exit_code == 0, finished.output
+    before = _snapshot(out)
+    assert "metrics.json" in before and "student/model.safetensors" in before
+    for extra in ([], ["--resume"]):
+        again = runner.invoke(app, ["run", str(recipe), "--out", str(out), *extra])
+        assert again.exit_code == 1
+        assert again.output.strip().splitlines() == [
+            f"error: output: {out} already exists; pass --overwrite to replace it or --out to "
+            "choose another directory"
+        ]
+        assert _snapshot(out) == before  # every file, its bytes and its modification time
+        assert not (tmp_path / "run.partial").exists()
+    # with --overwrite the finished run is replaced by a new complete one
+    (out / "marker").write_text("the old run")
+    replaced = runner.invoke(app, ["run", str(recipe), "--out", str(out), "--overwrite"])
+    assert replaced.exit_code == 0, replaced.output
+    after = _snapshot(out)
+    assert "marker" not in after
+    assert _names(after) == _names(before)  # a complete run: the same files (tb/ names hold times)
+    assert after["metrics.json"] != before["metrics.json"]  # rewritten (its timings differ)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("run")) == ["run"]
+
+
+def _names(snapshot: dict[str, tuple[bytes, int]]) -> set[str]:
+    return {name.split("/events.out.tfevents.")[0] for name in snapshot}
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file under `folder`: its bytes and its modification time in nanoseconds."""
+    return {
+        str(path.relative_to(folder)): (path.read_bytes(), path.stat().st_mtime_ns)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
 
 
 def test_a_disk_too_small_for_checkpoints_is_refused_before_training(
