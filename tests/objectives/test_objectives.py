@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -12,7 +13,7 @@ from distill.models.outputs import ModelOutput
 from distill.objectives import OBJECTIVES, Access, Shapes, build_objective
 from distill.objectives.hard_labels import HardLabelsObjective
 from distill.objectives.hidden_cosine import HiddenCosineObjective, hidden_cosine_loss
-from distill.objectives.soft_targets import SoftTargetsObjective, soft_target_loss
+from distill.objectives.soft_targets import soft_target_loss
 from distill.objectives.task import TaskObjective, task_loss
 
 
@@ -115,11 +116,50 @@ def test_every_objective_is_zero_for_identical_outputs_and_non_negative(name: st
         assert objective(batch, same, same).item() == pytest.approx(0.0, abs=1e-6)
 
 
-def test_access_levels_are_declared() -> None:
-    assert TaskObjective.access is Access.NONE
-    assert HardLabelsObjective.access is Access.LABELS
-    assert SoftTargetsObjective.access is Access.LOGITS
-    assert HiddenCosineObjective.access is Access.STATES
+def _teacher_changed_at(level: Access, teacher: ModelOutput) -> ModelOutput:
+    """The teacher's outputs with only what `level` gives changed: other argmax labels (each
+    row's scores reversed), other logits with the same argmax (x3 + 1), or other states."""
+    if level is Access.LABELS:
+        return dataclasses.replace(teacher, logits=teacher.logits.flip(-1))
+    if level is Access.LOGITS:
+        return dataclasses.replace(teacher, logits=teacher.logits * 3 + 1)
+    hidden = tuple(h + torch.randn_like(h) for h in teacher.hidden_states)
+    scores = tuple(s + torch.randn_like(s) for s in teacher.attention_scores)
+    return dataclasses.replace(
+        teacher,
+        hidden_states=hidden,
+        attentions=tuple(s.softmax(-1) for s in scores),
+        attention_scores=scores,
+    )
+
+
+@pytest.mark.parametrize("name", [n for n in OBJECTIVES if n != "iit"])  # iit: test_iit.py
+def test_each_access_level_is_exactly_what_the_objective_reads(name: str) -> None:
+    """The plan serves an objective no more of the teacher than its `access` (a cache of
+    logits, labels only, or no teacher at all): the loss must not move when anything above that
+    level changes, and must move when its own level changes (else the teacher is run or
+    cached for nothing)."""
+    torch.manual_seed(0)
+    objective = build_objective(name, None, {}, "objectives[0]")
+    if hasattr(objective, "setup"):
+        objective.setup(Shapes(1, 1, 8, 8, 2, 2), "objectives[0].params")
+    mask = torch.ones(4, 5, dtype=torch.long)
+    mask[0, 3:] = 0
+    maps = torch.randn(4, 2, 5, 5)
+    hidden = (torch.randn(4, 5, 8), torch.randn(4, 5, 8))
+    student = ModelOutput(torch.randn(4, 3), mask, hidden, (maps.softmax(-1),), (maps,))
+    teacher = dataclasses.replace(student, logits=torch.tensor([[2.0, 1.0, 0.0]] * 4))
+    teacher = _teacher_changed_at(Access.STATES, teacher)  # states unlike the student's
+    batch = {"labels": torch.tensor([0, 1, 2, 0]), "attention_mask": mask}
+    value = objective(batch, student, teacher).item()
+    for level in (Access.LABELS, Access.LOGITS, Access.STATES):
+        changed = objective(batch, student, _teacher_changed_at(level, teacher)).item()
+        if level > objective.access:
+            assert changed == pytest.approx(value, rel=1e-6), (name, level)
+        elif level == objective.access:
+            assert abs(changed - value) > 1e-3, (name, level)
+    if objective.access is Access.NONE:
+        assert objective(batch, student, None).item() == pytest.approx(value, rel=1e-6)
 
 
 def test_build_objective_passes_temperature_and_rejects_bad_parameters() -> None:
