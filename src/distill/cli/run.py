@@ -133,6 +133,14 @@ def _quickstart_data(data: str | None) -> dict[str, str]:
     if chosen is None:
         found = next((p for p in QUICKSTART_DATA if p.is_dir()), None)
         chosen, origin = (str(found), "default location") if found else (HUB_GLUE, "hub")
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "on", "true", "yes")
+    if origin == "hub" and offline:
+        # Offline by request: fail now rather than after the hub's retries.
+        raise DistillError(
+            f"no local SST-2 data and HF_HUB_OFFLINE=1, so the hub ({HUB_GLUE}) cannot be "
+            "reached: give --data PATH (a GLUE directory or a saved dataset) or set "
+            "DISTILL_DATA=PATH"
+        )
     print(f"SST-2 data: {chosen} (from {origin})", file=sys.stderr)
     if Path(chosen).is_dir():
         if (Path(chosen) / "dataset_dict.json").is_file():

@@ -177,6 +177,18 @@ def student_config(teacher_config: PretrainedConfig, config: StudentConfig) -> P
         ) from None
 
 
+def check_max_length(max_length: int, models: dict[str, PretrainedConfig]) -> None:
+    """Refuse a train.max_length longer than a model's position embeddings: its longest inputs
+    would index past them (an IndexError deep in training, or silently wrong positions)."""
+    for field, config in models.items():
+        limit = getattr(config, "max_position_embeddings", None)
+        if isinstance(limit, int) and max_length > limit:
+            raise DistillError(
+                f"train.max_length: {max_length} is longer than {field} can read "
+                f"(max_position_embeddings {limit}); set train.max_length to {limit} or less"
+            )
+
+
 def copy_teacher_layers(teacher: PreTrainedModel, layers: list[int]) -> PreTrainedModel:
     """A copy of `teacher` keeping only blocks `layers` (counted from 0), embeddings and head."""
     check_layer_indices(layers, teacher.config.num_hidden_layers)

@@ -15,6 +15,7 @@ from distill.evaluation.speed import latency_ms
 from distill.models.load import (
     build_student,
     check_layer_indices,
+    check_max_length,
     load_classifier,
     load_tokenizer,
     resolve_model,
@@ -222,6 +223,13 @@ def check_student(recipe: Recipe, teacher: Any, tokenizer: Any, plan: Plan, task
     student = recipe.student
     if student.init == "teacher_layers" and student.layers is not None:
         check_layer_indices(student.layers, teacher.config.num_hidden_layers)
+    student_field = {"pretrained": "student.model", "config": "student.config"}.get(
+        student.init, "the student"
+    )
+    check_max_length(
+        recipe.train.max_length,
+        {"teacher.model": teacher.config, student_field: student_config(teacher.config, student)},
+    )
     if student.init == "pretrained":
         assert student.model is not None
         path = resolve_model(student.model, "student.model")
