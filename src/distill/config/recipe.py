@@ -110,6 +110,9 @@ class CacheConfig(_Strict):
     """Where teacher outputs are cached and how much of them (docs/objectives.md, "Teacher
     cache")."""
 
+    # false: the teacher runs live in every phase, no cache is read or written (its outputs
+    # stay float32; the cache stores float16).
+    enabled: bool = True
     dir: str | None = None
     # More classes than this (a vocabulary): keep only the top-k logits per example.
     top_k: int = Field(default=64, gt=0)

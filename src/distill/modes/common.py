@@ -46,6 +46,7 @@ class TaskInputs:
     train: Encoded
     eval: Encoded
     pad: int
+    tokenizer: Any = None  # part of the teacher's fingerprint (cache key, resume check)
 
     @property
     def task(self) -> Task:
@@ -60,6 +61,7 @@ def load_inputs(recipe: Recipe, task_name: str, tokenizer: Any) -> TaskInputs:
         encode(data.train, tokenizer, recipe.train.max_length, regression),
         encode(data.eval, tokenizer, recipe.train.max_length, regression),
         tokenizer.pad_token_id or 0,
+        tokenizer,
     )
     return inputs
 
@@ -128,18 +130,21 @@ def cached_outputs(
             inputs.pad,
             top_k=recipe.cache.top_k,
             layers=layers,
+            tokenizer=inputs.tokenizer,
         )
     console.print(f"[bold]teacher cache[/]: {'hit' if hit else 'built'} in {cache_dir}")
     return cached, time.perf_counter() - start
 
 
-def teacher_source(stage: StagePlan, teacher: Any, cached: CachedOutputs | None) -> Any:
+def teacher_source(
+    stage: StagePlan, teacher: Any, cached: CachedOutputs | None, tokenizer: Any = None
+) -> Any:
     """Where a stage's teacher outputs come from: the cache, the live model, or nothing."""
     if stage.teacher_source == "cached":
         assert cached is not None
         return CachedTeacher(cached, teacher.config.num_hidden_layers)
     if stage.teacher_source == "live":
-        return LiveTeacher(teacher, stage.needs)
+        return LiveTeacher(teacher, stage.needs, tokenizer)
     return None
 
 

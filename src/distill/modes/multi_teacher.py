@@ -346,12 +346,12 @@ def _teacher_source(
         model = teachers[config.name]
         if access == Access.NONE:
             continue
-        if access <= Access.LOGITS:
+        if access <= Access.LOGITS and recipe.cache.enabled:
             cached, spent = cached_outputs(recipe, model, inputs)
             sources[config.name] = CachedTeacher(cached, model.config.num_hidden_layers)
             seconds += spent
         else:
-            sources[config.name] = LiveTeacher(model, needs)
+            sources[config.name] = LiveTeacher(model, needs, inputs.tokenizer)
     if not sources:
         return None, seconds
     if len(group) == 1:

@@ -205,7 +205,7 @@ def distil_stages(
             stage.objectives,
             schedule,
             inputs.pad,
-            teacher_source(stage, teacher, cached),
+            teacher_source(stage, teacher, cached, inputs.tokenizer),
             description="distilling student" + (f" ({stage.name})" if named else ""),
             evaluate=dev_scorer(student, recipe, inputs),
         )

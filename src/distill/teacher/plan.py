@@ -36,6 +36,7 @@ class StagePlan:
     # why (set by `choose_states_cache` once the data and the models' sizes are known).
     states_layers: tuple[int, ...] | None = None
     states_note: str | None = None
+    cache: bool = True  # recipe cache.enabled: false runs the teacher live whatever it gives
 
     @property
     def access(self) -> Access:
@@ -43,6 +44,8 @@ class StagePlan:
 
     @property
     def teacher_source(self) -> str:  # "not needed" | "cached" | "live"
+        if not self.cache and self.access > Access.NONE:
+            return "live"
         if self.access == Access.STATES and self.states_layers is not None:
             return "cached"
         return _SOURCES[self.access]
@@ -138,8 +141,9 @@ def stage_line(stage: StagePlan, named: bool = False) -> str:
         return line + "the teacher is not run"
     what = ["logits"] + sorted(n.replace("_", " ") for n in stage.needs)
     line += f"run the teacher live in eval mode under no_grad, asking for {', '.join(what)}"
-    if stage.states_note:
-        line += f" ({stage.states_note})"
+    note = "cache.enabled is false" if not stage.cache else stage.states_note
+    if note:
+        line += f" ({note})"
     if stage.needs & {"attentions", "attention_scores"}:
         line += " (eager attention while training)"
     if stage.access is Access.INTERVENE:
@@ -174,6 +178,7 @@ def prepare(recipe: Recipe) -> Plan:
                 stage,
                 stage.settings(recipe.train),
                 [o for o in built if o.weight > 0],
+                cache=recipe.cache.enabled,
             )
         )
     return Plan(recipe.teacher is not None and recipe.teacher.finetune is not None, stages)
@@ -219,6 +224,8 @@ def choose_states_cache(
     Without the data (`distill check`), only says which layers would be cached."""
     for stage in plan.stages:
         if stage.access != Access.STATES:
+            continue
+        if not stage.cache:
             continue
         readers = [o for o in stage.objectives if o.objective.access == Access.STATES]
         blocked = next(
