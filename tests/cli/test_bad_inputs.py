@@ -11,6 +11,7 @@ import yaml
 from typer.testing import CliRunner
 
 from distill.cli import app
+from tests.cli.test_cli import write_recipe
 
 runner = CliRunner()
 
@@ -26,15 +27,7 @@ def _recipe(tmp_path: Path, teacher: Path, files: dict[str, str], **changes: obj
         "train": {"epochs": 1, "batch_size": 16, "max_length": 32},
         "cache": {"dir": str(tmp_path / "cache")},
     }
-    for key, value in changes.items():
-        node = recipe
-        *parents, last = key.split(".")
-        for part in parents:
-            node = node[part]
-        node[last] = value
-    path = tmp_path / "recipe.yaml"
-    path.write_text(yaml.safe_dump(recipe))
-    return path
+    return write_recipe(tmp_path, recipe, changes)
 
 
 def _one_error_line(result: object, out: Path) -> str:

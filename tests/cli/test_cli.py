@@ -43,6 +43,19 @@ CONTRACT_FILES = [
 ]
 
 
+def write_recipe(tmp_path: Path, recipe: dict, changes: dict[str, object]) -> Path:
+    """`recipe` with `changes` applied by dotted key (`train.lr`), written as recipe.yaml."""
+    for key, value in changes.items():
+        node = recipe
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node[part]
+        node[last] = value
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
 def _recipe(tmp_path: Path, teacher: Path, **changes: object) -> Path:
     recipe = {
         "task": "sst2",
@@ -62,15 +75,7 @@ def _recipe(tmp_path: Path, teacher: Path, **changes: object) -> Path:
         "train": {"epochs": 1, "batch_size": 16, "lr": 1e-3, "max_length": 32},
         "cache": {"dir": str(tmp_path / "cache")},
     }
-    for key, value in changes.items():
-        node = recipe
-        *parents, last = key.split(".")
-        for part in parents:
-            node = node[part]
-        node[last] = value
-    path = tmp_path / "recipe.yaml"
-    path.write_text(yaml.safe_dump(recipe))
-    return path
+    return write_recipe(tmp_path, recipe, changes)
 
 
 def _synthetic_recipe(
