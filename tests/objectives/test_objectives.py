@@ -90,26 +90,34 @@ def test_hard_labels_use_teacher_argmax_not_gold() -> None:
     assert loss.item() == pytest.approx(task_loss(student.logits, torch.tensor([0, 0])).item())
 
 
-@pytest.mark.parametrize("name", [n for n in OBJECTIVES if n != "iit"])  # iit: test_iit.py
-def test_every_objective_is_zero_for_identical_outputs_and_non_negative(name: str) -> None:
-    torch.manual_seed(0)
+def _set_up(name: str) -> object:
+    """A built-in objective with its defaults, set up for 1-block models of width 8, 2 heads."""
     objective = build_objective(name, None, {}, "objectives[0]")
     if hasattr(objective, "setup"):
         objective.setup(Shapes(1, 1, 8, 8, 2, 2), "objectives[0].params")
+    return objective
+
+
+def _padded_mask() -> torch.Tensor:
+    """4 examples of 5 tokens; the first has 2 padding tokens."""
     mask = torch.ones(4, 5, dtype=torch.long)
     mask[0, 3:] = 0
+    return mask
 
-    def outputs() -> ModelOutput:
-        maps = torch.randn(4, 2, 5, 5)
-        return ModelOutput(
-            torch.randn(4, 3),
-            mask,
-            (torch.randn(4, 5, 8), torch.randn(4, 5, 8)),
-            (maps.softmax(-1),),
-            (maps,),
-        )
 
-    same, other = outputs(), outputs()
+def _random_outputs(mask: torch.Tensor) -> ModelOutput:
+    """Random logits (3 classes), two hidden states (width 8) and attention (2 heads)."""
+    maps = torch.randn(4, 2, 5, 5)
+    hidden = (torch.randn(4, 5, 8), torch.randn(4, 5, 8))
+    return ModelOutput(torch.randn(4, 3), mask, hidden, (maps.softmax(-1),), (maps,))
+
+
+@pytest.mark.parametrize("name", [n for n in OBJECTIVES if n != "iit"])  # iit: test_iit.py
+def test_every_objective_is_zero_for_identical_outputs_and_non_negative(name: str) -> None:
+    torch.manual_seed(0)
+    objective = _set_up(name)
+    mask = _padded_mask()
+    same, other = _random_outputs(mask), _random_outputs(mask)
     batch = {"labels": same.logits.argmax(-1), "attention_mask": mask}
     assert objective(batch, other, same).item() > 0
     if name not in ("task", "hard_labels"):  # those compare with labels, not the outputs
@@ -140,14 +148,9 @@ def test_each_access_level_is_exactly_what_the_objective_reads(name: str) -> Non
     level changes, and must move when its own level changes (else the teacher is run or
     cached for nothing)."""
     torch.manual_seed(0)
-    objective = build_objective(name, None, {}, "objectives[0]")
-    if hasattr(objective, "setup"):
-        objective.setup(Shapes(1, 1, 8, 8, 2, 2), "objectives[0].params")
-    mask = torch.ones(4, 5, dtype=torch.long)
-    mask[0, 3:] = 0
-    maps = torch.randn(4, 2, 5, 5)
-    hidden = (torch.randn(4, 5, 8), torch.randn(4, 5, 8))
-    student = ModelOutput(torch.randn(4, 3), mask, hidden, (maps.softmax(-1),), (maps,))
+    objective = _set_up(name)
+    mask = _padded_mask()
+    student = _random_outputs(mask)
     teacher = dataclasses.replace(student, logits=torch.tensor([[2.0, 1.0, 0.0]] * 4))
     teacher = _teacher_changed_at(Access.STATES, teacher)  # states unlike the student's
     batch = {"labels": torch.tensor([0, 1, 2, 0]), "attention_mask": mask}
