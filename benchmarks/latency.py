@@ -1,7 +1,10 @@
 """What a user gains at inference: the quickstart teacher and its 2/3/4-layer students, each as
 PyTorch fp32, ONNX fp32 and ONNX int8, measured by `distill bench latency` in one run.
 
-    .venv/bin/python benchmarks/latency.py [--work runs/benchmark-glue/sst2]
+    .venv/bin/python benchmarks/latency.py [--work runs/benchmark-glue/sst2] [--render]
+
+--render rewrites latency.md from latency.json without measuring again (new tables of the
+same measurements).
 
 Models: the GLUE suite's SST-2 teacher (MiniLM-L6 fine-tuned as the quickstart does) and its
 DistilBERT-objective students of 2, 3 and 4 layers (runs/benchmark-glue/sst2/L<n>-distilbert).
@@ -34,7 +37,15 @@ def main() -> None:
     parser.add_argument("--layers", default="2,3,4")
     parser.add_argument("--examples", type=int, default=200)
     parser.add_argument("--batches", type=int, default=8)
+    parser.add_argument("--render", action="store_true", help="Tables from latency.json only.")
     args = parser.parse_args()
+    if args.render:  # the machine line stays the one the measurements were taken on
+        results = json.loads(RESULTS.with_suffix(".json").read_text())
+        previous = RESULTS.with_suffix(".md").read_text()
+        machine = previous.split("Machine: ", 1)[1].split("\n", 1)[0]
+        RESULTS.with_suffix(".md").write_text(markdown(results, args, machine))
+        print(RESULTS.with_suffix(".md").read_text())
+        return
     models = [args.work / "teacher-run" / "teacher"] + [
         args.work / f"L{n}-distilbert" / "student" for n in args.layers.split(",")
     ]
@@ -47,11 +58,16 @@ def main() -> None:
     for result, name in zip(results, names, strict=True):
         result["name"] = name
     RESULTS.with_suffix(".json").write_text(json.dumps(results, indent=1))
-    RESULTS.with_suffix(".md").write_text(markdown(results, args))
+    env = environment()
+    machine = (
+        f"{env['cpu']}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+        f"onnxruntime {_version('onnxruntime')}, Python {platform.python_version()}."
+    )
+    RESULTS.with_suffix(".md").write_text(markdown(results, args, machine))
     print(RESULTS.with_suffix(".md").read_text())
 
 
-def markdown(results: list[dict], args: argparse.Namespace) -> str:
+def markdown(results: list[dict], args: argparse.Namespace, machine: str) -> str:
     header, rows = table_rows(results)
     teacher = results[0]
     reference = teacher["formats"]["pytorch"]
@@ -71,6 +87,12 @@ def markdown(results: list[dict], args: argparse.Namespace) -> str:
                     f"{reference['latency_ms_p50'] / entry['latency_ms_p50']:.2f}x",
                 ]
             )
+    same_model = [
+        [result["name"], entry["label"], *_over_pytorch(result, entry)]
+        for result in results
+        for key, entry in result["formats"].items()
+        if key != "pytorch"
+    ]
     three = next((r for r in results if r["name"] == "student (3 layers)"), None)
     verdict = []
     if three is not None:
@@ -87,14 +109,11 @@ def markdown(results: list[dict], args: argparse.Namespace) -> str:
             f"{own_drop:.2f} points below its own fp32 (target <= {TARGET_DROP:g}: "
             f"{'met' if own_drop <= TARGET_DROP else 'not met'}), {drop:.2f} below the teacher's."
         ]
-    env = environment()
     return to_markdown(
         [
             "# Latency: the quickstart teacher and its students, PyTorch vs ONNX vs int8",
             f"Command: `.venv/bin/python benchmarks/latency.py --work {args.work} --layers "
-            f"{args.layers}` (`distill bench latency` on each model). Machine: {env['cpu']}, "
-            f"{torch.get_num_threads()} threads, torch {torch.__version__}, onnxruntime "
-            f"{_version('onnxruntime')}, Python {platform.python_version()}.",
+            f"{args.layers}` (`distill bench latency` on each model). Machine: {machine}",
             f"Inputs: {teacher['inputs']}; batch 1 over {args.examples} sentences at real "
             f"lengths (p50/p90 ms per example), batch 32 over {args.batches} batches at real "
             "lengths and padded to 128 tokens (examples/s). Each (model, format) in its own "
@@ -114,9 +133,18 @@ def markdown(results: list[dict], args: argparse.Namespace) -> str:
                 ],
                 speedups,
             ),
+            "ONNX over PyTorch fp32 for the same model (what the export alone buys):",
+            Table(["model", "format", "batch-1 p50", "ex/s @32 fixed"], same_model),
             *verdict,
         ]
     )
+
+
+def _over_pytorch(result: dict, entry: dict) -> list[str]:
+    pytorch = result["formats"]["pytorch"]
+    latency = pytorch["latency_ms_p50"] / entry["latency_ms_p50"]
+    fixed = entry["throughput"]["32"]["fixed_length"] / pytorch["throughput"]["32"]["fixed_length"]
+    return [f"{latency:.2f}x", f"{fixed:.2f}x"]
 
 
 def _version(package: str) -> str:

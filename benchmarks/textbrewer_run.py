@@ -18,6 +18,8 @@ import torch
 from textbrewer import BasicDistiller, DistillationConfig, TrainingConfig
 from transformers import AutoModelForSequenceClassification
 
+from distill.training.learners import parameter_groups  # seen through the venv's .pth file
+
 
 def main() -> None:
     work, steps = Path(sys.argv[1]), int(sys.argv[2])
@@ -47,7 +49,9 @@ def main() -> None:
             adaptor,
             adaptor,
         )
-        optimizer = torch.optim.AdamW(student.parameters(), lr=1e-4)
+        # distill's optimizer groups (no decay on biases and LayerNorm), so only the pipeline
+        # differs between the two sides
+        optimizer = torch.optim.AdamW(parameter_groups(student, 0.01), lr=1e-4)
         distiller.train(optimizer, loader(), num_steps=steps + 1, batch_postprocessor=postprocess)
     if len(sys.argv) > 4:
         student.save_pretrained(sys.argv[4])

@@ -45,6 +45,7 @@ from distill.models.load import copy_teacher_layers, load_classifier, resolve_mo
 from distill.objectives import build_objective
 from distill.reports.rundir import environment
 from distill.teacher import cache as teacher_cache
+from distill.training.learners import parameter_groups
 from distill.training.loop import LiveTeacher, Schedule, WeightedObjective, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,7 +110,7 @@ def objectives(*names: str) -> list[WeightedObjective]:
 def hand_loop(teacher: Any, student: Any, encoded: Encoded, steps: int) -> list[float]:
     """What a careful engineer writes: length-grouped batches, the teacher in inference_mode,
     fused AdamW, gradient clipping."""
-    optimizer = torch.optim.AdamW(student.parameters(), lr=1e-4, fused=True)
+    optimizer = torch.optim.AdamW(parameter_groups(student, 0.01), lr=1e-4, fused=True)
     times = []
     batches = length_grouped_batches(encoded, 32, seed=0)
     for indices in batches[: steps + WARMUP]:

@@ -418,3 +418,14 @@ def test_every_run_logs_its_scalars_to_tensorboard(
     scalars = [(e.step, e.value) for e in events.Scalars("loss")]
     assert [s for s, _ in scalars] == [s for s, _ in logged]
     assert [v for _, v in scalars] == pytest.approx([v for _, v in logged], rel=1e-6)
+
+
+def test_the_summary_puts_the_cache_build_next_to_the_distillation_time() -> None:
+    from distill.cli.run import _time_line
+
+    cached = {"train_seconds": 118.2, "cache_seconds": 60.8, "teacher_seconds": 121.8}
+    assert _time_line(cached) == (
+        "distillation 118 s + teacher cache 61 s (teacher fine-tuning 122 s)"
+    )
+    live = {"train_seconds": 179.4, "cache_seconds": 0.0, "teacher_seconds": 0.0}
+    assert _time_line(live) == "distillation 179 s"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
@@ -10,12 +11,16 @@ from transformers import BertTokenizerFast, PreTrainedTokenizerBase
 
 from distill.data.batching import (
     MEGABATCH_FACTOR,
+    NO_LABEL,
     Encoded,
     collate,
     encode,
     iterate,
+    join,
     length_grouped_batches,
+    mixed_batches,
     model_inputs,
+    training_batches,
 )
 from distill.data.load import Examples
 
@@ -180,3 +185,38 @@ def test_a_batch_of_one_has_no_padding() -> None:
     assert batch["input_ids"].tolist() == [[1, 5, 6, 2]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 1]]
     assert batch["labels"].dtype == torch.float32
+
+
+def _rows(lengths: list[int], labels: list) -> Encoded:
+    return Encoded([[5] * n for n in lengths], None, labels, regression=False)
+
+
+def test_join_puts_transfer_rows_after_the_labelled_ones_without_labels() -> None:
+    joined = join(_rows([3, 4], [0, 1]), _rows([2, 2, 5], [None, None, None]), 0.25)
+    assert joined.labels == [0, 1, None, None, None] and joined.labelled() == [0, 1]
+    assert joined.labelled_share == 0.25 and len(joined) == 5
+    batch = collate(joined, [0, 2, 4], PAD)
+    assert batch["labels"].tolist() == [0, NO_LABEL, NO_LABEL]
+    regression = Encoded([[5], [5]], None, [0.5, None], regression=True)
+    values = collate(regression, [0, 1], PAD)["labels"]
+    assert values[0].item() == 0.5 and values[1].isnan()
+
+
+def test_labelled_share_fixes_each_batch_and_keeps_the_epoch_length() -> None:
+    """10 labelled and 90 transfer rows, batches of 8, share 0.5: every batch has 4 labelled
+    rows (the labelled pool cycles), and the epoch has ceil(100 / 8) = 13 batches like one
+    shuffled pool; without a share, labelled rows come in proportion (10 in the epoch)."""
+    encoded = join(
+        _rows([random.Random(i).randint(3, 30) for i in range(10)], list(range(10))),
+        _rows([random.Random(i).randint(3, 30) for i in range(90)], [None] * 90),
+        0.5,
+    )
+    batches = mixed_batches(encoded, 8, seed=0, share=0.5)
+    assert len(batches) == 13
+    assert all(sum(i < 10 for i in b) == 4 and len(b) == 8 for b in batches)
+    drawn = [i for b in batches for i in b if i < 10]
+    assert set(drawn) == set(range(10))  # every labelled row, each about 5 times
+    assert mixed_batches(encoded, 8, seed=0, share=0.5) == batches
+    assert mixed_batches(encoded, 8, seed=1, share=0.5) != batches
+    proportional = training_batches(dataclasses.replace(encoded, labelled_share=None), 8, 0)
+    assert sum(i < 10 for b in proportional for i in b) == 10

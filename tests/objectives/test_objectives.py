@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from distill.data.batching import NO_LABEL
 from distill.errors import DistillError
 from distill.models.outputs import ModelOutput
 from distill.objectives import OBJECTIVES, Access, Shapes, build_objective
@@ -188,3 +189,26 @@ def test_hidden_cosine_needs_equal_widths() -> None:
 
 def _output(logits: torch.Tensor) -> ModelOutput:
     return ModelOutput(logits, torch.ones(logits.shape[0], 1))
+
+
+def test_task_loss_ignores_transfer_rows_on_a_mixed_batch() -> None:
+    """Rows 1 and 3 are transfer rows (no gold label): the loss is the mean over rows 0 and 2
+    only, by hand, and their logits get no gradient."""
+    logits = torch.tensor([[2.0, 0.0], [9.0, -9.0], [0.0, 1.0], [-9.0, 9.0]], requires_grad=True)
+    labels = torch.tensor([0, NO_LABEL, 1, NO_LABEL])
+    by_hand = (math.log(1 + math.exp(-2.0)) + math.log(1 + math.exp(-1.0))) / 2
+    loss = task_loss(logits, labels)
+    assert loss.item() == pytest.approx(by_hand, rel=1e-6)
+    loss.backward()
+    assert logits.grad[[1, 3]].abs().sum() == 0 and logits.grad[[0, 2]].abs().sum() > 0
+    values = torch.tensor([[1.5], [7.0], [0.0]], requires_grad=True)
+    targets = torch.tensor([0.5, float("nan"), 1.0])
+    assert task_loss(values, targets).item() == pytest.approx((1.0 + 1.0) / 2)
+
+
+def test_task_loss_of_a_batch_without_gold_rows_is_zero_and_differentiable() -> None:
+    logits = torch.randn(3, 2, requires_grad=True)
+    loss = task_loss(logits, torch.full((3,), NO_LABEL))
+    assert loss.item() == 0.0 and loss.requires_grad
+    loss.backward()
+    assert logits.grad.abs().sum() == 0

@@ -83,6 +83,27 @@ def test_the_suite_runs_resumes_and_writes_its_tables(tmp_path: Path, tiny_base_
     assert "trained again" in again.output
 
 
+def test_augment_adds_a_row_per_objective_set_trained_on_the_transfer_set(
+    tmp_path: Path, tiny_base_dir: Path
+) -> None:
+    glue = _glue(tmp_path / "glue")
+    results = tmp_path / "results" / "glue-small"
+    args = [
+        "benchmark", "glue", "--tasks", "sst2", "--layers", "2", "--objectives", "task",
+        "--augment", "mask:2", "--data", str(glue), "--teacher", str(tiny_base_dir),
+        "--max-train-examples", "64", "--work", str(tmp_path / "work"), "--results", str(results),
+    ]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = json.loads(results.with_suffix(".json").read_text())
+    assert [r["objectives"] for r in rows] == ["task", "task+mask2"]
+    assert rows[0]["transfer_examples"] == 0 and 0 < rows[1]["transfer_examples"] <= 2 * 64
+    recipe = (tmp_path / "work" / "sst2" / "L2-task+mask2" / "recipe.yaml").read_text()
+    assert "augment:" in recipe and "copies: 2" in recipe
+    bad = runner.invoke(app, [*args[:-2], "--augment", "mask:x"])
+    assert bad.exit_code == 1 and "--augment: 'x' is not a number of copies" in bad.output
+
+
 def test_students_and_iit_alignments_follow_the_depth() -> None:
     assert student_layers(3, 6) == [0, 1, 2] and student_layers(4, 6) == [0, 1, 2, 3]
     assert student_layers(3, 6, "spread") == [0, 2, 4] and student_layers(2, 6, "spread") == [0, 3]

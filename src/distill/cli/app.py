@@ -7,7 +7,7 @@ import typer
 
 from distill.cli.deploy import bench_app, export_command
 from distill.cli.evaluate import eval_command, predict, report
-from distill.cli.run import cache, check, quickstart, run_command
+from distill.cli.run import augment, cache, check, quickstart, run_command
 from distill.cli.suite import benchmark
 
 app = typer.Typer(
@@ -37,6 +37,7 @@ app.command()(report)
 app.command()(benchmark)
 app.command()(check)
 app.command()(cache)
+app.command()(augment)
 app.command("export")(export_command)
 app.add_typer(bench_app, name="bench")
 

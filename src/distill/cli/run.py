@@ -1,4 +1,4 @@
-"""Commands that run a recipe: `distill run`, `quickstart`, `check` and `cache`."""
+"""Commands that run a recipe: `distill run`, `quickstart`, `check`, `cache` and `augment`."""
 
 from __future__ import annotations
 
@@ -102,6 +102,55 @@ def check(
             out.print(
                 line.replace("note:", "[yellow]note[/]:", 1) if line.startswith("note:") else line
             )
+        from distill.modes.transfer import check_lines, has_transfer
+
+        if has_transfer(validated):
+            for line in check_lines(validated):
+                out.print(line)
+
+
+def augment(
+    recipe: Annotated[Path, typer.Argument(help="YAML recipe with data.augment or data.transfer.")],
+    out_file: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write the rows as JSONL (one file per task: FILE-<task>)."),
+    ] = None,
+    show: Annotated[int, typer.Option(help="Print this many rows (evenly spread).")] = 10,
+    set_: SetOption = None,
+) -> None:
+    """Build the transfer set the teacher will label (data.transfer and data.augment), print
+    its size and some rows, and optionally write it; trains nothing."""
+    with errors():
+        from distill.config.recipe import Recipe
+        from distill.modes.transfer import has_transfer, transfer_sets, write_transfer
+
+        validated = Recipe.from_yaml(recipe, set_)
+        if not has_transfer(validated):
+            raise DistillError(
+                "data.augment: the recipe has no data.augment or data.transfer section; add "
+                "one, e.g. data.augment: {methods: [mask, ngram], copies: 10}"
+            )
+        sets = transfer_sets(validated)
+        for task, (data, examples, lines) in sets.items():
+            for line in lines:
+                out.print(f"[bold]{task}[/]: {line}")
+            if examples is None:
+                continue
+            out.print(
+                f"[bold]{task}[/]: {len(data.train):,} labelled + {len(examples):,} transfer rows"
+            )
+            step = max(1, len(examples) // max(show, 1))
+            for i in range(0, len(examples), step)[:show]:
+                pair = f"  ||  {examples.text_pairs[i]}" if examples.text_pairs else ""
+                out.print(f"  {examples.texts[i]}{pair}", markup=False, highlight=False)
+            if out_file is not None:
+                target = (
+                    out_file
+                    if len(sets) == 1
+                    else out_file.with_name(f"{out_file.stem}-{task}{out_file.suffix}")
+                )
+                write_transfer(target, data.task, examples)
+                out.print(f"[green]wrote[/] {target} ({len(examples):,} rows)")
 
 
 def cache(
@@ -154,6 +203,17 @@ def _quickstart_data(data: str | None) -> dict[str, str]:
     return {"source": "hub", "name": chosen}
 
 
+def _time_line(metrics: dict) -> str:
+    """Distillation time with the teacher cache's build beside it: the cache moves the teacher's
+    compute out of the training loop, it does not remove it from a single run."""
+    line = f"distillation {metrics['train_seconds']:.0f} s"
+    if metrics.get("cache_seconds", 0.0) > 0:
+        line += f" + teacher cache {metrics['cache_seconds']:.0f} s"
+    if metrics.get("teacher_seconds", 0.0) > 0:
+        line += f" (teacher fine-tuning {metrics['teacher_seconds']:.0f} s)"
+    return line
+
+
 def _print_summary(metrics: dict, path: Path) -> None:
     teacher, student = metrics["teacher"], metrics["student"]
     table = Table(
@@ -169,8 +229,7 @@ def _print_summary(metrics: dict, path: Path) -> None:
     out.print(table)
     out.print(
         f"retention [bold]{metrics['retention']:.3f}[/]  speed-up "
-        f"[bold]{metrics['speedup']:.2f}x[/]  distillation {metrics['train_seconds']:.0f} s"
-        f" (teacher fine-tuning {metrics['teacher_seconds']:.0f} s)"
+        f"[bold]{metrics['speedup']:.2f}x[/]  {_time_line(metrics)}"
     )
     if metrics.get("runs"):  # every model of a mode: exits, generations, tasks, teachers
         runs = Table(title="every model of this run (metrics.json `runs`)")

@@ -33,6 +33,13 @@ def benchmark(
         str,
         typer.Option(help="Teacher blocks a student copies: first (0..k-1) or spread (evenly)."),
     ] = "first",
+    augment: Annotated[
+        str | None,
+        typer.Option(
+            help="Also train every student with a transfer set: METHODS[:COPIES], e.g. "
+            "neighbours,mask:10 (data.augment; rows named <objectives>+neighbours-mask10)."
+        ),
+    ] = None,
     work: Annotated[Path, typer.Option(help="Where the runs go.")] = Path("runs/benchmark-glue"),
     results: Annotated[
         Path, typer.Option(help="Results path, without suffix (.md, .json, .csv).")
@@ -57,6 +64,21 @@ def benchmark(
             max_train_examples=max_train_examples,
             test_predictions=test_predictions,
             student_blocks=student_blocks,
+            augment=_augment_option(augment),
         )
         written = plan.execute(run, lambda line: out.print(f"[yellow]{line}[/]"))
         out.print(f"[green]results[/]: {written}")
+
+
+def _augment_option(spec: str | None) -> dict | None:
+    """`neighbours,mask:10` -> data.augment {methods: [neighbours, mask], copies: 10}; the
+    recipe validates the names and the count."""
+    if not spec:
+        return None
+    methods, _, copies = spec.partition(":")
+    augment: dict = {"methods": [m.strip() for m in methods.split(",") if m.strip()]}
+    if copies:
+        if not copies.isdigit():
+            raise DistillError(f"--augment: '{copies}' is not a number of copies (e.g. mask:10)")
+        augment["copies"] = int(copies)
+    return augment

@@ -17,6 +17,7 @@ from transformers import PreTrainedTokenizerBase
 from distill.data.load import Examples
 
 MEGABATCH_FACTOR = 50  # sort by length within windows of 50 batches: grouped, yet still shuffled
+NO_LABEL = -100  # a transfer row's class label: cross-entropy's ignore_index (NaN for regression)
 
 
 @dataclass
@@ -25,11 +26,35 @@ class Encoded:
 
     input_ids: list[list[int]]
     token_type_ids: list[list[int]] | None
-    labels: list[float] | list[int]
+    labels: list[float] | list[int]  # None for transfer rows: the teacher labels them
     regression: bool
+    # data.labelled_share: labelled rows per batch when transfer rows are mixed in (None:
+    # one shuffled pool, so each batch holds them in proportion to their numbers)
+    labelled_share: float | None = None
 
     def __len__(self) -> int:
         return len(self.input_ids)
+
+    def labelled(self) -> list[int]:
+        """Indices of the rows with a gold label."""
+        return [i for i, label in enumerate(self.labels) if label is not None]
+
+
+def join(labelled: Encoded, transfer: Encoded, labelled_share: float | None = None) -> Encoded:
+    """The task's labelled rows followed by the transfer rows (labels None): every teacher
+    objective sees all of them, the task loss only the first."""
+    if (transfer.token_type_ids is None) != (labelled.token_type_ids is None):
+        raise ValueError("labelled and transfer rows were encoded differently")
+    types = None
+    if labelled.token_type_ids is not None and transfer.token_type_ids is not None:
+        types = labelled.token_type_ids + transfer.token_type_ids
+    return Encoded(
+        labelled.input_ids + transfer.input_ids,
+        types,
+        [*labelled.labels, *([None] * len(transfer))],
+        labelled.regression,
+        labelled_share,
+    )
 
 
 def encode(
@@ -80,7 +105,7 @@ def collate(encoded: Encoded, indices: list[int], pad_token_id: int) -> dict[str
         "input_ids": input_ids,
         "attention_mask": attention_mask,
         "labels": torch.tensor(
-            [encoded.labels[i] for i in indices],
+            [_gold(encoded.labels[i], encoded.regression) for i in indices],
             dtype=torch.float if encoded.regression else torch.long,
         ),
         "index": torch.tensor(indices, dtype=torch.long),
@@ -88,6 +113,61 @@ def collate(encoded: Encoded, indices: list[int], pad_token_id: int) -> dict[str
     if encoded.token_type_ids is not None:
         batch["token_type_ids"] = token_type_ids
     return batch
+
+
+def _gold(label: float | int | None, regression: bool) -> float | int:
+    if label is not None:
+        return label
+    return float("nan") if regression else NO_LABEL
+
+
+def mixed_batches(encoded: Encoded, batch_size: int, seed: int, share: float) -> list[list[int]]:
+    """An epoch of batches that each hold round(share * batch_size) labelled rows (at least
+    one) and transfer rows for the rest. The epoch has as many batches as one shuffled pool
+    would, so schedules and step counts do not depend on the share; the smaller pool is
+    reshuffled whenever it runs out. Rows are length-grouped within each pool."""
+    labelled_rows = set(encoded.labelled())
+    pools = [sorted(labelled_rows), [i for i in range(len(encoded)) if i not in labelled_rows]]
+    if not pools[0] or not pools[1]:
+        return length_grouped_batches(encoded, batch_size, seed)
+    take = [max(1, min(batch_size - 1, round(share * batch_size)))]
+    take.append(batch_size - take[0])
+    rng = random.Random(seed)
+    streams = [_grouped_stream(encoded, pool, rng) for pool in pools]
+    count = -(-len(encoded) // batch_size)
+    return [
+        [i for stream, k in zip(streams, take, strict=True) for i in stream(k)]
+        for _ in range(count)
+    ]
+
+
+def _grouped_stream(encoded: Encoded, pool: list[int], rng: random.Random):  # noqa: ANN202
+    """draw(k): the next k indices of `pool`, shuffled, sorted by length within windows of
+    MEGABATCH_FACTOR * k, reshuffled whenever the pool runs out."""
+    queue: list[int] = []
+
+    def draw(k: int) -> list[int]:
+        nonlocal queue
+        while len(queue) < k:
+            order = pool[:]
+            rng.shuffle(order)
+            window = k * MEGABATCH_FACTOR
+            for start in range(0, len(order), window):
+                queue += sorted(
+                    order[start : start + window], key=lambda i: -len(encoded.input_ids[i])
+                )
+        taken, queue = queue[:k], queue[k:]
+        return taken
+
+    return draw
+
+
+def training_batches(encoded: Encoded, batch_size: int, seed: int) -> list[list[int]]:
+    """One shuffled epoch: length-grouped, with labelled and transfer rows mixed as the data
+    section asks (data.labelled_share)."""
+    if encoded.labelled_share is not None:
+        return mixed_batches(encoded, batch_size, seed, encoded.labelled_share)
+    return length_grouped_batches(encoded, batch_size, seed=seed)
 
 
 def iterate(
@@ -123,7 +203,7 @@ class Batches:
 
     def epoch(self, batch_size: int, seed: int) -> Iterator[tuple[str | None, list[int]]]:
         ((task, encoded),) = self.sets.items()
-        for indices in length_grouped_batches(encoded, batch_size, seed=seed):
+        for indices in training_batches(encoded, batch_size, seed):
             yield task, indices
 
     def collate(self, task: str | None, indices: list[int]) -> dict[str, torch.Tensor]:
@@ -152,12 +232,12 @@ class TaskBatches(Batches):
         rng = np.random.default_rng(seed)
         tasks = list(self.sets)
         passes = dict.fromkeys(tasks, 0)
-        queues = {t: length_grouped_batches(self.sets[t], batch_size, seed=seed) for t in tasks}
+        queues = {t: training_batches(self.sets[t], batch_size, seed) for t in tasks}
         for _ in range(sum(len(q) for q in queues.values())):
             task = tasks[rng.choice(len(tasks), p=self.probabilities)]
             if not queues[task]:
                 passes[task] += 1
-                queues[task] = length_grouped_batches(
-                    self.sets[task], batch_size, seed=seed + 1000 * passes[task]
+                queues[task] = training_batches(
+                    self.sets[task], batch_size, seed + 1000 * passes[task]
                 )
             yield task, queues[task].pop(0)

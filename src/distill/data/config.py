@@ -20,6 +20,68 @@ class Columns(BaseModel):
     label: str = "label"
 
 
+AUGMENT_METHODS = (
+    "mask",
+    "ngram",
+    "neighbours",
+    "mlm",
+)  # = augment.METHODS (a test keeps them equal)
+
+
+class AugmentConfig(BaseModel):
+    """`data.augment`: new unlabelled rows made from the task's own training text, for the
+    teacher to label (Tang et al. 2019: mask, ngram; TinyBERT: neighbours, mlm)."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    methods: list[Literal[AUGMENT_METHODS]] = Field(min_length=1)  # type: ignore[valid-type]
+    copies: int = Field(default=10, ge=1, le=100)  # augmented rows per training row
+    seed: int = 0
+    mask_p: float = Field(default=0.1, gt=0, le=1)  # Tang et al.: a word becomes [MASK]
+    ngram_p: float = Field(default=0.25, gt=0, le=1)  # Tang et al.: the row becomes an n-gram
+    ngram_max: int = Field(default=5, ge=1)
+    neighbours_p: float = Field(default=0.4, gt=0, le=1)  # TinyBERT's replacement rate
+    neighbours_k: int = Field(default=15, ge=1)
+    mlm_p: float = Field(default=0.4, gt=0, le=1)
+    mlm_k: int = Field(default=15, ge=1)
+    mlm_model: str | None = None  # any AutoModelForMaskedLM: a path, hub name or package:
+
+    @model_validator(mode="after")
+    def _mlm_needs_a_model(self) -> AugmentConfig:
+        if "mlm" in self.methods and not self.mlm_model:
+            raise ValueError(
+                "method mlm needs data.augment.mlm_model (a masked-LM such as "
+                "bert-base-uncased, a local path, or package:MODULE/FOLDER)"
+            )
+        return self
+
+
+class TransferConfig(BaseModel):
+    """`data.transfer`: unlabelled text the teacher labels, from files or a `datasets` dataset;
+    the columns name the text (and the second text, for pair tasks)."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    files: list[str] | None = None  # txt (one example per line), csv/tsv/jsonl/parquet, .gz
+    name: str | None = None  # a hub dataset
+    path: str | None = None  # a dataset saved with save_to_disk
+    config: str | None = None
+    split: str = "train"
+    text: str | None = None  # column; default: the task's text column ("text" for .txt)
+    text_pair: str | None = None
+    max_examples: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TransferConfig:
+        given = [key for key in ("files", "name", "path") if getattr(self, key)]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of data.transfer.files (a list of files), data.transfer.name "
+                f"(a hub dataset) or data.transfer.path (a saved dataset); got {given or 'none'}"
+            )
+        return self
+
+
 class DataConfig(BaseModel):
     """Where the task's examples come from (see docs/tasks-and-data.md)."""
 
@@ -37,6 +99,11 @@ class DataConfig(BaseModel):
     eval_split: str | None = None
     max_train_examples: int | None = Field(default=None, gt=0)
     max_eval_examples: int | None = Field(default=None, gt=0)
+    transfer: TransferConfig | None = None
+    augment: AugmentConfig | None = None
+    # Share of labelled rows in each training batch when there are transfer rows; None mixes
+    # them in proportion to their numbers (one shuffled pool).
+    labelled_share: float | None = Field(default=None, gt=0, lt=1)
 
     @field_validator("labels", mode="before")
     @classmethod

@@ -45,7 +45,7 @@ def run_co_distill(recipe: Recipe, output: Path, overwrite: bool) -> dict[str, A
     refuse_interventions(plan, "co_distill")
     teacher_path = resolve_model(recipe.teacher.model, "teacher.model")
     tokenizer = load_tokenizer(teacher_path, "teacher.model")
-    inputs = load_inputs(recipe, recipe.task, tokenizer)
+    inputs = load_inputs(recipe, recipe.task, tokenizer, recipe.teacher.model)
     # A new head when the checkpoint has none: the teacher learns the task in this run.
     teacher = load_teacher(recipe.teacher, inputs.task, "teacher.model", new_head=True)
     check_trainable(teacher, "teacher.model", "co_distill")

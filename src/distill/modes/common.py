@@ -15,7 +15,7 @@ import numpy as np
 
 from distill.config.recipe import FinetuneConfig, Recipe, TeacherConfig
 from distill.config.train import TrainConfig
-from distill.data.batching import Encoded, encode
+from distill.data.batching import Encoded, encode, join
 from distill.data.load import TaskData, load_task_data
 from distill.data.tasks import Task
 from distill.errors import DistillError
@@ -26,6 +26,7 @@ from distill.models.load import (
     resolve_model,
     set_embeddings_trainable,
 )
+from distill.modes.transfer import transfer_examples
 from distill.objectives import Access
 from distill.objectives.task import TaskObjective
 from distill.reports.report import write_report
@@ -40,29 +41,48 @@ from distill.training.loop import LiveTeacher, Schedule, WeightedObjective, trai
 
 @dataclass
 class TaskInputs:
-    """One task's data, tokenised with the run's tokenizer."""
+    """One task's data, tokenised with the run's tokenizer. `train` is what the student sees:
+    the labelled rows, then the transfer rows (labels None); `labelled` the first part alone,
+    which is all a teacher is fine-tuned on."""
 
     data: TaskData
     train: Encoded
     eval: Encoded
     pad: int
     tokenizer: Any = None  # part of the teacher's fingerprint (cache key, resume check)
+    labelled: Encoded | None = None  # None: train has no transfer rows
+    transfer_lines: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def task(self) -> Task:
         return self.data.task
 
+    @property
+    def gold(self) -> Encoded:
+        return self.labelled if self.labelled is not None else self.train
 
-def load_inputs(recipe: Recipe, task_name: str, tokenizer: Any) -> TaskInputs:
+
+def load_inputs(
+    recipe: Recipe, task_name: str, tokenizer: Any, teacher_model: str | None = None
+) -> TaskInputs:
+    """The task's rows, encoded, with the transfer set (data.transfer, data.augment) appended
+    to the training rows; `teacher_model` is read for the neighbours augmentation."""
     data = load_task_data(task_name, recipe.data_for(task_name), seed=recipe.train.seed)
     regression = data.task.is_regression
+    max_length = recipe.train.max_length
+    labelled = encode(data.train, tokenizer, max_length, regression)
     inputs = TaskInputs(
         data,
-        encode(data.train, tokenizer, recipe.train.max_length, regression),
-        encode(data.eval, tokenizer, recipe.train.max_length, regression),
+        labelled,
+        encode(data.eval, tokenizer, max_length, regression),
         tokenizer.pad_token_id or 0,
         tokenizer,
     )
+    transfer, inputs.transfer_lines = transfer_examples(recipe, data, tokenizer, teacher_model)
+    if transfer is not None:
+        share = recipe.data_for(task_name).labelled_share
+        inputs.labelled = labelled
+        inputs.train = join(labelled, encode(transfer, tokenizer, max_length, regression), share)
     return inputs
 
 
@@ -79,6 +99,20 @@ def announce(inputs: list[TaskInputs], lines: list[str]) -> None:
             f"[bold]data[/] {data.task.name}: {data.source} — {len(data.train):,} training "
             f"examples{subsampled}, {len(data.eval):,} evaluation examples"
         )
+        for line in each.transfer_lines:
+            console.print(f"[bold]transfer[/] {data.task.name}: {line}")
+        if each.labelled is not None:
+            share = each.train.labelled_share
+            mixing = (
+                f"{share:.0%} labelled rows per batch (data.labelled_share)"
+                if share is not None
+                else "mixed in proportion (data.labelled_share unset)"
+            )
+            console.print(
+                f"[bold]transfer[/] {data.task.name}: the student trains on {len(each.train):,} "
+                f"rows ({len(each.labelled):,} labelled, "
+                f"{len(each.train) - len(each.labelled):,} labelled by the teacher only), " + mixing
+            )
     console.print("[bold]plan[/]:\n  " + "\n  ".join(lines))
 
 
@@ -98,7 +132,7 @@ def finetune_teacher(
 ) -> tuple[list[dict[str, Any]], float]:
     """Fine-tune in place on the task; returns its history (phase 'teacher') and seconds."""
     start = time.perf_counter()
-    subset = subsample(inputs.train, finetune.max_train_examples, recipe.train.seed)
+    subset = subsample(inputs.gold, finetune.max_train_examples, recipe.train.seed)
     set_embeddings_trainable(teacher, not finetune.freeze_embeddings)
     history = train(
         teacher,
@@ -264,6 +298,7 @@ def metrics_json(
         "teacher_seconds": timings.get("teacher_seconds", 0.0),
         "cache_seconds": timings.get("cache_seconds", 0.0),
         "train_examples": len(data.train),
+        "transfer_examples": len(inputs.train) - len(inputs.gold),
         "train_total": data.train_total,
         "eval_examples": len(data.eval),
         "data_source": data.source,

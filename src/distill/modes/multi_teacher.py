@@ -65,7 +65,9 @@ def run_multi_teacher(recipe: Recipe, output: Path, overwrite: bool) -> dict[str
     tokenizer = load_tokenizer(
         resolve_model(recipe.teachers[0].model, "teachers[0].model"), "teachers[0].model"
     )
-    inputs = {task: load_inputs(recipe, task, tokenizer) for task in tasks}
+    inputs = {
+        task: load_inputs(recipe, task, tokenizer, recipe.teachers[0].model) for task in tasks
+    }
     teachers = _load_teachers(recipe, inputs, tokenizer)
     groups = {task: recipe.teachers_for(task) for task in tasks}
     weights = {task: teacher_weights(groups[task], _fields(recipe, groups[task])) for task in tasks}

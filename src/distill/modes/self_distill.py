@@ -56,7 +56,7 @@ def run_self_distill(recipe: Recipe, output: Path, overwrite: bool) -> dict[str,
     assert recipe.teacher is not None and recipe.task is not None
     teacher_path = resolve_model(recipe.teacher.model, "teacher.model")
     tokenizer = load_tokenizer(teacher_path, "teacher.model")
-    inputs = load_inputs(recipe, recipe.task, tokenizer)
+    inputs = load_inputs(recipe, recipe.task, tokenizer, recipe.teacher.model)
     model = load_teacher(recipe.teacher, inputs.task, "teacher.model")
     if recipe.mode.early_exits:
         return _early_exits(recipe, output, overwrite, model, tokenizer, inputs)

@@ -60,7 +60,7 @@ def _prepared(recipe: Recipe) -> tuple[Plan, Any, Any, TaskInputs]:
     plan = prepare(recipe)
     teacher_path = resolve_model(recipe.teacher.model, "teacher.model")
     tokenizer = load_tokenizer(teacher_path, "teacher.model")
-    inputs = load_inputs(recipe, recipe.task, tokenizer)
+    inputs = load_inputs(recipe, recipe.task, tokenizer, recipe.teacher.model)
     teacher = load_teacher(recipe.teacher, inputs.task, "teacher.model")
     check_student(recipe, teacher, tokenizer, plan, inputs.task)
     setup_objectives(

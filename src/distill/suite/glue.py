@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from distill.config.recipe import Recipe
+from distill.data.config import AugmentConfig
 from distill.data.tasks import GLUE_TASKS
 from distill.errors import DistillError
 from distill.evaluation.predict import predict_rows, read_rows
@@ -68,6 +69,10 @@ class Suite:
     test_predictions: bool = False  # write GLUE leaderboard files from the test.tsv files
     student_blocks: str = "first"  # which teacher blocks a student copies (BLOCK_CHOICES)
     seed: int = 0
+    # data.augment: every student is also trained with this transfer set (the teachers still
+    # fine-tune on the labelled rows); those rows are named "<objectives>+<methods><copies>",
+    # e.g. distilbert+neighbours-mask10
+    augment: dict[str, Any] | None = None
     rows: list[dict[str, Any]] = field(default_factory=list)
     say: Callable[[str], None] = print
 
@@ -87,6 +92,11 @@ class Suite:
                 raise DistillError(
                     f"--objectives: '{name}' is not a set ({', '.join(OBJECTIVE_SETS)})"
                 )
+
+    def augment_tag(self) -> str:
+        assert self.augment is not None
+        copies = self.augment.get("copies", AugmentConfig.model_fields["copies"].default)
+        return f"+{'-'.join(self.augment['methods'])}{copies}"
 
     def available(self, task: str) -> bool:
         layout = GLUE_TASKS[task].glue
@@ -134,22 +144,27 @@ class Suite:
             run(Recipe.from_dict(raw), out=out)
         return out / "teacher"
 
-    def run_student(self, task: str, layers: int, objectives: str, teacher: Path, run) -> dict:
-        out = self.work / task / f"L{layers}-{objectives}"
+    def run_student(
+        self, task: str, layers: int, objectives: str, teacher: Path, run, augmented: bool = False
+    ) -> dict:
+        name = objectives + (self.augment_tag() if augmented else "")
+        out = self.work / task / f"L{layers}-{name}"
         depth = json.loads((teacher / "config.json").read_text())["num_hidden_layers"]
-        recipe = Recipe.from_dict(
-            self.recipe(
-                task,
-                teacher={"model": str(teacher)},
-                student={
-                    "init": "teacher_layers",
-                    "layers": student_layers(layers, depth, self.student_blocks),
-                },
-                objectives=_fit_alignments(
-                    OBJECTIVE_SETS[objectives](), layers, depth, self.student_blocks
-                ),
-            )
+        raw = self.recipe(
+            task,
+            teacher={"model": str(teacher)},
+            student={
+                "init": "teacher_layers",
+                "layers": student_layers(layers, depth, self.student_blocks),
+            },
+            objectives=_fit_alignments(
+                OBJECTIVE_SETS[objectives](), layers, depth, self.student_blocks
+            ),
         )
+        if augmented:
+            assert self.augment is not None
+            raw["data"]["augment"] = dict(self.augment)
+        recipe = Recipe.from_dict(raw)
         changed = _changed_since(out, recipe)
         if changed:
             self.say(f"{task}/{out.name}: the suite's recipe changed ({changed}); trained again")
@@ -161,7 +176,7 @@ class Suite:
         return {
             "task": task,
             "layers": layers,
-            "objectives": objectives,
+            "objectives": name,
             "metric": metrics["metric"],
             "teacher_score": metrics["teacher"]["score"],
             "score": metrics["student"]["score"],
@@ -171,6 +186,7 @@ class Suite:
             "latency_ms": metrics["student"]["latency_ms"],
             "speedup": metrics["speedup"],
             "train_examples": metrics.get("train_examples"),
+            "transfer_examples": metrics.get("transfer_examples", 0),
             "train_total": metrics.get("train_total"),
             "run": str(out),
         }
@@ -185,13 +201,17 @@ class Suite:
             teacher = self.teacher_dir(task, run)
             for layers in self.layers:
                 for objectives in self.objective_sets:
-                    self.rows = [
-                        r
-                        for r in self.rows
-                        if (r["task"], r["layers"], r["objectives"]) != (task, layers, objectives)
-                    ]
-                    self.rows.append(self.run_student(task, layers, objectives, teacher, run))
-                    self.write_results()
+                    for augmented in (False, True) if self.augment else (False,):
+                        name = objectives + (self.augment_tag() if augmented else "")
+                        self.rows = [
+                            r
+                            for r in self.rows
+                            if (r["task"], r["layers"], r["objectives"]) != (task, layers, name)
+                        ]
+                        self.rows.append(
+                            self.run_student(task, layers, objectives, teacher, run, augmented)
+                        )
+                        self.write_results()
         return self.write_results()
 
     def submit(self, task: str, student: Path, name: str) -> Path | None:

@@ -1,0 +1,157 @@
+"""What a transfer set buys: GLUE students distilled on the task's rows alone against the same
+students with augmented rows the teacher labels (data.augment), through the GLUE suite.
+
+    .venv/bin/python benchmarks/transfer.py select [--tasks cola] [--layers 2]
+        [--candidates mask:10,ngram:10,neighbours:10,neighbours-mask:10]
+    .venv/bin/python benchmarks/transfer.py final --augment neighbours,mask:10
+        [--tasks sst2,cola,mrpc,stsb] [--layers 2,3]
+
+`select` chooses settings without touching dev: each task's training rows are split 90/10
+(seeded), teachers and students train on the 90% and are scored on the held-out 10%, once per
+candidate (a transfer set `METHODS:COPIES`, methods joined by `-`) and once without one.
+`final` applies the chosen setting to the full training rows and reports GLUE dev. Objectives:
+the suite's `distilbert` set (task + soft targets + hidden cosine), the best set whose teacher
+outputs can be cached (`deep` adds IIT, which runs the teacher live on every step: with ten
+times the rows that is ten times the teacher's compute). Finished runs are reused.
+
+Writes benchmarks/results/transfer-select.md or transfer.md (and .json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+from distill.data.tasks import GLUE_TASKS
+from distill.modes.run import run
+from distill.reports.rundir import environment
+from distill.suite.glue import Suite
+
+ROOT = Path(__file__).resolve().parents[1]
+GLUE = ROOT.parent / "shared" / "data" / "glue"
+WORK = ROOT / "runs" / "transfer"
+RESULTS = ROOT / "benchmarks" / "results"
+HELD_OUT = 0.1
+
+
+def held_out_glue(tasks: list[str], seed: int = 0) -> Path:
+    """A GLUE directory whose train.tsv is 90% of each task's training rows and whose dev.tsv
+    is the other 10% (raw lines copied: the TSVs keep their quoting as they are)."""
+    target = WORK / "held-out-glue"
+    for task in tasks:
+        folder = GLUE_TASKS[task].glue.folder  # type: ignore[union-attr]
+        source = GLUE / folder / "train.tsv"
+        header, *rows = source.read_text(encoding="utf-8").splitlines()
+        order = list(range(len(rows)))
+        random.Random(seed).shuffle(order)
+        cut = int(len(rows) * HELD_OUT)
+        (target / folder).mkdir(parents=True, exist_ok=True)
+        for name, picked in (("dev.tsv", order[:cut]), ("train.tsv", sorted(order[cut:]))):
+            text = "\n".join([header, *(rows[i] for i in picked)]) + "\n"
+            path = target / folder / name
+            if not path.is_file() or path.read_text(encoding="utf-8") != text:
+                path.write_text(text, encoding="utf-8")
+    return target
+
+
+def spec_to_augment(spec: str) -> dict | None:
+    """`neighbours-mask:10` -> {methods: [neighbours, mask], copies: 10}; `none` -> None."""
+    if spec == "none":
+        return None
+    methods, _, copies = spec.partition(":")
+    return {"methods": methods.replace(",", "-").split("-"), "copies": int(copies or 10)}
+
+
+def run_suite(
+    tasks: list[str], layers: list[int], data: Path, work: Path, augment: dict | None
+) -> list[dict]:
+    suite = Suite(
+        tasks=tasks,
+        layers=layers,
+        objective_sets=["distilbert"],
+        data=data,
+        work=work,
+        results=work / "suite-results",
+        augment=augment,
+    )
+    suite.execute(run, lambda line: print(line, file=sys.stderr))
+    rows = suite.rows if augment is None else [r for r in suite.rows if "+" in r["objectives"]]
+    for row in rows:
+        metrics = json.loads((Path(row["run"]) / "metrics.json").read_text())
+        row["student_minutes"] = (metrics["train_seconds"] + metrics["cache_seconds"]) / 60
+    return rows
+
+
+def table(rows: list[dict], tasks: list[str], layers: list[int]) -> str:
+    """Per configuration: each task's retention, the average, rows and student minutes."""
+    configs = list(dict.fromkeys(r["objectives"] for r in rows))
+    head = ["layers", "transfer set"] + [f"{t} retention" for t in tasks]
+    head += ["average retention", "transfer rows", "student minutes (cache included)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for depth in layers:
+        for config in configs:
+            mine = {
+                r["task"]: r for r in rows if r["layers"] == depth and r["objectives"] == config
+            }
+            if len(mine) != len(tasks):
+                continue
+            retention = [mine[t]["retention"] for t in tasks]
+            name = config.partition("+")[2] or "none"
+            lines.append(
+                f"| {depth} | {name} | "
+                + " | ".join(f"{x:.3f}" for x in retention)
+                + f" | {sum(retention) / len(retention):.3f} | "
+                f"{sum(mine[t].get('transfer_examples') or 0 for t in tasks):,} | "
+                f"{sum(mine[t]['student_minutes'] for t in tasks):.1f} |"
+            )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("phase", choices=["select", "final"])
+    parser.add_argument("--tasks", default=None)
+    parser.add_argument("--layers", default=None)
+    parser.add_argument("--candidates", default="mask:10,ngram:10,neighbours:10,neighbours-mask:10")
+    parser.add_argument("--augment", default=None, help="final: the chosen METHODS:COPIES")
+    args = parser.parse_args()
+    start = time.perf_counter()
+    if args.phase == "select":
+        tasks = (args.tasks or "cola").split(",")
+        layers = [int(n) for n in (args.layers or "2").split(",")]
+        data, work = held_out_glue(tasks), WORK / "select"
+        specs = args.candidates.split(",")
+        title = "Transfer sets: choosing the setting on held-out training rows"
+        split = "the held-out 10% of each task's training rows (dev untouched)"
+    else:
+        if not args.augment:
+            sys.exit("final needs --augment METHODS:COPIES (the setting `select` chose)")
+        tasks = (args.tasks or "sst2,cola,mrpc,stsb").split(",")
+        layers = [int(n) for n in (args.layers or "2,3").split(",")]
+        data, work, specs = GLUE, WORK / "final", [args.augment]
+        title = "Transfer sets: GLUE dev retention with and without augmented rows"
+        split = "GLUE dev"
+    rows = run_suite(tasks, layers, data, work, None)
+    for spec in specs:
+        rows += run_suite(tasks, layers, data, work, spec_to_augment(spec))
+    minutes = (time.perf_counter() - start) / 60
+    command = "python benchmarks/transfer.py " + " ".join(sys.argv[1:])
+    text = (
+        f"# {title}\n\nCommand: `{command}` ({minutes:.0f} min for this invocation; finished "
+        f"runs are reused, so a repeated invocation takes less).  \nMachine: "
+        f"{environment()['cpu']}. Teacher: the quickstart's MiniLM-L6 fine-tuned per task by the "
+        "GLUE suite (on the labelled rows only); students: its first blocks, objectives "
+        f"`distilbert`; scores on {split}.\n\n" + table(rows, tasks, layers) + "\n"
+    )
+    name = "transfer-select" if args.phase == "select" else "transfer"
+    (RESULTS / f"{name}.md").write_text(text)
+    (RESULTS / f"{name}.json").write_text(json.dumps(rows, indent=1))
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
