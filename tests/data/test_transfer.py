@@ -97,7 +97,7 @@ def test_a_column_that_is_not_there_is_named_with_the_columns_that_are(tmp_path:
         load_transfer(_files(path), SST2)
 
 
-def test_exactly_one_source_and_copies_within_1_to_100() -> None:
+def test_transfer_and_augment_settings_are_checked_when_the_recipe_is_read() -> None:
     with pytest.raises(ValueError, match="exactly one of data.transfer.files"):
         TransferConfig(files=["a.txt"], name="imdb")
     for copies in (0, 101):
@@ -107,3 +107,6 @@ def test_exactly_one_source_and_copies_within_1_to_100() -> None:
         DataConfig(path="glue", augment={"methods": ["synonyms"]})
     with pytest.raises(ValueError, match="mlm needs data.augment.mlm_model"):
         DataConfig(path="glue", augment={"methods": ["mlm"]})
+    with pytest.raises(ValueError, match="data.labelled_share mixes labelled and transfer rows"):
+        DataConfig(path="glue", labelled_share=0.5)
+    assert DataConfig(path="glue", labelled_share=0.5, augment={"methods": ["mask"]})

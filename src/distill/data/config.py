@@ -139,4 +139,9 @@ class DataConfig(BaseModel):
             raise ValueError(f"source '{self.source}' needs data.{needed}")
         if self.source == "files" and "train" not in self.files:
             raise ValueError("data.files needs a 'train' entry (and usually 'eval')")
+        if self.labelled_share is not None and self.transfer is None and self.augment is None:
+            raise ValueError(
+                "data.labelled_share mixes labelled and transfer rows; without data.transfer "
+                "or data.augment every row is labelled: drop it or add a transfer set"
+            )
         return self
