@@ -173,13 +173,7 @@ def _read_with_datasets(task: Task, config: DataConfig) -> tuple[list[Any], str,
             ) from None
         source, eval_split = f"hub:{config.name}/{hub_config}", eval_split or task.hub_eval_split
     elif config.source == "disk":
-        try:
-            loaded = datasets.load_from_disk(config.path)
-        except Exception as error:
-            raise DistillError(
-                f"data.path: {config.path} is not a dataset saved with "
-                f"save_to_disk: {_first_line(error)}"
-            ) from None
+        loaded = load_saved_dataset(config.path, "data.path")
         if not isinstance(loaded, datasets.DatasetDict):
             raise DistillError(
                 f"data.path: {config.path} holds one Dataset, not a DatasetDict "
@@ -210,6 +204,18 @@ def _read_with_datasets(task: Task, config: DataConfig) -> tuple[list[Any], str,
         for split, name in ((config.train_split, "train"), (eval_split, "eval"))
     ]
     return splits, source, wheres
+
+
+def load_saved_dataset(path: str, field: str) -> Any:
+    """A Dataset or DatasetDict saved with save_to_disk, or one line naming `field`."""
+    import datasets
+
+    try:
+        return datasets.load_from_disk(path)
+    except Exception as error:  # datasets raises several types for a folder it cannot read
+        raise DistillError(
+            f"{field}: {path} is not a dataset saved with save_to_disk: {_first_line(error)}"
+        ) from None
 
 
 def _load_files(files: dict[str, str]) -> Any:

@@ -19,6 +19,7 @@ from distill.data.load import (
     _first_line,
     _offline_hint,
     _read_delimited,
+    load_saved_dataset,
 )
 from distill.data.tasks import Task
 from distill.errors import DistillError
@@ -145,13 +146,7 @@ def _read_dataset(config: TransferConfig, task: Task) -> tuple[list[str], list[s
             ) from None
     else:
         source = f"disk:{config.path}"
-        try:
-            loaded = datasets.load_from_disk(config.path)
-        except Exception as error:
-            raise DistillError(
-                f"data.transfer.path: {config.path} is not a dataset saved with save_to_disk: "
-                f"{_first_line(error)}"
-            ) from None
+        loaded = load_saved_dataset(config.path, "data.transfer.path")
     if isinstance(loaded, datasets.DatasetDict):
         if config.split not in loaded:
             raise DistillError(
