@@ -29,7 +29,7 @@ from pathlib import Path
 from distill.data.tasks import GLUE_TASKS
 from distill.modes.run import run
 from distill.reports.rundir import environment
-from distill.suite.glue import Suite
+from distill.suite.glue import Suite, parse_augment
 
 ROOT = Path(__file__).resolve().parents[1]
 GLUE = ROOT.parent / "shared" / "data" / "glue"
@@ -59,11 +59,9 @@ def held_out_glue(tasks: list[str], seed: int = 0) -> Path:
 
 
 def spec_to_augment(spec: str) -> dict | None:
-    """`neighbours-mask:10` -> {methods: [neighbours, mask], copies: 10}; `none` -> None."""
-    if spec == "none":
-        return None
-    methods, _, copies = spec.partition(":")
-    return {"methods": methods.replace(",", "-").split("-"), "copies": int(copies or 10)}
+    """`neighbours-mask:10` -> {methods: [neighbours, mask], copies: 10}; `none` -> None.
+    Methods are joined by `-` here, since `,` separates the candidates."""
+    return None if spec == "none" else parse_augment(spec.replace("-", ","))
 
 
 def run_suite(

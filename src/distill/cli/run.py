@@ -122,7 +122,12 @@ def augment(
     its size and some rows, and optionally write it; trains nothing."""
     with errors():
         from distill.config.recipe import Recipe
-        from distill.modes.transfer import has_transfer, transfer_sets, write_transfer
+        from distill.modes.transfer import (
+            has_transfer,
+            run_tokenizer,
+            transfer_sets,
+            write_transfer,
+        )
 
         validated = Recipe.from_yaml(recipe, set_)
         if not has_transfer(validated):
@@ -130,7 +135,7 @@ def augment(
                 "data.augment: the recipe has no data.augment or data.transfer section; add "
                 "one, e.g. data.augment: {methods: [mask, ngram], copies: 10}"
             )
-        sets = transfer_sets(validated)
+        sets = transfer_sets(validated, run_tokenizer(validated))
         for task, (data, examples, lines) in sets.items():
             for line in lines:
                 out.print(f"[bold]{task}[/]: {line}")

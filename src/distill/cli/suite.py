@@ -49,7 +49,7 @@ def benchmark(
     sets, and write the retention table; finished runs are reused, so it resumes."""
     with errors():
         from distill.modes.run import run
-        from distill.suite.glue import Suite
+        from distill.suite.glue import Suite, parse_augment
 
         if suite != "glue":
             raise DistillError(f"SUITE: '{suite}' is not a suite; the one suite is glue")
@@ -64,21 +64,7 @@ def benchmark(
             max_train_examples=max_train_examples,
             test_predictions=test_predictions,
             student_blocks=student_blocks,
-            augment=_augment_option(augment),
+            augment=parse_augment(augment) if augment else None,
         )
         written = plan.execute(run, lambda line: out.print(f"[yellow]{line}[/]"))
         out.print(f"[green]results[/]: {written}")
-
-
-def _augment_option(spec: str | None) -> dict | None:
-    """`neighbours,mask:10` -> data.augment {methods: [neighbours, mask], copies: 10}; the
-    recipe validates the names and the count."""
-    if not spec:
-        return None
-    methods, _, copies = spec.partition(":")
-    augment: dict = {"methods": [m.strip() for m in methods.split(",") if m.strip()]}
-    if copies:
-        if not copies.isdigit():
-            raise DistillError(f"--augment: '{copies}' is not a number of copies (e.g. mask:10)")
-        augment["copies"] = int(copies)
-    return augment

@@ -76,17 +76,21 @@ def length_grouped_batches(encoded: Encoded, batch_size: int, seed: int | None) 
     """
     indices = list(range(len(encoded)))
     if seed is None:
-        indices.sort(key=lambda i: -len(encoded.input_ids[i]))
+        indices = _longest_first(encoded, indices)
         return [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
     rng = random.Random(seed)
     rng.shuffle(indices)
     window = batch_size * MEGABATCH_FACTOR
     batches = []
     for start in range(0, len(indices), window):
-        chunk = sorted(indices[start : start + window], key=lambda i: -len(encoded.input_ids[i]))
+        chunk = _longest_first(encoded, indices[start : start + window])
         batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
     rng.shuffle(batches)
     return batches
+
+
+def _longest_first(encoded: Encoded, indices: list[int]) -> list[int]:
+    return sorted(indices, key=lambda i: -len(encoded.input_ids[i]))
 
 
 def collate(encoded: Encoded, indices: list[int], pad_token_id: int) -> dict[str, torch.Tensor]:
@@ -153,9 +157,7 @@ def _grouped_stream(encoded: Encoded, pool: list[int], rng: random.Random):  # n
             rng.shuffle(order)
             window = k * MEGABATCH_FACTOR
             for start in range(0, len(order), window):
-                queue += sorted(
-                    order[start : start + window], key=lambda i: -len(encoded.input_ids[i])
-                )
+                queue += _longest_first(encoded, order[start : start + window])
         taken, queue = queue[:k], queue[k:]
         return taken
 

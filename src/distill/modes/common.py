@@ -42,24 +42,20 @@ from distill.training.loop import LiveTeacher, Schedule, WeightedObjective, trai
 @dataclass
 class TaskInputs:
     """One task's data, tokenised with the run's tokenizer. `train` is what the student sees:
-    the labelled rows, then the transfer rows (labels None); `labelled` the first part alone,
-    which is all a teacher is fine-tuned on."""
+    the labelled rows, then the transfer rows (labels None); `labelled` the first part alone
+    (all of `train` without a transfer set), which is all a teacher is fine-tuned on."""
 
     data: TaskData
     train: Encoded
+    labelled: Encoded
     eval: Encoded
     pad: int
     tokenizer: Any = None  # part of the teacher's fingerprint (cache key, resume check)
-    labelled: Encoded | None = None  # None: train has no transfer rows
-    transfer_lines: list[str] = dataclasses.field(default_factory=list)
+    transfer_lines: list[str] = dataclasses.field(default_factory=list)  # empty: no transfer set
 
     @property
     def task(self) -> Task:
         return self.data.task
-
-    @property
-    def gold(self) -> Encoded:
-        return self.labelled if self.labelled is not None else self.train
 
 
 def load_inputs(
@@ -74,6 +70,7 @@ def load_inputs(
     inputs = TaskInputs(
         data,
         labelled,
+        labelled,
         encode(data.eval, tokenizer, max_length, regression),
         tokenizer.pad_token_id or 0,
         tokenizer,
@@ -81,7 +78,6 @@ def load_inputs(
     transfer, inputs.transfer_lines = transfer_examples(recipe, data, tokenizer, teacher_model)
     if transfer is not None:
         share = recipe.data_for(task_name).labelled_share
-        inputs.labelled = labelled
         inputs.train = join(labelled, encode(transfer, tokenizer, max_length, regression), share)
     return inputs
 
@@ -101,7 +97,7 @@ def announce(inputs: list[TaskInputs], lines: list[str]) -> None:
         )
         for line in each.transfer_lines:
             console.print(f"[bold]transfer[/] {data.task.name}: {line}")
-        if each.labelled is not None:
+        if each.transfer_lines:
             share = each.train.labelled_share
             mixing = (
                 f"{share:.0%} labelled rows per batch (data.labelled_share)"
@@ -132,7 +128,7 @@ def finetune_teacher(
 ) -> tuple[list[dict[str, Any]], float]:
     """Fine-tune in place on the task; returns its history (phase 'teacher') and seconds."""
     start = time.perf_counter()
-    subset = subsample(inputs.gold, finetune.max_train_examples, recipe.train.seed)
+    subset = subsample(inputs.labelled, finetune.max_train_examples, recipe.train.seed)
     set_embeddings_trainable(teacher, not finetune.freeze_embeddings)
     history = train(
         teacher,
@@ -298,7 +294,7 @@ def metrics_json(
         "teacher_seconds": timings.get("teacher_seconds", 0.0),
         "cache_seconds": timings.get("cache_seconds", 0.0),
         "train_examples": len(data.train),
-        "transfer_examples": len(inputs.train) - len(inputs.gold),
+        "transfer_examples": len(inputs.train) - len(inputs.labelled),
         "train_total": data.train_total,
         "eval_examples": len(data.eval),
         "data_source": data.source,

@@ -85,29 +85,32 @@ def has_transfer(recipe: Recipe) -> bool:
     )
 
 
-def transfer_sets(recipe: Recipe) -> dict[str, tuple[TaskData, Examples | None, list[str]]]:
-    """Per task: its data, its transfer rows and where they came from (`distill augment`)."""
-    from distill.data.load import load_task_data
+def run_tokenizer(recipe: Recipe) -> Any:
+    """The tokenizer that encodes the run's rows: the (first) teacher's."""
     from distill.models.load import load_tokenizer
 
-    spec = teacher_spec(recipe)
-    tokenizer = load_tokenizer(resolve_model(spec, "teacher.model"), "teacher.model")
+    return load_tokenizer(resolve_model(teacher_spec(recipe), "teacher.model"), "teacher.model")
+
+
+def transfer_sets(
+    recipe: Recipe, tokenizer: Any
+) -> dict[str, tuple[TaskData, Examples | None, list[str]]]:
+    """Per task: its data, its transfer rows and where they came from (`distill augment`)."""
+    from distill.data.load import load_task_data
+
     sets = {}
     for task in recipe.task_names():
         data = load_task_data(task, recipe.data_for(task), seed=recipe.train.seed)
-        examples, lines = transfer_examples(recipe, data, tokenizer, spec)
+        examples, lines = transfer_examples(recipe, data, tokenizer, teacher_spec(recipe))
         sets[task] = (data, examples, lines)
     return sets
 
 
 def check_lines(recipe: Recipe) -> list[str]:
     """`distill check` on a recipe with a transfer set: its size and the cache it implies."""
-    from distill.models.load import load_tokenizer
-
-    spec = teacher_spec(recipe)
-    tokenizer = load_tokenizer(resolve_model(spec, "teacher.model"), "teacher.model")
+    tokenizer = run_tokenizer(recipe)
     lines = []
-    for task, (data, examples, made) in transfer_sets(recipe).items():
+    for task, (data, examples, made) in transfer_sets(recipe, tokenizer).items():
         lines += [f"transfer {task}: {line}" for line in made]
         texts = data.train.texts + (examples.texts if examples else [])
         pairs = None

@@ -48,6 +48,18 @@ OBJECTIVE_SETS: dict[str, Callable[[], list[dict[str, Any]]]] = {
 BLOCK_CHOICES = ("first", "spread")
 
 
+def parse_augment(spec: str) -> dict[str, Any]:
+    """`--augment neighbours,mask:10` -> data.augment {methods: [neighbours, mask], copies: 10};
+    the recipe validates the names and the count (copies default to the recipe's)."""
+    methods, _, copies = spec.partition(":")
+    augment: dict[str, Any] = {"methods": [m.strip() for m in methods.split(",") if m.strip()]}
+    if copies:
+        if not copies.isdigit():
+            raise DistillError(f"--augment: '{copies}' is not a number of copies (e.g. mask:10)")
+        augment["copies"] = int(copies)
+    return augment
+
+
 def student_layers(count: int, teacher_layers: int, choice: str = "first") -> list[int]:
     """`count` teacher blocks: the first ones (3 of 6 -> 0, 1, 2) or spread evenly from the
     first (3 of 6 -> 0, 2, 4)."""
