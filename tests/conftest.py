@@ -28,8 +28,15 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         )
 
 
+SYNTHETIC_WORDS = ["good", "great", "fine", "bad", "awful", "poor", "film", "movie", "the", "a"]
+COMMON_WORDS = 1500
+
+
 def _vocab_words() -> list[str]:
-    """Characters (so every word can be spelt) plus the commonest SST-2 words, when present."""
+    """Characters (so every word can be spelt), the synthetic task's words, then the commonest
+    SST-2 words when the data is present, else placeholders: the vocabulary's size and every id
+    the synthetic tests use are the same with or without ../shared/data, so the tiny models
+    (initialised from a seed) are too."""
     words: Counter[str] = Counter()
     sst2 = GLUE_DIR / "SST-2" / "train.tsv"
     if sst2.is_file():
@@ -38,11 +45,10 @@ def _vocab_words() -> list[str]:
             next(reader)
             for row, _ in zip(reader, range(5000), strict=False):
                 words.update(row[0].lower().split())
-    common = [w for w, _ in words.most_common(1500) if w not in CHARS]
-    synthetic = ["good", "great", "fine", "bad", "awful", "poor", "film", "movie", "the", "a"]
-    return (
-        SPECIAL + CHARS + [f"##{c}" for c in CHARS] + sorted(set(common + synthetic) - set(CHARS))
-    )
+    taken = set(CHARS) | set(SYNTHETIC_WORDS)
+    common = [w for w, _ in words.most_common() if w not in taken][:COMMON_WORDS]
+    common += [f"[unused{i}]" for i in range(COMMON_WORDS - len(common))]
+    return SPECIAL + CHARS + [f"##{c}" for c in CHARS] + SYNTHETIC_WORDS + common
 
 
 def tiny_config(vocab_size: int, layers: int = 4, labels: int = 2) -> BertConfig:
