@@ -106,11 +106,24 @@ def _padded_mask() -> torch.Tensor:
     return mask
 
 
-def _random_outputs(mask: torch.Tensor) -> ModelOutput:
-    """Random logits (3 classes), two hidden states (width 8) and attention (2 heads)."""
+VOCABULARY_OBJECTIVES = ("mlm", "mlm_soft_targets")  # logits per token (a masked-LM head)
+
+
+def _random_outputs(mask: torch.Tensor, per_token: bool = False) -> ModelOutput:
+    """Random logits (3 classes, or per token over a vocabulary of 3), two hidden states
+    (width 8), attention (2 heads) and its queries, keys and values."""
     maps = torch.randn(4, 2, 5, 5)
     hidden = (torch.randn(4, 5, 8), torch.randn(4, 5, 8))
-    return ModelOutput(torch.randn(4, 3), mask, hidden, (maps.softmax(-1),), (maps,))
+    qkv = ((torch.randn(4, 2, 5, 4), torch.randn(4, 2, 5, 4), torch.randn(4, 2, 5, 4)),)
+    logits = torch.randn(4, 5, 3) if per_token else torch.randn(4, 3)
+    return ModelOutput(logits, mask, hidden, (maps.softmax(-1),), (maps,), qkv)
+
+
+def _batch(mask: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Gold labels, and masked-LM labels at two positions of each row (-100 elsewhere)."""
+    mlm_labels = torch.full(mask.shape, -100)
+    mlm_labels[:, 1:3] = torch.tensor([[0, 2], [1, 1], [2, 0], [0, 0]])
+    return {"labels": labels, "attention_mask": mask, "mlm_labels": mlm_labels}
 
 
 @pytest.mark.parametrize("name", [n for n in OBJECTIVES if n != "iit"])  # iit: test_iit.py
@@ -118,10 +131,11 @@ def test_every_objective_is_zero_for_identical_outputs_and_non_negative(name: st
     torch.manual_seed(0)
     objective = _set_up(name)
     mask = _padded_mask()
-    same, other = _random_outputs(mask), _random_outputs(mask)
-    batch = {"labels": same.logits.argmax(-1), "attention_mask": mask}
+    per_token = name in VOCABULARY_OBJECTIVES
+    same, other = _random_outputs(mask, per_token), _random_outputs(mask, per_token)
+    batch = _batch(mask, same.logits.argmax(-1))
     assert objective(batch, other, same).item() > 0
-    if name not in ("task", "hard_labels"):  # those compare with labels, not the outputs
+    if name not in ("task", "hard_labels", "mlm"):  # those compare with labels, not outputs
         assert objective(batch, same, same).item() == pytest.approx(0.0, abs=1e-6)
 
 
@@ -134,11 +148,13 @@ def _teacher_changed_at(level: Access, teacher: ModelOutput) -> ModelOutput:
         return dataclasses.replace(teacher, logits=teacher.logits * 3 + 1)
     hidden = tuple(h + torch.randn_like(h) for h in teacher.hidden_states)
     scores = tuple(s + torch.randn_like(s) for s in teacher.attention_scores)
+    qkv = tuple(tuple(x + torch.randn_like(x) for x in block) for block in teacher.attention_qkv)
     return dataclasses.replace(
         teacher,
         hidden_states=hidden,
         attentions=tuple(s.softmax(-1) for s in scores),
         attention_scores=scores,
+        attention_qkv=qkv,
     )
 
 
@@ -151,10 +167,11 @@ def test_each_access_level_is_exactly_what_the_objective_reads(name: str) -> Non
     torch.manual_seed(0)
     objective = _set_up(name)
     mask = _padded_mask()
-    student = _random_outputs(mask)
-    teacher = dataclasses.replace(student, logits=torch.tensor([[2.0, 1.0, 0.0]] * 4))
+    student = _random_outputs(mask, per_token=name in VOCABULARY_OBJECTIVES)
+    fixed = torch.tensor([2.0, 1.0, 0.0]).expand_as(student.logits).clone()
+    teacher = dataclasses.replace(student, logits=fixed)
     teacher = _teacher_changed_at(Access.STATES, teacher)  # states unlike the student's
-    batch = {"labels": torch.tensor([0, 1, 2, 0]), "attention_mask": mask}
+    batch = _batch(mask, torch.tensor([0, 1, 2, 0]))
     value = objective(batch, student, teacher).item()
     for level in (Access.LABELS, Access.LOGITS, Access.STATES):
         changed = objective(batch, student, _teacher_changed_at(level, teacher)).item()

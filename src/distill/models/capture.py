@@ -23,7 +23,11 @@ from distill.errors import DistillError
 from distill.models.outputs import ModelOutput
 
 CAPTURE_IMPLEMENTATION = "distill_eager"
+# what only the capturing attention returns: while an objective needs one of these, the models
+# run it (capturing_attention)
+ATTENTION_KINDS = frozenset({"attentions", "attention_scores", "attention_qkv"})
 _recorders: list[list[torch.Tensor]] = []
+_qkv_recorders: list[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = []
 
 
 def _capturing_attention(
@@ -47,6 +51,8 @@ def _capturing_attention(
     scores = torch.matmul(query, key.transpose(2, 3)) * scaling
     if _recorders:
         _recorders[-1].append(scores)
+    if _qkv_recorders:
+        _qkv_recorders[-1].append((query, key, value))
     weights = scores if attention_mask is None else scores + attention_mask[..., : key.shape[-2]]
     weights = torch.nn.functional.softmax(weights, dim=-1, dtype=torch.float32).to(query.dtype)
     # in train mode dropout zeroes ~p of the entries and rescales the rest: only the output
@@ -89,6 +95,20 @@ def _set_implementation(model: torch.nn.Module, implementation: str) -> None:
 
 
 @contextmanager
+def recording_qkv(enabled: bool) -> Iterator[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]:
+    """Collect each attention call's projected queries, keys and values (`[batch, heads, seq,
+    head_dim]`), in call order: what MiniLMv2's self-attention relations compare."""
+    found: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    if enabled:
+        _qkv_recorders.append(found)
+    try:
+        yield found
+    finally:
+        if enabled:
+            _qkv_recorders.remove(found)
+
+
+@contextmanager
 def recording_scores(enabled: bool) -> Iterator[list[torch.Tensor]]:
     """Collect the pre-softmax scores of every attention call in the block, in call order."""
     scores: list[torch.Tensor] = []
@@ -106,8 +126,8 @@ def forward(
 ) -> ModelOutput:
     """One forward pass returning exactly what `needs` asks for; fails loudly when attention
     maps were asked for and none came back."""
-    want_scores = "attention_scores" in needs
-    with recording_scores(want_scores) as scores:
+    want_scores, want_qkv = "attention_scores" in needs, "attention_qkv" in needs
+    with recording_scores(want_scores) as scores, recording_qkv(want_qkv) as qkv:
         output = model(
             **model_inputs(batch),
             output_hidden_states="hidden_states" in needs,
@@ -116,9 +136,12 @@ def forward(
     result = ModelOutput.from_transformers(output, batch["attention_mask"])
     if want_scores:
         result.attention_scores = tuple(scores)
+    if want_qkv:
+        result.attention_qkv = tuple(qkv)
     for kind, found in (
         ("attentions", result.attentions),
         ("attention_scores", result.attention_scores),
+        ("attention_qkv", result.attention_qkv),
     ):
         if kind in needs and not found:
             config = getattr(model, "config", None)

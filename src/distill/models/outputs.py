@@ -47,6 +47,8 @@ class ModelOutput:
         attentions: per block `[batch, heads, seq, seq]` softmax maps, or None.
         attention_scores: per block the pre-softmax scores `q k^T / sqrt(d)`, without the
             padding mask, or None.
+        attention_qkv: per block the projected (queries, keys, values), each `[batch, heads,
+            seq, head_dim]` (MiniLMv2's relations), or None.
         members: for an ensemble of teachers, each teacher's own outputs by name (objectives
             that follow one named teacher read these); `logits` is then the combination.
         top_k: a cached teacher's sparse logits (many classes); `logits` is then their dense
@@ -58,6 +60,7 @@ class ModelOutput:
     hidden_states: tuple[torch.Tensor | None, ...] | None = None
     attentions: tuple[torch.Tensor, ...] | None = None
     attention_scores: tuple[torch.Tensor, ...] | None = None
+    attention_qkv: tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], ...] | None = None
     members: dict[str, ModelOutput] | None = None
     top_k: TopKLogits | None = None
 
@@ -80,7 +83,9 @@ class ModelOutput:
     def from_transformers(cls, output: object, attention_mask: torch.Tensor) -> ModelOutput:
         """Adapt a transformers ModelOutput (SequenceClassifierOutput and kin)."""
         return cls(
-            logits=output.logits,
+            # a model without a head (AutoModel) has none: general distillation's relations
+            # and hidden states need no logits
+            logits=getattr(output, "logits", None),  # type: ignore[arg-type]
             attention_mask=attention_mask,
             hidden_states=getattr(output, "hidden_states", None),
             attentions=getattr(output, "attentions", None) or None,

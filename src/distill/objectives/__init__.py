@@ -9,6 +9,7 @@ from typing import Any
 
 from distill.errors import DistillError
 from distill.objectives.attention import AttentionObjective
+from distill.objectives.attention_relations import AttentionRelationsObjective
 from distill.objectives.base import (
     Access,
     Objective,
@@ -22,6 +23,8 @@ from distill.objectives.hard_labels import HardLabelsObjective
 from distill.objectives.hidden_cosine import HiddenCosineObjective
 from distill.objectives.hidden_mse import HiddenMSEObjective
 from distill.objectives.iit import InterchangeInterventionObjective
+from distill.objectives.mlm import MaskedLMObjective
+from distill.objectives.mlm_soft_targets import MaskedLMSoftTargetsObjective
 from distill.objectives.soft_targets import SoftTargetsObjective
 from distill.objectives.task import TaskObjective
 
@@ -34,6 +37,10 @@ OBJECTIVES: dict[str, type] = {
     "embeddings": EmbeddingsObjective,
     "attention": AttentionObjective,
     "iit": InterchangeInterventionObjective,
+    # general distillation on a corpus (distill pretrain)
+    "mlm": MaskedLMObjective,
+    "mlm_soft_targets": MaskedLMSoftTargetsObjective,
+    "attention_relations": AttentionRelationsObjective,
 }
 
 __all__ = [

@@ -14,8 +14,9 @@ from distill.models.outputs import StepOutput, TeacherOutput
 
 # What a forward pass can be asked for beyond logits (an objective's `needs`):
 # "hidden_states" (transformers' tuple), "attentions" (softmax maps: eager attention) and
-# "attention_scores" (pre-softmax scores, captured by a registered attention function).
-OUTPUT_KINDS = frozenset({"hidden_states", "attentions", "attention_scores"})
+# "attention_scores" (pre-softmax scores, captured by a registered attention function) and
+# "attention_qkv" (each block's projected queries, keys and values, captured the same way).
+OUTPUT_KINDS = frozenset({"hidden_states", "attentions", "attention_scores", "attention_qkv"})
 
 
 class Access(IntEnum):
@@ -103,6 +104,7 @@ AVERAGED_OVER: dict[str, Callable[[dict[str, torch.Tensor]], float]] = {
     "examples": lambda batch: float(batch["input_ids"].shape[0]),
     "tokens": lambda batch: float(batch["attention_mask"].sum()),
     "token_pairs": lambda batch: float(batch["attention_mask"].sum(-1).pow(2).sum()),
+    "masked_tokens": lambda batch: float((batch["mlm_labels"] != -100).sum()),
 }
 
 

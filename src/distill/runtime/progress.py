@@ -32,30 +32,42 @@ console = Console(stderr=True, soft_wrap=True, quiet=NOT_MAIN)
 PLAIN_EVERY_SECONDS = 30.0
 
 
-class _ExamplesPerSecond(ProgressColumn):
+_RATE = {"examples": "ex/s", "tokens": "tok/s"}
+
+
+class _PerSecond(ProgressColumn):
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.rate = _RATE.get(unit, f"{unit}/s")
+
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
-        return Text(f"{speed:,.0f} ex/s" if speed else "- ex/s", style="cyan")
+        return Text(f"{speed:,.0f} {self.rate}" if speed else f"- {self.rate}", style="cyan")
 
 
 @contextmanager
 def progress_bar(
-    description: str, total_examples: int, completed: int = 0, enabled: bool = True
+    description: str,
+    total_examples: int | None,
+    completed: int = 0,
+    enabled: bool = True,
+    unit: str = "examples",
 ) -> Iterator[Any]:
-    """Yields `advance(examples, **fields)`; `fields` (e.g. loss=0.31) are shown after the bar.
-    `completed`: examples already done (a resumed run starts its bar there); `enabled` False
-    shows nothing (the processes of a multi-process run other than the main one)."""
+    """Yields `advance(count, **fields)`; `fields` (e.g. loss=0.31) are shown after the bar.
+    `completed`: what is already done (a resumed run starts its bar there); `enabled` False
+    shows nothing (the processes of a multi-process run other than the main one); `unit`:
+    what is counted (examples, tokens); a total of None: not known in advance (no eta)."""
     if not enabled:
         yield lambda examples, **fields: None
         return
     if not console.is_terminal:
-        yield from _plain_lines(description, total_examples, completed)
+        yield from _plain_lines(description, total_examples, completed, unit)
         return
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        _ExamplesPerSecond(),
+        _PerSecond(unit),
         TimeElapsedColumn(),
         TextColumn("eta"),
         TimeRemainingColumn(),
@@ -72,7 +84,9 @@ def progress_bar(
         yield advance
 
 
-def _plain_lines(description: str, total: int, completed: int) -> Iterator[Any]:
+def _plain_lines(
+    description: str, total: int | None, completed: int, unit: str = "examples"
+) -> Iterator[Any]:
     """`advance` for a log: `phase: done/total examples (pct), ex/s, elapsed, eta, fields`."""
     start = last = time.perf_counter()
     done, shown = completed, {}
@@ -80,12 +94,17 @@ def _plain_lines(description: str, total: int, completed: int) -> Iterator[Any]:
     def line(now: float) -> None:
         elapsed = now - start
         speed = (done - completed) / elapsed if elapsed > 0 else 0.0
-        eta = _duration((total - done) / speed) if speed > 0 else "-"
+        if total is None:
+            head, eta = f"{description}: {done:,} {unit}", []
+        else:
+            percent = f"({100 * done / max(total, 1):.0f}%)"
+            head = f"{description}: {done:,}/{total:,} {unit} {percent}"
+            eta = [f"eta {_duration((total - done) / speed) if speed > 0 else '-'}"]
         parts = [
-            f"{description}: {done:,}/{total:,} examples ({100 * done / max(total, 1):.0f}%)",
-            f"{speed:,.0f} ex/s",
+            head,
+            f"{speed:,.0f} {_RATE.get(unit, unit + '/s')}",
             f"elapsed {_duration(elapsed)}",
-            f"eta {eta}",
+            *eta,
             *(f"{key} {value:.4f}" for key, value in shown.items()),
         ]
         console.print(", ".join(parts), highlight=False)

@@ -10,6 +10,8 @@ from transformers import AutoConfig
 from distill.config.recipe import Recipe, StageConfig
 from distill.config.train import TrainConfig
 from distill.data.batching import Encoded
+from distill.errors import DistillError
+from distill.models.capture import ATTENTION_KINDS
 from distill.models.load import resolve_model, student_config
 from distill.objectives import Access, Shapes, WeightedObjective, build_objective, needs_of
 from distill.teacher.cache import states_bytes
@@ -144,7 +146,7 @@ def stage_line(stage: StagePlan, named: bool = False) -> str:
     note = "cache.enabled is false" if not stage.cache else stage.states_note
     if note:
         line += f" ({note})"
-    if stage.needs & {"attentions", "attention_scores"}:
+    if stage.needs & ATTENTION_KINDS:
         line += " (eager attention while training)"
     if stage.access is Access.INTERVENE:
         line += "; one clean and one intervened teacher pass per step"
@@ -172,6 +174,12 @@ def prepare(recipe: Recipe) -> Plan:
             )
             for i, o in enumerate(stage.objectives)
         ]
+        for i, item in enumerate(built):
+            if getattr(item.objective, "corpus_only", False):
+                raise DistillError(
+                    f"{prefix}objectives[{i}].name: {item.name} trains on a corpus's masked "
+                    "tokens (distill pretrain), not on a task's rows; drop it from this recipe"
+                )
         stages.append(
             StagePlan(
                 stage.name,

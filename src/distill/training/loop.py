@@ -22,7 +22,7 @@ from transformers import PreTrainedModel, get_scheduler
 
 from distill.data.batching import Batches, Encoded
 from distill.errors import DistillError
-from distill.models.capture import capturing_attention
+from distill.models.capture import ATTENTION_KINDS, capturing_attention
 from distill.runtime import distributed
 from distill.runtime.interrupts import Interrupted, deferred_interrupts
 from distill.runtime.progress import progress_bar
@@ -164,7 +164,7 @@ def train_learners(
     sampler = np.random.default_rng(schedule.seed + 1)  # IIT's second batches of sources
     for learner in learners:
         bind(learner, draw_batches(batches, device, sampler), schedule.seed)
-    attention = any(needs[n] & {"attentions", "attention_scores"} for n in needs)
+    attention = any(needs[n] & ATTENTION_KINDS for n in needs)
     capture_models = [learner.model for learner in learners] + frozen
     setup = StepSetup(learners, runners, needs, accelerator, schedule.gradient_accumulation, bf16)
     sources = [source_key(learner.teacher) for learner in learners]
