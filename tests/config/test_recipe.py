@@ -15,7 +15,9 @@ from distill.teacher.plan import prepare
 
 MODES = "standard, multi_teacher, co_distill, self_distill"
 
-RECIPES = sorted((Path(__file__).parents[2] / "recipes").glob("*.yaml"))
+ALL_RECIPES = sorted((Path(__file__).parents[2] / "recipes").glob("*.yaml"))
+GENERAL_RECIPES = [p for p in ALL_RECIPES if p.name.endswith("_general.yaml")]  # distill pretrain
+RECIPES = [p for p in ALL_RECIPES if p not in GENERAL_RECIPES]
 
 BASE: dict[str, Any] = {
     "task": "sst2",
@@ -172,7 +174,7 @@ def test_unknown_nested_keys_list_allowed_keys() -> None:
         "gradient_accumulation, eval_batch_size, lr, warmup_ratio, schedule, weight_decay, "
         "max_grad_norm, max_length, seed, log_every, threads, freeze_embeddings, precision, "
         "compile, checkpoint_every, keep_checkpoints, on_nonfinite, eval_every, keep_best, "
-        "early_stopping"
+        "early_stopping, time_budget_minutes"
     )
 
 
@@ -404,3 +406,20 @@ def test_the_recipe_names_exactly_the_modes_that_run() -> None:
     from distill.modes import DESCRIBE, MODES
 
     assert list(NAMES) == list(MODES) == list(DESCRIBE)
+
+
+def test_general_recipes_parse() -> None:
+    from distill.config.pretrain import PretrainRecipe
+
+    objectives = {
+        "distilbert_general.yaml": (["mlm_soft_targets", "mlm", "hidden_cosine"], [5.0, 2.0, 1.0]),
+        "minilm_general.yaml": (["attention_relations"], [1.0]),
+    }
+    assert {p.name for p in GENERAL_RECIPES} == set(objectives)
+    for path in GENERAL_RECIPES:
+        recipe = PretrainRecipe.from_yaml(path)
+        names, weights = objectives[path.name]
+        assert [o.name for o in recipe.objectives] == names
+        assert [o.weight for o in recipe.objectives] == weights
+        assert recipe.masks() == (path.name == "distilbert_general.yaml")
+        assert recipe.train.time_budget_minutes == 30

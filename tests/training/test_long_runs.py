@@ -147,6 +147,36 @@ def test_ctrl_c_checkpoints_after_the_step_and_resumes_exactly(parts, tmp_path: 
     assert _same_weights(resumed, reference)
 
 
+def _ten_seconds_a_step(student: torch.nn.Module, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clock that moves 10 s on each of the student's forward passes (one per step)."""
+    from distill.training import loop as loop_module
+
+    now = [0.0]
+    monkeypatch.setattr(loop_module.time, "perf_counter", lambda: now[0])
+    student.register_forward_hook(lambda *_: now.__setitem__(0, now[0] + 10.0))
+
+
+def test_a_time_budget_stops_cleanly_and_counts_over_a_resume(
+    parts, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    budget = _schedule(time_budget_seconds=35.0)  # 20 steps planned; 10 s each -> 4 steps
+    student = _student(parts[0])
+    _ten_seconds_a_step(student, monkeypatch)
+    _, history = _run(parts, tmp_path / "a", budget, student)
+    assert history[-1]["step"] == 4 and history[-1]["time_budget_reached"]
+    assert (tmp_path / "a" / "training" / "final").is_dir()  # finished: saved, not crashed
+    # interrupted after 2 steps (20 s), the resumed run has 15 s left: 2 more steps
+    student = _student(parts[0])
+    _ten_seconds_a_step(student, monkeypatch)
+    _after_calls(student, 2, lambda: os.kill(os.getpid(), signal.SIGINT))
+    with pytest.raises(Interrupted, match="after step 2"):
+        _run(parts, tmp_path / "b", budget, student)
+    student = _student(parts[0])
+    _ten_seconds_a_step(student, monkeypatch)
+    resumed, history = _run(parts, tmp_path / "b", budget, student)
+    assert history[-1]["step"] == 4 and history[-1]["time_budget_reached"]
+
+
 def test_resuming_with_other_teacher_outputs_is_refused(parts, tmp_path: Path) -> None:
     from distill.training.state import restore
 

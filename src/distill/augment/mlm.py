@@ -14,13 +14,12 @@ import random
 from collections.abc import Sequence
 
 import torch
-import transformers
-from transformers import AutoConfig, AutoModelForMaskedLM, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from distill.augment.vocab import whole_words
 from distill.augment.words import join_words, match_case, split_words
 from distill.errors import DistillError
-from distill.models.load import load_tokenizer, resolve_model
+from distill.models.load import architecture_name, load_masked_lm, load_tokenizer, resolve_model
 
 FIELD = "data.augment.mlm_model"
 
@@ -30,21 +29,13 @@ def load_mlm(spec: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     in eval mode on the CPU; refuse, in one line, a checkpoint without a masked-LM head."""
     path = resolve_model(spec, FIELD)
     tokenizer = load_tokenizer(path, FIELD)
-    verbosity = transformers.logging.get_verbosity()
-    transformers.logging.set_verbosity_error()  # a refused model's load report is noise
     try:
-        model, info = AutoModelForMaskedLM.from_pretrained(path, output_loading_info=True)
-    except ValueError:  # a config class with no masked-LM model at all (GPT-2, ...)
+        model, has_head = load_masked_lm(path, FIELD)
+    except DistillError as error:
+        if "has no masked-LM model class" not in str(error):
+            raise
         raise DistillError(_no_head(spec, path)) from None
-    except OSError as error:
-        raise DistillError(f"{FIELD}: cannot load {path}: {str(error).splitlines()[0]}") from None
-    finally:
-        transformers.logging.set_verbosity(verbosity)
-    # A checkpoint without the head (a bare BertModel, a classifier) still loads, with the head
-    # freshly initialised: its weights are reported missing, and they live outside the base
-    # model (the base model's own keys carry its prefix only in the full checkpoint).
-    prefix = model.base_model_prefix + "."
-    if any(not key.startswith(prefix) for key in info["missing_keys"]):
+    if not has_head:
         raise DistillError(_no_head(spec, path))
     if tokenizer.mask_token_id is None:
         raise DistillError(f"{FIELD}: the tokenizer of {spec} has no mask token")
@@ -222,12 +213,7 @@ class MaskedLMReplacement:
 
 
 def _no_head(spec: str, path: str) -> str:
-    try:
-        config = AutoConfig.from_pretrained(path)
-        name = (config.architectures or [type(config).__name__])[0]
-    except (OSError, ValueError):
-        name = "an unknown class"
     return (
-        f"{FIELD}: {spec} has no masked-LM head (it loads as {name}); "
+        f"{FIELD}: {spec} has no masked-LM head (it loads as {architecture_name(path)}); "
         "give a masked LM such as bert-base-uncased"
     )

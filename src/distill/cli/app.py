@@ -7,6 +7,7 @@ import typer
 
 from distill.cli.deploy import bench_app, export_command
 from distill.cli.evaluate import eval_command, predict, report
+from distill.cli.pretrain import pretrain_command
 from distill.cli.run import augment, cache, check, quickstart, run_command
 from distill.cli.suite import benchmark
 
@@ -31,6 +32,7 @@ def _setup() -> None:
 # In the order `distill --help` lists them.
 app.command("run")(run_command)
 app.command()(quickstart)
+app.command("pretrain")(pretrain_command)
 app.command("eval")(eval_command)
 app.command()(predict)
 app.command()(report)

@@ -283,20 +283,7 @@ class Recipe(_Strict):
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: list[str] | None = None) -> Recipe:
         """Read, override (`a.b=v`, list items by index) and validate a YAML recipe."""
-        path = Path(path)
-        if not path.is_file():
-            raise DistillError(f"recipe: {path} does not exist; give the path of a YAML recipe")
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as error:
-            mark = getattr(error, "problem_mark", None)
-            where = f" (line {mark.line + 1})" if mark else ""
-            raise DistillError(
-                f"recipe: {path} is not valid YAML{where}: {getattr(error, 'problem', error)}"
-            ) from None
-        if not isinstance(raw, dict):
-            raise DistillError(f"recipe: {path} must be a YAML mapping of keys (task, data, ...)")
-        return cls.from_dict(raw, overrides)
+        return cls.from_dict(read_yaml(path), overrides)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], overrides: list[str] | None = None) -> Recipe:
@@ -308,3 +295,21 @@ class Recipe(_Strict):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A recipe file's mapping; a missing file or bad YAML is one line."""
+    path = Path(path)
+    if not path.is_file():
+        raise DistillError(f"recipe: {path} does not exist; give the path of a YAML recipe")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise DistillError(
+            f"recipe: {path} is not valid YAML{where}: {getattr(error, 'problem', error)}"
+        ) from None
+    if not isinstance(raw, dict):
+        raise DistillError(f"recipe: {path} must be a YAML mapping of keys (task, data, ...)")
+    return raw

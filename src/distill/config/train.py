@@ -53,6 +53,10 @@ class TrainConfig(BaseModel):
     eval_every: int | None = Field(default=None, gt=0)
     keep_best: bool = False
     early_stopping: int | None = Field(default=None, gt=0)
+    # Stop each distillation phase cleanly (checkpoint, save, report) after this many minutes
+    # of training, counted over resumes; epochs / max_steps still bound it and plan the
+    # learning-rate schedule.
+    time_budget_minutes: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:

@@ -281,7 +281,7 @@ def _build(config: CorpusConfig, tokenizer: Any, entry: Path) -> None:
         ):
             units_read = text_units(raw_lines(config), config.sample_by, config.skip_headings)
             for batch in _batches(units_read):
-                ids = tokenizer(batch, add_special_tokens=False)["input_ids"]
+                ids = tokenizer(batch, add_special_tokens=False, verbose=False)["input_ids"]
                 flat = np.fromiter((t for row in ids for t in row), dtype=np.uint32)
                 if limit is not None:
                     flat = flat[: limit - total]
@@ -311,3 +311,55 @@ def _batches(units: Iterator[str]) -> Iterator[list[str]]:
             batch = []
     if batch:
         yield batch
+
+
+class CorpusBatches:
+    """The training loop's batch source for a corpus: every block once per epoch in a seeded
+    shuffle. With `mlm_probability`, BERT's masking (of the chosen tokens 80% [MASK], 10% a
+    random token, 10% kept; special tokens never chosen) is drawn per batch from the seed and
+    the batch's blocks, so a resumed run masks exactly as the interrupted one would have; both
+    models see the same masked input, and `mlm_labels` holds the original tokens there."""
+
+    def __init__(
+        self, blocks: CorpusBlocks, tokenizer: Any, mlm_probability: float | None, seed: int = 0
+    ) -> None:
+        self.blocks, self.seed = blocks, seed
+        self.masker = None
+        if mlm_probability is not None:
+            from transformers import DataCollatorForLanguageModeling
+
+            if tokenizer.mask_token is None:
+                raise DistillError(
+                    "objectives: masked-LM objectives need a tokenizer with a mask token; "
+                    f"{type(tokenizer).__name__} has none"
+                )
+            self.masker = DataCollatorForLanguageModeling(
+                tokenizer, mlm_probability=mlm_probability, seed=seed
+            )
+        self.special = set(blocks.prefix + blocks.suffix)
+
+    @property
+    def examples(self) -> int:
+        return len(self.blocks)
+
+    def epoch(self, batch_size: int, seed: int) -> Iterator[tuple[str | None, list[int]]]:
+        order = np.random.default_rng(seed).permutation(len(self.blocks)).tolist()
+        for start in range(0, len(order), batch_size):
+            yield None, order[start : start + batch_size]
+
+    def collate(self, task: str | None, indices: list[int]) -> dict[str, Any]:
+        import torch
+
+        input_ids = torch.tensor([self.blocks[i] for i in indices], dtype=torch.long)
+        batch = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
+        if self.masker is not None:
+            digest = hashlib.blake2b(repr((self.seed, indices)).encode(), digest_size=8)
+            self.masker.generator = torch.Generator().manual_seed(
+                int.from_bytes(digest.digest(), "little") >> 1
+            )
+            special = torch.zeros_like(input_ids, dtype=torch.bool)
+            for token in self.special:
+                special |= input_ids == token
+            masked, labels = self.masker.torch_mask_tokens(input_ids.clone(), special)
+            batch["input_ids"], batch["mlm_labels"] = masked, labels
+        return batch

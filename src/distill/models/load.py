@@ -11,6 +11,7 @@ import torch
 import transformers
 from transformers import (
     AutoConfig,
+    AutoModelForMaskedLM,
     AutoModelForSequenceClassification,
     AutoTokenizer,
     PretrainedConfig,
@@ -143,9 +144,9 @@ def build_student(teacher: PreTrainedModel, config: StudentConfig, task: Task) -
             student_config(teacher.config, config)
         )
     assert config.model is not None
-    return load_classifier(
-        resolve_model(config.model, "student.model"), task, "student.model", new_head=False
-    )
+    path = resolve_model(config.model, "student.model")
+    # a general student (distill pretrain, or any base model) gets a new head for the task
+    return load_classifier(path, task, "student.model", new_head=not has_classifier_head(path))
 
 
 def student_layers(teacher_config: PretrainedConfig, config: StudentConfig) -> list[int]:
@@ -285,3 +286,42 @@ def _permute_head(model: PreTrainedModel, order: list[int], model_path: str, fie
         outputs[0].weight.copy_(outputs[0].weight[index])
         if outputs[0].bias is not None:
             outputs[0].bias.copy_(outputs[0].bias[index])
+
+
+def load_masked_lm(path: str, field: str) -> tuple[PreTrainedModel, bool]:
+    """A model with a masked-LM head, and whether the checkpoint had that head.
+
+    A checkpoint without one (a bare BertModel, a classifier) still loads, with the head freshly
+    initialised: its weights are reported missing, and they live outside the base model (the
+    base model's own keys carry its prefix only in a full checkpoint)."""
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()  # the load report of a headless model is noise
+    try:
+        model, info = AutoModelForMaskedLM.from_pretrained(path, output_loading_info=True)
+    except ValueError:  # a config class with no masked-LM model at all (GPT-2, ...)
+        raise DistillError(f"{field}: {path} has no masked-LM model class") from None
+    except OSError as error:
+        raise DistillError(f"{field}: cannot load {path}: {str(error).splitlines()[0]}") from None
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+    prefix = model.base_model_prefix + "."
+    has_head = not any(not key.startswith(prefix) for key in info["missing_keys"])
+    return model, has_head
+
+
+def architecture_name(path: str) -> str:
+    """The class a checkpoint was saved as (for messages)."""
+    try:
+        config = AutoConfig.from_pretrained(path)
+        return (config.architectures or [type(config).__name__])[0]
+    except (OSError, ValueError):
+        return "an unknown class"
+
+
+def has_classifier_head(path: str) -> bool:
+    """Whether a checkpoint was saved as a sequence classifier (not a base or masked-LM model)."""
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except (OSError, ValueError):
+        return True  # let load_classifier name the problem
+    return any(a.endswith("ForSequenceClassification") for a in config.architectures or [])

@@ -212,6 +212,11 @@ def schedule_of(settings: TrainConfig | FinetuneConfig, train_config: TrainConfi
         eval_every=train_config.eval_every,
         keep_best=train_config.keep_best,
         early_stopping=train_config.early_stopping,
+        time_budget_seconds=(
+            60 * settings.time_budget_minutes
+            if isinstance(settings, TrainConfig) and settings.time_budget_minutes
+            else None
+        ),
     )
 
 

@@ -16,6 +16,7 @@ from distill.models.load import (
     build_student,
     check_layer_indices,
     check_max_length,
+    has_classifier_head,
     load_classifier,
     load_tokenizer,
     resolve_model,
@@ -233,7 +234,8 @@ def check_student(recipe: Recipe, teacher: Any, tokenizer: Any, plan: Plan, task
     if student.init == "pretrained":
         assert student.model is not None
         path = resolve_model(student.model, "student.model")
-        load_classifier(path, task, "student.model", new_head=False)  # label count check
+        # a classifier's label count is checked; a general student gets a new head
+        load_classifier(path, task, "student.model", new_head=not has_classifier_head(path))
         if plan.access > Access.NONE and not same_vocabulary(
             tokenizer, load_tokenizer(path, "student.model")
         ):

@@ -13,7 +13,16 @@ import numpy as np
 matplotlib.use("Agg")  # no display on servers; figures are written to files
 import matplotlib.pyplot as plt  # noqa: E402
 
-_NOT_LOSSES = {"step", "epoch", "lr", "examples_per_second", "phase", "generation", "dev_score"}
+_NOT_LOSSES = {
+    "step",
+    "epoch",
+    "lr",
+    "examples_per_second",
+    "examples",
+    "phase",
+    "generation",
+    "dev_score",
+}
 
 
 def loss_keys(history: list[dict[str, Any]]) -> list[str]:

@@ -75,6 +75,9 @@ class Schedule:
     eval_every: int | None = None  # steps between dev evaluations (needs `evaluate`)
     keep_best: bool = False  # end with the weights that scored best
     early_stopping: int | None = None  # evaluations without improvement before stopping
+    # Stop cleanly (log, checkpoint, save) once this many seconds were spent training in the
+    # phase, counted over resumes: on CPU, general distillation is bound by time, not epochs.
+    time_budget_seconds: float | None = None
 
     def total_steps(self, examples: int) -> int:
         return self.max_steps or max(
@@ -198,6 +201,7 @@ def train_learners(
             phase.save(loop.step, state) if kind == "step" else phase.save_named(kind, state)
 
     window_start, window_examples = time.perf_counter(), 0
+    started, seconds_before = time.perf_counter(), loop.seconds
     total_examples = _examples_seen(batches, schedule, total_steps)
     accumulation = schedule.gradient_accumulation
     progress = progress_bar(description, total_examples, completed=loop.examples, enabled=main)
@@ -239,6 +243,13 @@ def train_learners(
                 loop.position = position + 1
                 loop.examples += len(indices)
                 window_examples += len(indices)
+                loop.seconds = seconds_before + time.perf_counter() - started
+                out_of_time = (
+                    schedule.time_budget_seconds is not None
+                    and loop.seconds >= schedule.time_budget_seconds
+                )
+                if out_of_time:
+                    loop.stopped_early = True
                 if finite:
                     for key, value in zip(result.keys, result.values, strict=True):
                         loop.window.setdefault(key, []).append(value)
@@ -246,7 +257,7 @@ def train_learners(
                 advance(len(indices), loss=result.loss)
 
                 # -- logging, evaluation, checkpoints -----------------------------------------
-                if loop.step % schedule.log_every == 0 or loop.step == total_steps:
+                if loop.step % schedule.log_every == 0 or loop.step == total_steps or out_of_time:
                     elapsed = time.perf_counter() - window_start
                     loop.history.append(
                         {
@@ -255,7 +266,9 @@ def train_learners(
                             "lr": scheduler.get_last_lr()[0],
                             **{k: float(np.mean(v)) for k, v in loop.window.items() if v},
                             "examples_per_second": window_examples / max(elapsed, 1e-9),
+                            "examples": loop.examples,  # seen so far in this phase
                             **({"skipped_steps": loop.skipped} if loop.skipped else {}),
+                            **({"time_budget_reached": True} if out_of_time else {}),
                         }
                     )
                     loop.window = {}
@@ -378,14 +391,15 @@ def _evaluate(
     else:
         loop.evaluations_without_improvement += 1
     patience = schedule.early_stopping
-    loop.stopped_early = bool(patience and loop.evaluations_without_improvement >= patience)
+    patience_out = bool(patience and loop.evaluations_without_improvement >= patience)
+    loop.stopped_early = loop.stopped_early or patience_out  # the time budget may have too
     loop.history.append(
         {
             "step": loop.step,
             "epoch": round(loop.epoch + 1, 3),
             "dev_score": score,
             "best_step": loop.best_step,
-            **({"stopped_early": True} if loop.stopped_early else {}),
+            **({"stopped_early": True} if patience_out else {}),
         }
     )
     return improved

@@ -33,6 +33,7 @@ class LoopState:
     best_step: int | None = None
     evaluations_without_improvement: int = 0
     stopped_early: bool = False
+    seconds: float = 0.0  # spent training in this phase, over resumes (train.time_budget_minutes)
     window: dict[str, list[float]] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
 

@@ -1,0 +1,346 @@
+"""General distillation (`distill pretrain`): a student distilled from a teacher on a text
+corpus, with no task: DistilBERT's masked-LM recipe, MiniLMv2's attention relations, or any
+sum of corpus-level objectives. Its product is a model directory that task recipes start from
+(`student: {init: pretrained, model: DIR}`).
+
+The teacher always runs live: vocabulary-sized logits and O(seq^2) relations per token are too
+large to cache for a corpus (the states cache serves task runs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModel, AutoModelForMaskedLM, PreTrainedModel, set_seed
+
+from distill.config.pretrain import MASKED_LM_OBJECTIVES, PretrainRecipe
+from distill.data.corpus import CorpusBatches, CorpusBlocks, load_corpus
+from distill.errors import DistillError
+from distill.models.capture import ATTENTION_KINDS, capturing_attention, forward
+from distill.models.fingerprint import tokenizer_json
+from distill.models.load import (
+    architecture_name,
+    copy_teacher_layers,
+    count_parameters,
+    load_masked_lm,
+    load_tokenizer,
+    resolve_model,
+    set_embeddings_trainable,
+    student_config,
+    student_layers,
+)
+from distill.objectives import Access, Shapes, WeightedObjective, build_objective, needs_of
+from distill.reports.pretrain_report import write_pretrain_report
+from distill.reports.rundir import (
+    CHECKPOINTS,
+    check_output,
+    environment,
+    partial_directory,
+    prepare_resume,
+    run_directory,
+    save_model,
+    write_json,
+    write_jsonl,
+)
+from distill.runtime.progress import console
+from distill.teacher.cache import default_cache_dir
+from distill.training import checkpoint
+from distill.training.learners import Learner
+from distill.training.loop import LiveTeacher, Schedule, train_learners
+
+PHASE = "distilling (general)"
+
+
+def pretrain(
+    recipe: PretrainRecipe,
+    out: str | Path,
+    overwrite: bool = False,
+    resume: bool = False,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Distil a general student; returns metrics.json's content. Every input is checked before
+    OUT.partial/ exists; an interrupted run resumes from its checkpoints."""
+    output = Path(out)
+    check_output(output, overwrite)
+    settings = recipe.model_dump(mode="json")
+    if prepare_resume(output, settings, overwrite, resume, force):
+        console.print(f"[bold]resuming[/] {partial_directory(output)} from its checkpoints")
+    if recipe.train.threads:
+        torch.set_num_threads(recipe.train.threads)
+    set_seed(recipe.train.seed)
+    parts = prepare(recipe)
+    train = recipe.train
+    root = partial_directory(output) / CHECKPOINTS
+    with checkpoint.checkpointing(root, train.checkpoint_every, train.keep_checkpoints, settings):
+        return _run(recipe, parts, output, overwrite)
+
+
+class Parts:
+    """Everything a general run trains with, loaded and checked."""
+
+    def __init__(self, **items: Any) -> None:
+        self.__dict__.update(items)
+
+
+def prepare(recipe: PretrainRecipe) -> Parts:
+    """Load teacher, tokenizer, corpus and student; build and set up the objectives."""
+    path = resolve_model(recipe.teacher.model, "teacher.model")
+    tokenizer = load_tokenizer(path, "teacher.model")
+    objectives = [
+        WeightedObjective(
+            o.name,
+            o.weight,
+            build_objective(o.name, o.temperature, o.params, f"objectives[{i}]"),
+            where=f"objectives[{i}].params",
+        )
+        for i, o in enumerate(recipe.objectives)
+        if o.weight > 0
+    ]
+    teacher = _load_teacher(recipe, path, objectives)
+    student = _build_student(recipe, teacher)
+    set_embeddings_trainable(student, not recipe.train.freeze_embeddings)
+    shapes = Shapes.of(student.config, teacher.config)
+    for item in objectives:
+        setup = getattr(item.objective, "setup", None)
+        if setup is not None:
+            setup(shapes, item.where)
+    cache = Path(recipe.cache.dir) if recipe.cache.dir else default_cache_dir()
+    tokenizer_id = hashlib.sha256(tokenizer_json(tokenizer).encode()).hexdigest()[:16]
+    blocks = load_corpus(recipe.corpus, tokenizer, cache, tokenizer_id)
+    eval_blocks = (
+        load_corpus(recipe.eval_corpus, tokenizer, cache, tokenizer_id)
+        if recipe.eval_corpus is not None
+        else None
+    )
+    probability = recipe.masking.probability if recipe.masks() else None
+    needs = frozenset().union(*(needs_of(o.objective) for o in objectives))
+    uses_teacher = any(o.objective.access > Access.NONE for o in objectives)
+    parts = Parts(
+        tokenizer=tokenizer,
+        teacher=teacher,
+        student=student,
+        objectives=objectives,
+        blocks=blocks,
+        eval_blocks=eval_blocks,
+        batches=CorpusBatches(blocks, tokenizer, probability, recipe.train.seed),
+        probability=probability,
+        needs=needs,
+        source=LiveTeacher(teacher, needs, tokenizer) if uses_teacher else None,
+    )
+    _announce(recipe, parts)
+    return parts
+
+
+def _load_teacher(
+    recipe: PretrainRecipe, path: str, objectives: list[WeightedObjective]
+) -> PreTrainedModel:
+    """With a masked-LM objective, the masked-LM class (its head must be in the checkpoint when
+    the student learns from the teacher's vocabulary distribution); else the bare encoder."""
+    names = {o.name for o in objectives}
+    if not names & set(MASKED_LM_OBJECTIVES):
+        return AutoModel.from_pretrained(path)
+    model, has_head = load_masked_lm(path, "teacher.model")
+    if not has_head and "mlm_soft_targets" in names:
+        raise DistillError(
+            f"objectives: mlm_soft_targets needs the teacher's masked-LM head, and "
+            f"{recipe.teacher.model} has none (it loads as {architecture_name(path)}); use a "
+            "masked LM (e.g. bert-base-uncased) or objectives that need no head: "
+            "attention_relations, hidden_cosine, hidden_mse, attention, embeddings"
+        )
+    if not has_head:
+        console.print(
+            f"[yellow]note[/] {recipe.teacher.model} has no masked-LM head: the student's head "
+            "for `mlm` starts from random weights"
+        )
+    return model
+
+
+def _build_student(recipe: PretrainRecipe, teacher: PreTrainedModel) -> PreTrainedModel:
+    config = recipe.student
+    if config.init == "teacher_layers":
+        return copy_teacher_layers(teacher, student_layers(teacher.config, config))
+    model_class = AutoModelForMaskedLM if recipe.masks() else AutoModel
+    if config.init == "config":
+        return model_class.from_config(student_config(teacher.config, config))
+    assert config.model is not None
+    return model_class.from_pretrained(resolve_model(config.model, "student.model"))
+
+
+def _announce(recipe: PretrainRecipe, parts: Parts) -> None:
+    blocks: CorpusBlocks = parts.blocks
+    tokens = len(blocks) * blocks.block_size
+    console.print(
+        f"[bold]corpus[/] {len(blocks):,} blocks of {blocks.block_size} tokens "
+        f"({tokens:,} tokens, {blocks.units:,} text units)"
+        + (f"; held out: {len(parts.eval_blocks):,} blocks" if parts.eval_blocks else "")
+    )
+    terms = " + ".join(f"{o.weight:g}*{o.name}" for o in parts.objectives)
+    teacher = (
+        "the teacher runs live under no_grad (nothing of it is cached for a corpus)"
+        if parts.source is not None
+        else "the teacher is not run"
+    )
+    masking = f"; {parts.probability:.0%} of tokens masked (80/10/10)" if parts.probability else ""
+    budget = recipe.train.time_budget_minutes
+    console.print(
+        f"[bold]plan[/] loss = {terms}; {teacher}{masking}"
+        + (f"; stops after {budget:g} min" if budget else "")
+    )
+
+
+def _run(recipe: PretrainRecipe, parts: Parts, output: Path, overwrite: bool) -> dict[str, Any]:
+    train = recipe.train
+    schedule = Schedule(
+        epochs=train.epochs,
+        batch_size=train.batch_size,
+        lr=train.lr,
+        warmup_ratio=train.warmup_ratio,
+        schedule=train.schedule,
+        weight_decay=train.weight_decay,
+        max_grad_norm=train.max_grad_norm,
+        max_steps=train.max_steps,
+        seed=train.seed,
+        log_every=train.log_every,
+        precision=train.precision,
+        compile=train.compile,
+        gradient_accumulation=train.gradient_accumulation,
+        on_nonfinite=train.on_nonfinite,
+        time_budget_seconds=60 * train.time_budget_minutes if train.time_budget_minutes else None,
+    )
+    learner = Learner("student", parts.student, parts.objectives, parts.source)
+    with run_directory(output, overwrite) as workdir:
+        start = time.perf_counter()
+        history = train_learners([learner], parts.batches, schedule, PHASE)
+        seconds = time.perf_counter() - start
+        history = [{"phase": "pretrain", **record} for record in history]
+        held_out = (
+            held_out_values(parts, parts.eval_blocks, recipe)
+            if parts.eval_blocks is not None
+            else None
+        )
+        metrics = _metrics(recipe, parts, history, seconds, held_out)
+        save_model(
+            parts.student,
+            parts.tokenizer,
+            workdir / "student",
+            {
+                "teacher": recipe.teacher.model,
+                "mode": "pretrain",
+                "tokens_seen": metrics["tokens_seen"],
+            },
+            card=general_model_card(recipe, metrics),
+        )
+        (workdir / "recipe.yaml").write_text(recipe.model_dump_json(indent=2))
+        write_json(workdir / "metrics.json", metrics)
+        write_jsonl(workdir / "history.jsonl", history)
+        write_json(workdir / "env.json", environment())
+        write_pretrain_report(workdir)
+    console.print(
+        f"[bold]general student[/] {metrics['student']['params']:,} parameters "
+        f"({metrics['student']['params'] / metrics['teacher']['params']:.2f} of the teacher's), "
+        f"{metrics['tokens_seen']:,} tokens in {seconds:.0f} s "
+        f"({metrics['tokens_per_second']:,.0f} tokens/s)"
+        + ("; time budget reached" if metrics["time_budget_reached"] else "")
+        + f" -> {output / 'student'}"
+    )
+    return metrics
+
+
+@torch.no_grad()
+def held_out_values(parts: Parts, blocks: CorpusBlocks, recipe: PretrainRecipe) -> dict[str, float]:
+    """Each objective's mean over held-out blocks (the same masking rule, seeded): what the
+    student learnt beyond the blocks it trained on."""
+    count = min(len(blocks), recipe.max_eval_blocks)
+    batches = CorpusBatches(blocks, parts.tokenizer, parts.probability, seed=1)
+    models = [parts.student] + ([parts.teacher] if parts.source is not None else [])
+    parts.student.eval()
+    totals = {o.name: 0.0 for o in parts.objectives}
+    attention = bool(parts.needs & ATTENTION_KINDS)
+    with capturing_attention(models, enabled=attention):
+        for start in range(0, count, recipe.train.eval_batch_size):
+            batch = batches.collate(
+                None, list(range(start, min(start + recipe.train.eval_batch_size, count)))
+            )
+            student = forward(parts.student, batch, parts.needs)
+            teacher = parts.source(batch) if parts.source is not None else None
+            rows = batch["input_ids"].shape[0]
+            for item in parts.objectives:
+                totals[item.name] += float(item.objective(batch, student, teacher)) * rows
+    return {name: value / count for name, value in totals.items()}
+
+
+def _metrics(
+    recipe: PretrainRecipe,
+    parts: Parts,
+    history: list[dict[str, Any]],
+    seconds: float,
+    held_out: dict[str, float] | None,
+) -> dict[str, Any]:
+    logged = [r for r in history if "loss" in r]
+    last = logged[-1] if logged else {}
+    examples = int(last.get("examples", 0))
+    tokens = examples * parts.blocks.block_size
+    return {
+        "mode": "pretrain",
+        "teacher": {"model": recipe.teacher.model, "params": count_parameters(parts.teacher)},
+        "student": {
+            "params": count_parameters(parts.student),
+            "layers": parts.student.config.num_hidden_layers,
+        },
+        "corpus": {
+            "blocks": len(parts.blocks),
+            "block_size": parts.blocks.block_size,
+            "tokens": len(parts.blocks) * parts.blocks.block_size,
+            "units": parts.blocks.units,
+        },
+        "objectives": {o.name: o.weight for o in parts.objectives},
+        "steps": int(last.get("step", 0)),
+        "blocks_seen": examples,
+        "tokens_seen": tokens,
+        "train_seconds": seconds,
+        "tokens_per_second": tokens / max(seconds, 1e-9),
+        "time_budget_reached": any(r.get("time_budget_reached") for r in history),
+        "final_losses": {o.name: last[o.name] for o in parts.objectives if o.name in last},
+        "held_out": held_out,
+    }
+
+
+def general_model_card(recipe: PretrainRecipe, metrics: dict[str, Any]) -> str:
+    losses = "\n".join(
+        f"| {name} | {weight:g} | {metrics['final_losses'].get(name, float('nan')):.4f} | "
+        + (f"{metrics['held_out'][name]:.4f}" if metrics["held_out"] else "-")
+        + " |"
+        for name, weight in metrics["objectives"].items()
+    )
+    corpus = recipe.corpus.files or [recipe.corpus.name or recipe.corpus.path]
+    stopped = "; stopped by the time budget" if metrics["time_budget_reached"] else ""
+    return f"""---
+library_name: transformers
+tags: [distill, knowledge-distillation, general-distillation]
+---
+# General student distilled from `{recipe.teacher.model}`
+
+Task-agnostic: fine-tune it on any task, or start a distill task recipe from it with
+`student: {{init: pretrained, model: PATH/TO/THIS/FOLDER}}`.
+
+- parameters: {metrics["student"]["params"]:,} ({metrics["student"]["layers"]} layers; the
+  teacher has {metrics["teacher"]["params"]:,})
+- corpus: {", ".join(str(c) for c in corpus)} ({metrics["corpus"]["tokens"]:,} tokens in blocks
+  of {metrics["corpus"]["block_size"]})
+- tokens seen: {metrics["tokens_seen"]:,} in {metrics["train_seconds"]:.0f} s
+  ({metrics["steps"]} steps{stopped})
+
+| objective | weight | last training value | held-out value |
+|---|---|---|---|
+{losses}
+
+## Use
+```python
+from transformers import AutoModel, AutoTokenizer
+model = AutoModel.from_pretrained("PATH/TO/THIS/FOLDER")
+```
+"""
