@@ -161,8 +161,9 @@ def _dataset_texts(config: CorpusConfig) -> Iterator[str]:
             f"corpus.text: column '{config.text}' is not in {where} "
             f"(columns: {', '.join(rows.column_names)})"
         )
-    for value in rows[config.text]:
-        yield value or ""
+    for batch in rows.iter(batch_size=_TOKENIZE_BATCH):  # a column at a time would not stream
+        for value in batch[config.text]:
+            yield value or ""
 
 
 def raw_lines(config: CorpusConfig) -> Iterator[str]:
