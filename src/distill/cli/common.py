@@ -23,6 +23,17 @@ SetOption = Annotated[
 ]
 
 
+OverwriteOption = Annotated[
+    bool, typer.Option(help="Replace an existing run directory (and start over).")
+]
+ResumeOption = Annotated[
+    bool, typer.Option(help="Insist on resuming OUT.partial/ (automatic when it exists).")
+]
+ForceOption = Annotated[
+    bool, typer.Option(help="Resume even though the recipe changed since the checkpoints.")
+]
+
+
 class errors:
     """Turn a DistillError into one red line on stderr and exit code 1 (no traceback)."""
 

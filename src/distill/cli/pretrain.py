@@ -7,22 +7,23 @@ from typing import Annotated
 
 import typer
 
-from distill.cli.common import SetOption, errors, out
+from distill.cli.common import (
+    ForceOption,
+    OverwriteOption,
+    ResumeOption,
+    SetOption,
+    errors,
+    out,
+)
 
 
 def pretrain_command(
     recipe: Annotated[Path, typer.Argument(help="YAML recipe with a `corpus` section.")],
     set_: SetOption = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Run directory.")] = Path("runs/pretrain"),
-    overwrite: Annotated[
-        bool, typer.Option(help="Replace an existing run directory (and start over).")
-    ] = False,
-    resume: Annotated[
-        bool, typer.Option(help="Insist on resuming OUT.partial/ (automatic when it exists).")
-    ] = False,
-    force: Annotated[
-        bool, typer.Option(help="Resume even though the recipe changed since the checkpoints.")
-    ] = False,
+    overwrite: OverwriteOption = False,
+    resume: ResumeOption = False,
+    force: ForceOption = False,
 ) -> None:
     """Distil a task-agnostic student on a corpus (DistilBERT, MiniLMv2); task recipes start
     from OUT/student with `student: {init: pretrained, model: OUT/student}`."""

@@ -12,7 +12,14 @@ import typer
 import yaml
 from rich.table import Table
 
-from distill.cli.common import SetOption, errors, out
+from distill.cli.common import (
+    ForceOption,
+    OverwriteOption,
+    ResumeOption,
+    SetOption,
+    errors,
+    out,
+)
 from distill.errors import DistillError
 
 QUICKSTART_DATA = (Path("../shared/data/glue"),)  # checked after --data and $DISTILL_DATA
@@ -25,15 +32,9 @@ def run_command(
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Run directory (wins over the recipe's `output:`).")
     ] = None,
-    overwrite: Annotated[
-        bool, typer.Option(help="Replace an existing run directory (and start over).")
-    ] = False,
-    resume: Annotated[
-        bool, typer.Option(help="Insist on resuming OUT.partial/ (automatic when it exists).")
-    ] = False,
-    force: Annotated[
-        bool, typer.Option(help="Resume even though the recipe changed since the checkpoints.")
-    ] = False,
+    overwrite: OverwriteOption = False,
+    resume: ResumeOption = False,
+    force: ForceOption = False,
 ) -> None:
     """Fine-tune the teacher if asked, distil the student, score both, write the run directory.
     An interrupted run resumes from its checkpoints when the same command is run again."""

@@ -11,14 +11,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from distill.config.messages import format_errors
-from distill.config.overrides import apply_overrides
-from distill.config.recipe import CacheConfig, ObjectiveConfig, TeacherConfig, _Strict, read_yaml
+from distill.config.recipe import (
+    CacheConfig,
+    ObjectiveConfig,
+    TeacherConfig,
+    _Strict,
+    read_yaml,
+    validated,
+)
 from distill.config.train import TrainConfig
 from distill.data.corpus import CorpusConfig
-from distill.errors import DistillError
 from distill.models.config import StudentConfig
 
 # objectives that read the masked-LM head's vocabulary logits and the masked positions
@@ -69,8 +73,4 @@ class PretrainRecipe(_Strict):
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], overrides: list[str] | None = None) -> PretrainRecipe:
-        raw = apply_overrides(raw, overrides or [])
-        try:
-            return cls.model_validate(raw)
-        except ValidationError as error:
-            raise DistillError("\n".join(format_errors(error, cls))) from None
+        return validated(cls, raw, overrides)

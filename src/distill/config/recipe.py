@@ -6,7 +6,7 @@ A recipe is compared and fingerprinted only after validation (PyYAML reads `2e-5
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -19,6 +19,8 @@ from distill.data.config import DataConfig
 from distill.data.tasks import GLUE_TASKS
 from distill.errors import DistillError
 from distill.models.config import StudentConfig
+
+_Recipe = TypeVar("_Recipe", bound=BaseModel)
 
 
 class _Strict(BaseModel):
@@ -287,11 +289,7 @@ class Recipe(_Strict):
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], overrides: list[str] | None = None) -> Recipe:
-        raw = apply_overrides(raw, overrides or [])
-        try:
-            return cls.model_validate(raw)
-        except ValidationError as error:
-            raise DistillError("\n".join(format_errors(error, cls))) from None
+        return validated(cls, raw, overrides)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
@@ -313,3 +311,12 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise DistillError(f"recipe: {path} must be a YAML mapping of keys (task, data, ...)")
     return raw
+
+
+def validated(model: type[_Recipe], raw: dict[str, Any], overrides: list[str] | None) -> _Recipe:
+    """`raw` with `--set` overrides applied, validated as `model`; errors one line each."""
+    raw = apply_overrides(raw, overrides or [])
+    try:
+        return model.model_validate(raw)
+    except ValidationError as error:
+        raise DistillError("\n".join(format_errors(error, model))) from None

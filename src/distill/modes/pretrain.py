@@ -33,7 +33,7 @@ from distill.models.load import (
     student_config,
     student_layers,
 )
-from distill.objectives import Access, Shapes, WeightedObjective, build_objective, needs_of
+from distill.objectives import Access, Shapes, WeightedObjective, needs_of
 from distill.reports.pretrain_report import write_pretrain_report
 from distill.reports.rundir import (
     CHECKPOINTS,
@@ -48,6 +48,7 @@ from distill.reports.rundir import (
 )
 from distill.runtime.progress import console
 from distill.teacher.cache import default_cache_dir
+from distill.teacher.plan import weighted_objectives
 from distill.training import checkpoint
 from distill.training.learners import Learner
 from distill.training.loop import LiveTeacher, Schedule, train_learners
@@ -90,16 +91,7 @@ def prepare(recipe: PretrainRecipe) -> Parts:
     """Load teacher, tokenizer, corpus and student; build and set up the objectives."""
     path = resolve_model(recipe.teacher.model, "teacher.model")
     tokenizer = load_tokenizer(path, "teacher.model")
-    objectives = [
-        WeightedObjective(
-            o.name,
-            o.weight,
-            build_objective(o.name, o.temperature, o.params, f"objectives[{i}]"),
-            where=f"objectives[{i}].params",
-        )
-        for i, o in enumerate(recipe.objectives)
-        if o.weight > 0
-    ]
+    objectives = [o for o in weighted_objectives(recipe.objectives) if o.weight > 0]
     teacher = _load_teacher(recipe, path, objectives)
     student = _build_student(recipe, teacher)
     set_embeddings_trainable(student, not recipe.train.freeze_embeddings)

@@ -7,7 +7,7 @@ from typing import Any
 
 from transformers import AutoConfig
 
-from distill.config.recipe import Recipe, StageConfig
+from distill.config.recipe import ObjectiveConfig, Recipe, StageConfig
 from distill.config.train import TrainConfig
 from distill.data.batching import Encoded
 from distill.errors import DistillError
@@ -164,16 +164,7 @@ def prepare(recipe: Recipe) -> Plan:
     stages = []
     for j, stage in enumerate(recipe.stage_list()):
         prefix = f"stages[{j}]." if recipe.stages else ""
-        built = [
-            WeightedObjective(
-                o.name,
-                o.weight,
-                build_objective(o.name, o.temperature, o.params, f"{prefix}objectives[{i}]"),
-                where=f"{prefix}objectives[{i}].params",
-                teacher=o.teacher,
-            )
-            for i, o in enumerate(stage.objectives)
-        ]
+        built = weighted_objectives(stage.objectives, prefix)
         for i, item in enumerate(built):
             if getattr(item.objective, "corpus_only", False):
                 raise DistillError(
@@ -190,6 +181,22 @@ def prepare(recipe: Recipe) -> Plan:
             )
         )
     return Plan(recipe.teacher is not None and recipe.teacher.finetune is not None, stages)
+
+
+def weighted_objectives(
+    configs: list[ObjectiveConfig], prefix: str = ""
+) -> list[WeightedObjective]:
+    """Each recipe objective built, with its weight and the recipe field its errors name."""
+    return [
+        WeightedObjective(
+            o.name,
+            o.weight,
+            build_objective(o.name, o.temperature, o.params, f"{prefix}objectives[{i}]"),
+            where=f"{prefix}objectives[{i}].params",
+            teacher=o.teacher,
+        )
+        for i, o in enumerate(configs)
+    ]
 
 
 def check_objectives(recipe: Recipe, plan: Plan) -> str | None:
