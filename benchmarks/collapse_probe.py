@@ -1,6 +1,7 @@
 """Why do 2-layer students collapse on CoLA and STS-B? Optimisation or information?
 
     .venv/bin/python benchmarks/collapse_probe.py [--tasks cola,stsb] [--layers 2]
+        [--split held-out|dev] [--variants "suite,steps x10,lr x5"]
 
 On the held-out split that `benchmarks/transfer.py select` uses (90% of each task's training
 rows to train, 10% to score; dev untouched), the suite's 2-layer `distilbert` student is
@@ -16,7 +17,10 @@ label prior (CoLA: the entropy of its class shares; STS-B: the variance of its s
 student whose training loss stays at the prior's has not fitted its own training rows:
 an optimisation failure, not a lack of information in two blocks.
 
-Writes benchmarks/results/collapse-probe.md (and .json).
+`--split dev` runs the same variants on the full training rows and scores GLUE dev, reusing
+the teachers of `benchmarks/transfer.py final` (the control for its transfer-set rows: as many
+steps without the teacher-labelled text). Writes benchmarks/results/collapse-probe.md (or
+collapse-probe-dev.md with --split dev), and .json.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from transfer import WORK, held_out_glue  # benchmarks/transfer.py
+from transfer import GLUE, WORK, held_out_glue  # benchmarks/transfer.py
 
 from distill.data.config import DataConfig
 from distill.data.load import load_task_data
@@ -84,17 +88,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", default="cola,stsb")
     parser.add_argument("--layers", default="2")
+    parser.add_argument("--split", choices=["held-out", "dev"], default="held-out")
+    parser.add_argument("--variants", default="suite,steps x10,lr x5")
     args = parser.parse_args()
     tasks, layers = args.tasks.split(","), [int(n) for n in args.layers.split(",")]
     start = time.perf_counter()
-    data = held_out_glue(tasks)
+    dev = args.split == "dev"
+    data = GLUE if dev else held_out_glue(tasks)
+    base = WORK / ("final" if dev else "select")  # where the suite's own runs and teachers are
+    probes = WORK / ("probe-dev" if dev else "probe")
+    chosen = args.variants.split(",")
     rows = []
     for task in tasks:
         prior = prior_loss(task, data)
         for name, changes in variants(task).items():
-            # every variant reuses the teacher `select` fine-tuned (same held-out split)
-            work = WORK / "select" if not changes else WORK / "probe" / name.replace(" ", "")
-            teacher = WORK / "select" / task / "teacher-run"
+            if name not in chosen:
+                continue
+            # every variant reuses the teacher of the same split
+            work = base if not changes else probes / name.replace(" ", "")
+            teacher = base / task / "teacher-run"
             if changes and teacher.is_dir():
                 (work / task).mkdir(parents=True, exist_ok=True)
                 link = work / task / "teacher-run"
@@ -127,17 +139,24 @@ def main() -> None:
                     }
                 )
     minutes = (time.perf_counter() - start) / 60
+    split = (
+        "GLUE dev, full training rows, the teachers of benchmarks/transfer.py final"
+        if dev
+        else "held-out split of benchmarks/transfer.py select (90% of the training rows "
+        "train, 10% score; dev untouched)"
+    )
+    options = f" --split dev --variants '{args.variants}'" if dev else ""
     lines = [
         "# 2-layer collapse: optimisation or information?",
         "",
         f"Command: `python benchmarks/collapse_probe.py --tasks {args.tasks} --layers "
-        f"{args.layers}` ({minutes:.0f} min for this invocation; finished runs are reused).  ",
-        f"Machine: {environment()['cpu']}. Held-out split of benchmarks/transfer.py select "
-        "(90% of the training rows train, 10% score; dev untouched); objectives `distilbert`; "
-        "one seed.",
+        f"{args.layers}{options}` ({minutes:.0f} min for this invocation; finished runs are "
+        "reused).  ",
+        f"Machine: {environment()['cpu']}. Scores: {split}; objectives `distilbert`; one seed.",
         "",
-        "| task | layers | variant | held-out score (teacher) | retention | last training task "
-        "loss | loss of predicting the prior | student minutes |",
+        f"| task | layers | variant | {'dev' if dev else 'held-out'} score (teacher) "
+        "| retention | last training task loss | loss of predicting the prior "
+        "| student minutes |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -147,8 +166,9 @@ def main() -> None:
             f"{r['prior_loss']:.4f} | {r['student_minutes']:.1f} |"
         )
     text = "\n".join(lines) + "\n"
-    (RESULTS / "collapse-probe.md").write_text(text)
-    (RESULTS / "collapse-probe.json").write_text(json.dumps(rows, indent=1))
+    name = "collapse-probe-dev" if dev else "collapse-probe"
+    (RESULTS / f"{name}.md").write_text(text)
+    (RESULTS / f"{name}.json").write_text(json.dumps(rows, indent=1))
     print(text)
 
 
