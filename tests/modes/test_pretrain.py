@@ -183,3 +183,14 @@ def test_bad_general_recipes_are_one_line_and_write_nothing(
     assert len(result.output.strip().splitlines()) == 1, result.output
     assert re.search(message, result.output), result.output
     assert not out.exists() and not out.with_name("bad.partial").exists()
+
+
+def test_check_validates_a_general_recipe_without_training(tmp_path: Path, corpus: Path) -> None:
+    recipe = _recipe(tmp_path, tmp_path / "teacher", corpus)
+    result = runner.invoke(app, ["check", str(recipe)])
+    assert result.exit_code == 0, result.output
+    assert "general distillation: loss = 5*mlm_soft_targets + 2*mlm + 1*hidden_cosine" in (
+        result.output
+    )
+    bad = runner.invoke(app, ["check", str(recipe), "--set", "masking.probability=1.5"])
+    assert bad.exit_code == 1 and "masking.probability" in bad.output

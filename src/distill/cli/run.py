@@ -92,9 +92,19 @@ def check(
 ) -> None:
     """Validate a recipe and print its execution plan; trains nothing."""
     with errors():
-        from distill.config.recipe import Recipe
+        from distill.config.recipe import Recipe, read_yaml
         from distill.modes import DESCRIBE
 
+        if "corpus" in read_yaml(recipe):  # a general recipe (distill pretrain)
+            from distill.config.pretrain import PretrainRecipe
+
+            general = PretrainRecipe.from_yaml(recipe, set_)
+            terms = " + ".join(f"{o.weight:g}*{o.name}" for o in general.objectives)
+            out.print(
+                f"[green]recipe OK[/]: {recipe} (general distillation: loss = {terms}; "
+                f"run it with distill pretrain {recipe})"
+            )
+            return
         validated = Recipe.from_yaml(recipe, set_)
         lines = DESCRIBE[validated.mode.name](validated)
         tasks = ", ".join(validated.task_names())
