@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -24,10 +23,10 @@ from distill.data.config import AugmentConfig
 from distill.data.tasks import GLUE_TASKS
 from distill.errors import DistillError
 from distill.evaluation.predict import predict_rows, read_rows
-from distill.reports import document, figures
-from distill.reports.rundir import environment, recipe_changes
-from distill.suite.averages import AVERAGED, average_rows
-from distill.suite.settings import PUBLISHED, TASK_SETTINGS, TEST_COLUMNS
+from distill.reports import document
+from distill.reports.rundir import recipe_changes
+from distill.suite.settings import TASK_SETTINGS, TEST_COLUMNS
+from distill.suite.tables import results_blocks, write_suite_report
 
 
 def _objectives_of(recipe: str) -> list[dict[str, Any]]:
@@ -264,119 +263,10 @@ class Suite:
 
     def write_report(self) -> Path:
         """WORK/report.md and report.html: the table, retention per task and the trade-off."""
-        plots = self.work / "plots"
-        configs = list(dict.fromkeys((r["layers"], r["objectives"]) for r in self.rows))
-        points = []
-        for layers, objectives in configs:
-            mine = [r for r in self.rows if (r["layers"], r["objectives"]) == (layers, objectives)]
-            # WNLI stays out of the average, as in the tables, unless it is all there is
-            mine = [r for r in mine if r["task"] in AVERAGED] or mine
-            points.append(
-                {
-                    "layers": layers,
-                    "objectives": objectives,
-                    "retention": statistics.mean(r["retention"] for r in mine),
-                    "speedup": statistics.mean(r["speedup"] for r in mine),
-                }
-            )
-        by_task = figures.plot_retention_by_task(self.rows, plots / "retention.png")
-        tradeoff = figures.plot_retention_vs_speedup(points, plots / "tradeoff.png")
-        blocks: list[document.Block] = [
-            *self.blocks(),
-            document.Figure(str(by_task.relative_to(self.work)), "Retention per task"),
-            document.Figure(
-                str(tradeoff.relative_to(self.work)),
-                "Average retention against average speed-up, per configuration",
-            ),
-        ]
-        markdown, _ = document.write(blocks, self.work, "distill: GLUE benchmark")
-        return markdown
+        return write_suite_report(self)
 
     def markdown(self) -> str:
-        return document.to_markdown(self.blocks())
-
-    def blocks(self) -> list[document.Block]:
-        """The results as report blocks: the command and machine, every student, the average
-        retention, and the published retention next to it."""
-        budget = (
-            f"training sets subsampled to at most {self.max_train_examples:,} examples "
-            "(time budget); "
-            if self.max_train_examples
-            else ""
-        )
-        limit = (
-            f" --max-train-examples {self.max_train_examples}" if self.max_train_examples else ""
-        ) + (" --test-predictions" if self.test_predictions else "")
-        averages = [
-            [
-                f"{a['layers']} / {a['objectives']}",
-                *(f"{a['by_task'][task]:.3f}" for task in AVERAGED),
-                f"{a['retention']:.3f}",
-                f"{a['teacher_score']:.4f}",
-                f"{a['score']:.4f}",
-                f"{a['params']:,}",
-                f"{a['speedup']:.2f}x",
-            ]
-            for a in average_rows(self.rows)
-        ]
-        return [
-            "# GLUE (small): retention of distilled students",
-            f"Command: `distill benchmark glue --tasks {','.join(self.tasks)} --layers "
-            f"{','.join(map(str, self.layers))} --objectives {','.join(self.objective_sets)}"
-            f" --student-blocks {self.student_blocks}{limit}`. Machine: {environment()['cpu']}; "
-            f"teacher `{self.teacher}` fine-tuned per task; {budget}dev split, official metrics.",
-            document.Table(
-                [
-                    "task",
-                    "metric",
-                    "teacher",
-                    "layers / objectives",
-                    "score",
-                    "retention",
-                    "parameters",
-                    "latency (ms)",
-                    "speed-up",
-                ],
-                [
-                    [
-                        row["task"],
-                        row["metric"],
-                        f"{row['teacher_score']:.4f}",
-                        f"{row['layers']} / {row['objectives']}",
-                        f"{row['score']:.4f}",
-                        f"{row['retention']:.3f}",
-                        f"{row['params']:,}",
-                        f"{row['latency_ms']:.2f}",
-                        f"{row['speedup']:.2f}x",
-                    ]
-                    for row in self.rows
-                ],
-            ),
-            "Averages over SST-2, CoLA, MRPC and STS-B (WNLI is reported above but left out, as "
-            "GLUE baselines do); the average retention is the mean of the four ratios:",
-            document.Table(
-                [
-                    "layers / objectives",
-                    *(f"{task} retention" for task in AVERAGED),
-                    "average retention",
-                    "teacher mean score",
-                    "student mean score",
-                    "parameters",
-                    "mean speed-up",
-                ],
-                averages,
-            ),
-            "Published retention on the same four tasks. They used other teachers (BERT-base, "
-            "12 layers) and other training regimes, so the comparison is indicative only:",
-            document.Table(
-                ["model", "paper", "scored on", "average", "CoLA", "regime"],
-                [
-                    [name, paper, split, *(f"{v:.3f}" if v is not None else "–" for v in (a, c))]
-                    + [regime]
-                    for name, paper, split, a, c, regime in PUBLISHED
-                ],
-            ),
-        ]
+        return document.to_markdown(results_blocks(self))
 
 
 def _changed_since(out: Path, recipe: Recipe) -> str:

@@ -21,7 +21,6 @@ from torch.profiler import record_function
 from transformers import PreTrainedModel, get_scheduler
 
 from distill.data.batching import Batches, Encoded
-from distill.errors import DistillError
 from distill.models.capture import ATTENTION_KINDS, capturing_attention
 from distill.runtime import distributed
 from distill.runtime.interrupts import Interrupted, deferred_interrupts
@@ -41,6 +40,7 @@ from distill.training.learners import (  # noqa: F401  (Learner, LiveTeacher, ..
     learner_parameters,
     loss_terms,
 )
+from distill.training.nonfinite import gradients_finite, refuse_non_finite
 from distill.training.scalars import ScalarLog
 from distill.training.state import (
     LoopState,
@@ -51,7 +51,7 @@ from distill.training.state import (
     set_global_rng_state,
     snapshot,
 )
-from distill.training.step import StepResult, StepSetup, run_step
+from distill.training.step import StepSetup, run_step
 
 
 @dataclass
@@ -229,13 +229,13 @@ def train_learners(
                 result = run_step(setup, batches, task, padded, interrupted)
                 distributed.average_gradients(projections)
                 with record_function("distill.optimizer"):
-                    finite = not any(result.non_finite) and _gradients_finite(
+                    finite = not any(result.non_finite) and gradients_finite(
                         owned, accelerator, schedule.max_grad_norm
                     )
                     if finite:
                         optimizer.step()
                     else:
-                        _non_finite(schedule, description, loop, result, phase)
+                        refuse_non_finite(schedule.on_nonfinite, description, loop, result, phase)
                         loop.skipped += 1
                     scheduler.step()  # a skipped step keeps the schedule aligned with steps
                     optimizer.zero_grad(set_to_none=True)
@@ -326,49 +326,6 @@ def source_key(teacher: object) -> str:
         return str(teacher.key)
     members = getattr(teacher, "sources", None)
     return ",".join(source_key(m) for m in members.values()) if members else ""
-
-
-def _gradients_finite(
-    owned: list[list[torch.nn.Parameter]], accelerator: Accelerator, max_grad_norm: float | None
-) -> bool:
-    """Clip each model's gradients on its own (train.max_grad_norm) and say whether they are
-    all finite: a finite loss can still have a NaN or inf gradient (a square root at 0, an
-    overflow in backward), which must not reach the weights. The gradients are already
-    all-reduced, so every process decides alike."""
-    norms = []
-    for parameters in owned:
-        if max_grad_norm:
-            norms.append(accelerator.clip_grad_norm_(parameters, max_grad_norm))
-        else:
-            gradients = [p.grad for p in parameters if p.grad is not None]
-            norms.append(torch.nn.utils.get_total_norm(gradients) if gradients else None)
-    return all(norm is None or bool(torch.isfinite(norm)) for norm in norms)
-
-
-def _non_finite(
-    schedule: Schedule,
-    description: str,
-    loop: LoopState,
-    result: StepResult,
-    phase: checkpoint.Phase | None,
-) -> None:
-    """Stop naming the step and the objective (train.on_nonfinite: stop); with skip, return
-    and the step is dropped and counted."""
-    if schedule.on_nonfinite == "skip":
-        return
-    rows = zip(result.keys, result.values, result.non_finite, strict=True)
-    bad = next(((k, v) for k, v, flag in rows if flag), None)
-    what = (
-        f"objective '{bad[0]}' gave a non-finite loss ({bad[1]})"
-        if bad is not None
-        else "a non-finite gradient (every loss finite)"
-    )
-    good = phase.last_good_step() if phase is not None else None
-    kept = f"; the last good checkpoint (step {good}) is kept for a resume" if good else ""
-    raise DistillError(
-        f"{description}: step {loop.step + 1}: {what}{kept}; lower the learning rate, check "
-        "the data, or set train.on_nonfinite: skip"
-    )
 
 
 def _evaluation_due(schedule: Schedule, step: int, total_steps: int) -> bool:
