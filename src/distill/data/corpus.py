@@ -28,13 +28,13 @@ import numpy as np
 from filelock import FileLock
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from distill.data.load import BINARY_PROBE, check_text_head, load_dataset_split
 from distill.errors import DistillError
 from distill.runtime.progress import progress_bar
 
 # WikiText headings: " = Title = ", " = = Section = = ", " = = = Sub = = = "
 WIKITEXT_HEADING = re.compile(r"^\s*(=\s+)+\S.*?(\s+=)+\s*$")
 CORPUS_FORMAT = 1  # bump when the token file's layout or the reading rules change
-_BINARY_PROBE = 8192
 _TOKENIZE_BATCH = 1000  # text units per tokenizer call
 
 
@@ -85,13 +85,10 @@ def _open_text(path: Path) -> IO[str]:
     raw: IO[bytes] = gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
     with raw:
         try:
-            head = raw.read(_BINARY_PROBE)
+            head = raw.read(BINARY_PROBE)
         except (OSError, EOFError) as error:  # gzip.BadGzipFile is an OSError
             raise DistillError(f"corpus.files: {path} cannot be read ({error})") from None
-    if not head.strip():
-        raise DistillError(f"corpus.files: {path} is empty; give a file with text")
-    if b"\x00" in head:
-        raise DistillError(f"corpus.files: {path} looks binary (NUL bytes); give a text file")
+    check_text_head(head, path, "corpus.files", "a text file")
     if path.suffix == ".gz":
         return gzip.open(path, "rt", encoding="utf-8", newline="\n")
     return path.open(encoding="utf-8", newline="\n")
@@ -134,28 +131,9 @@ def text_units(lines: Iterable[str], sample_by: str, skip_headings: bool) -> Ite
 
 
 def _dataset_texts(config: CorpusConfig) -> Iterator[str]:
-    import datasets
-
-    from distill.data.load import _first_line, _offline_hint, load_saved_dataset
-
-    if config.path:
-        rows = load_saved_dataset(config.path, "corpus.path")
-        if isinstance(rows, datasets.DatasetDict):
-            if config.split not in rows:
-                raise DistillError(
-                    f"corpus.split: '{config.split}' is not in {config.path} ({', '.join(rows)})"
-                )
-            rows = rows[config.split]
-        where = config.path
-    else:
-        try:
-            rows = datasets.load_dataset(config.name, config.config, split=config.split)
-        except Exception as error:
-            raise DistillError(
-                f"corpus.name: could not load '{config.name}': {_first_line(error)}"
-                f"{_offline_hint(error)}"
-            ) from None
-        where = str(config.name)
+    rows, where = load_dataset_split(
+        config.name, config.config, config.path, config.split, "corpus"
+    )
     if config.text not in rows.column_names:
         raise DistillError(
             f"corpus.text: column '{config.text}' is not in {where} "

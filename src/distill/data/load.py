@@ -206,6 +206,36 @@ def _read_with_datasets(task: Task, config: DataConfig) -> tuple[list[Any], str,
     return splits, source, wheres
 
 
+def load_dataset_split(
+    name: str | None, config: str | None, path: str | None, split: str, field: str
+) -> tuple[Any, str]:
+    """One split of a hub dataset (`name`, `config`) or of one saved with save_to_disk
+    (`path`), and its source as `hub:NAME/CONFIG` or `disk:PATH`; errors name `field`'s keys
+    (data.transfer, corpus)."""
+    import datasets
+
+    if name:
+        source = f"hub:{name}" + (f"/{config}" if config else "")
+        try:
+            loaded = datasets.load_dataset(name, config)
+        except Exception as error:
+            raise DistillError(
+                f"{field}.name: could not load '{name}': {_first_line(error)}"
+                + _offline_hint(error)
+            ) from None
+    else:
+        assert path is not None
+        source = f"disk:{path}"
+        loaded = load_saved_dataset(path, f"{field}.path")
+    if isinstance(loaded, datasets.DatasetDict):
+        if split not in loaded:
+            raise DistillError(
+                f"{field}.split: '{split}' not found in {source}; available: {', '.join(loaded)}"
+            )
+        loaded = loaded[split]
+    return loaded, source
+
+
 def load_saved_dataset(path: str, field: str) -> Any:
     """A Dataset or DatasetDict saved with save_to_disk, or one line naming `field`."""
     import datasets
@@ -346,6 +376,18 @@ def _label(task: Task, value: Any, class_index: bool, where: str, row: int) -> A
 
 def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
+
+
+BINARY_PROBE = 8192  # bytes read to tell text from binary (NUL bytes are valid UTF-8)
+
+
+def check_text_head(head: bytes, where: object, field: str, wanted: str) -> None:
+    """Refuse, in one line, a file whose first BINARY_PROBE bytes are blank, or hold NUL bytes
+    (binary: decoding as UTF-8 would not notice)."""
+    if not head.strip():
+        raise DistillError(f"{field}: {where} is empty; give a file with text")
+    if b"\x00" in head:
+        raise DistillError(f"{field}: {where} looks binary (NUL bytes); give {wanted}")
 
 
 def _check_utf8(path: Path) -> None:

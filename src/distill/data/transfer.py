@@ -14,18 +14,18 @@ from typing import Any
 from distill.data.config import TransferConfig
 from distill.data.load import (
     _FILE_BUILDERS,
+    BINARY_PROBE,
     Examples,
     _check_utf8,
     _first_line,
-    _offline_hint,
     _read_delimited,
-    load_saved_dataset,
+    check_text_head,
+    load_dataset_split,
 )
 from distill.data.tasks import Task
 from distill.errors import DistillError
 
 _SUFFIXES = (".txt", *_FILE_BUILDERS)
-_BINARY_PROBE = 8192  # bytes read to tell text from binary (NUL bytes are valid UTF-8)
 
 
 def load_transfer(config: TransferConfig, task: Task, seed: int = 0) -> tuple[Examples, str]:
@@ -77,14 +77,10 @@ def _read_file(path: Path, config: TransferConfig, task: Task) -> tuple[list[str
 
 def _check_text(plain: Path, shown: Path) -> None:
     with plain.open("rb") as handle:
-        head = handle.read(_BINARY_PROBE)
-    if not head.strip():
-        raise DistillError(f"data.transfer.files: {shown} is empty; give a file with text")
-    if b"\x00" in head:
-        raise DistillError(
-            f"data.transfer.files: {shown} looks binary (NUL bytes); give a text file "
-            "(txt, csv, tsv, jsonl) or parquet"
-        )
+        head = handle.read(BINARY_PROBE)
+    check_text_head(
+        head, shown, "data.transfer.files", "a text file (txt, csv, tsv, jsonl) or parquet"
+    )
     try:
         _check_utf8(plain)
     except DistillError as error:  # same message, naming the file the user gave
@@ -133,28 +129,10 @@ def _read_table(plain: Path, suffix: str, shown: Path) -> Any:
 
 # -- datasets -------------------------------------------------------------------------------------
 def _read_dataset(config: TransferConfig, task: Task) -> tuple[list[str], list[str] | None, str]:
-    import datasets
-
-    if config.name:
-        source = f"hub:{config.name}" + (f"/{config.config}" if config.config else "")
-        try:
-            loaded = datasets.load_dataset(config.name, config.config)
-        except Exception as error:
-            raise DistillError(
-                f"data.transfer.name: could not load '{config.name}': {_first_line(error)}"
-                + _offline_hint(error)
-            ) from None
-    else:
-        source = f"disk:{config.path}"
-        loaded = load_saved_dataset(config.path, "data.transfer.path")
-    if isinstance(loaded, datasets.DatasetDict):
-        if config.split not in loaded:
-            raise DistillError(
-                f"data.transfer.split: '{config.split}' not found in {source}; available: "
-                f"{', '.join(loaded)}"
-            )
-        loaded = loaded[config.split]
-    texts, pairs = _columns(loaded, config, task, source)
+    rows, source = load_dataset_split(
+        config.name, config.config, config.path, config.split, "data.transfer"
+    )
+    texts, pairs = _columns(rows, config, task, source)
     return texts, pairs if task.text_pair_column else None, source
 
 

@@ -10,6 +10,7 @@ the scores when asked. Outside that window the models keep their own implementat
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -95,30 +96,28 @@ def _set_implementation(model: torch.nn.Module, implementation: str) -> None:
 
 
 @contextmanager
-def recording_qkv(enabled: bool) -> Iterator[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]:
-    """Collect each attention call's projected queries, keys and values (`[batch, heads, seq,
-    head_dim]`), in call order: what MiniLMv2's self-attention relations compare."""
-    found: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+def _recording(recorders: list[list[Any]], enabled: bool) -> Iterator[list[Any]]:
+    """A list that the attention calls inside the block append to, in call order (nested
+    blocks: the innermost records)."""
+    found: list[Any] = []
     if enabled:
-        _qkv_recorders.append(found)
+        recorders.append(found)
     try:
         yield found
     finally:
         if enabled:
-            _qkv_recorders.remove(found)
+            recorders.remove(found)
 
 
-@contextmanager
-def recording_scores(enabled: bool) -> Iterator[list[torch.Tensor]]:
-    """Collect the pre-softmax scores of every attention call in the block, in call order."""
-    scores: list[torch.Tensor] = []
-    if enabled:
-        _recorders.append(scores)
-    try:
-        yield scores
-    finally:
-        if enabled:
-            _recorders.remove(scores)
+def recording_qkv(enabled: bool) -> contextlib.AbstractContextManager[list[Any]]:
+    """Each attention call's projected queries, keys and values (`[batch, heads, seq,
+    head_dim]`): what MiniLMv2's self-attention relations compare."""
+    return _recording(_qkv_recorders, enabled)
+
+
+def recording_scores(enabled: bool) -> contextlib.AbstractContextManager[list[Any]]:
+    """The pre-softmax scores of every attention call in the block."""
+    return _recording(_recorders, enabled)
 
 
 def forward(

@@ -80,8 +80,7 @@ def load_classifier(
             f"{field}: cannot load {model_path}: {str(error).splitlines()[0]}"
         ) from None
     if not new_head:
-        has_head = any(a.endswith("ForSequenceClassification") for a in config.architectures or [])
-        if not has_head:
+        if not _is_classifier(config):
             raise DistillError(
                 f"{field}: {model_path} has no classification head; fine-tune it "
                 "first (teacher.finetune: {epochs: 3})"
@@ -305,8 +304,7 @@ def load_masked_lm(path: str, field: str) -> tuple[PreTrainedModel, bool]:
     finally:
         transformers.logging.set_verbosity(verbosity)
     prefix = model.base_model_prefix + "."
-    has_head = not any(not key.startswith(prefix) for key in info["missing_keys"])
-    return model, has_head
+    return model, all(key.startswith(prefix) for key in info["missing_keys"])
 
 
 def architecture_name(path: str) -> str:
@@ -324,4 +322,8 @@ def has_classifier_head(path: str) -> bool:
         config = AutoConfig.from_pretrained(path)
     except (OSError, ValueError):
         return True  # let load_classifier name the problem
+    return _is_classifier(config)
+
+
+def _is_classifier(config: PretrainedConfig) -> bool:
     return any(a.endswith("ForSequenceClassification") for a in config.architectures or [])

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModel, AutoModelForMaskedLM, PreTrainedModel, set_seed
+from transformers import AutoModel, AutoModelForMaskedLM, PreTrainedModel
 
 from distill.config.pretrain import MASKED_LM_OBJECTIVES, PretrainRecipe
 from distill.data.corpus import CorpusBatches, CorpusBlocks, load_corpus
@@ -33,14 +34,12 @@ from distill.models.load import (
     student_config,
     student_layers,
 )
+from distill.modes.common import schedule_of
+from distill.modes.run import run_session
 from distill.objectives import Access, Shapes, WeightedObjective, needs_of
 from distill.reports.pretrain_report import write_pretrain_report
 from distill.reports.rundir import (
-    CHECKPOINTS,
-    check_output,
     environment,
-    partial_directory,
-    prepare_resume,
     run_directory,
     save_model,
     write_json,
@@ -48,10 +47,9 @@ from distill.reports.rundir import (
 )
 from distill.runtime.progress import console
 from distill.teacher.cache import default_cache_dir
-from distill.teacher.plan import weighted_objectives
-from distill.training import checkpoint
+from distill.teacher.plan import setup_each, weighted_objectives
 from distill.training.learners import Learner
-from distill.training.loop import LiveTeacher, Schedule, train_learners
+from distill.training.loop import LiveTeacher, train_learners
 
 PHASE = "distilling (general)"
 
@@ -66,25 +64,25 @@ def pretrain(
     """Distil a general student; returns metrics.json's content. Every input is checked before
     OUT.partial/ exists; an interrupted run resumes from its checkpoints."""
     output = Path(out)
-    check_output(output, overwrite)
     settings = recipe.model_dump(mode="json")
-    if prepare_resume(output, settings, overwrite, resume, force):
-        console.print(f"[bold]resuming[/] {partial_directory(output)} from its checkpoints")
-    if recipe.train.threads:
-        torch.set_num_threads(recipe.train.threads)
-    set_seed(recipe.train.seed)
-    parts = prepare(recipe)
-    train = recipe.train
-    root = partial_directory(output) / CHECKPOINTS
-    with checkpoint.checkpointing(root, train.checkpoint_every, train.keep_checkpoints, settings):
-        return _run(recipe, parts, output, overwrite)
+    with run_session(output, settings, recipe.train, overwrite, resume, force):
+        return _run(recipe, prepare(recipe), output, overwrite)
 
 
+@dataclass
 class Parts:
     """Everything a general run trains with, loaded and checked."""
 
-    def __init__(self, **items: Any) -> None:
-        self.__dict__.update(items)
+    tokenizer: Any
+    teacher: PreTrainedModel
+    student: PreTrainedModel
+    objectives: list[WeightedObjective]
+    blocks: CorpusBlocks
+    eval_blocks: CorpusBlocks | None
+    batches: CorpusBatches
+    probability: float | None  # masking, when a masked-LM objective trains
+    needs: frozenset[str]  # what the objectives read of both forward passes
+    source: LiveTeacher | None  # None when no objective reads the teacher
 
 
 def prepare(recipe: PretrainRecipe) -> Parts:
@@ -95,11 +93,7 @@ def prepare(recipe: PretrainRecipe) -> Parts:
     teacher = _load_teacher(recipe, path, objectives)
     student = _build_student(recipe, teacher)
     set_embeddings_trainable(student, not recipe.train.freeze_embeddings)
-    shapes = Shapes.of(student.config, teacher.config)
-    for item in objectives:
-        setup = getattr(item.objective, "setup", None)
-        if setup is not None:
-            setup(shapes, item.where)
+    setup_each(objectives, Shapes.of(student.config, teacher.config))
     cache = Path(recipe.cache.dir) if recipe.cache.dir else default_cache_dir()
     tokenizer_id = hashlib.sha256(tokenizer_json(tokenizer).encode()).hexdigest()[:16]
     blocks = load_corpus(recipe.corpus, tokenizer, cache, tokenizer_id)
@@ -185,24 +179,7 @@ def _announce(recipe: PretrainRecipe, parts: Parts) -> None:
 
 
 def _run(recipe: PretrainRecipe, parts: Parts, output: Path, overwrite: bool) -> dict[str, Any]:
-    train = recipe.train
-    schedule = Schedule(
-        epochs=train.epochs,
-        batch_size=train.batch_size,
-        lr=train.lr,
-        warmup_ratio=train.warmup_ratio,
-        schedule=train.schedule,
-        weight_decay=train.weight_decay,
-        max_grad_norm=train.max_grad_norm,
-        max_steps=train.max_steps,
-        seed=train.seed,
-        log_every=train.log_every,
-        precision=train.precision,
-        compile=train.compile,
-        gradient_accumulation=train.gradient_accumulation,
-        on_nonfinite=train.on_nonfinite,
-        time_budget_seconds=60 * train.time_budget_minutes if train.time_budget_minutes else None,
-    )
+    schedule = schedule_of(recipe.train, recipe.train)
     learner = Learner("student", parts.student, parts.objectives, parts.source)
     with run_directory(output, overwrite) as workdir:
         start = time.perf_counter()

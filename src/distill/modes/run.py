@@ -5,6 +5,8 @@ Every mode checks its inputs before OUT.partial/ is created and leaves OUT/ comp
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ import torch
 from transformers import set_seed
 
 from distill.config.recipe import Recipe
+from distill.config.train import TrainConfig
 from distill.modes import MODES
 from distill.reports.rundir import CHECKPOINTS, check_output, partial_directory, prepare_resume
 from distill.runtime import distributed
@@ -39,17 +42,33 @@ def run(
     insists on it, `force` accepts a changed recipe, `overwrite` starts over."""
     name = recipe.task or "-".join(recipe.task_names())
     output = Path(out or recipe.output or f"runs/{name}")
-    check_output(output, overwrite)
     settings = recipe.model_dump(mode="json", exclude={"output"})
+    with run_session(output, settings, recipe.train, overwrite, resume, force):
+        metrics = MODES[recipe.mode.name](recipe, output, overwrite)
+    return RunResult(output, metrics)
+
+
+@contextmanager
+def run_session(
+    output: Path,
+    settings: dict[str, Any],
+    train: TrainConfig,
+    overwrite: bool,
+    resume: bool,
+    force: bool,
+) -> Iterator[None]:
+    """What every run does around its training (`distill run`, `distill pretrain`): refuse a
+    finished OUT/ unless overwriting, decide whether OUT.partial/ resumes (the recipe
+    `settings` against its checkpoints'), set threads and the seed, then checkpoint the
+    phases trained inside the block."""
+    check_output(output, overwrite)
     # the main process decides (and clears a stale OUT.partial/); the others follow
     if distributed.from_main(lambda: prepare_resume(output, settings, overwrite, resume, force)):
         console.print(f"[bold]resuming[/] {partial_directory(output)} from its checkpoints")
-    if recipe.train.threads:
-        torch.set_num_threads(recipe.train.threads)
+    if train.threads:
+        torch.set_num_threads(train.threads)
     # Seed before any model is loaded: a new classification head is initialised at load time.
-    set_seed(recipe.train.seed)
-    train = recipe.train
+    set_seed(train.seed)
     root = partial_directory(output) / CHECKPOINTS
     with checkpoint.checkpointing(root, train.checkpoint_every, train.keep_checkpoints, settings):
-        metrics = MODES[recipe.mode.name](recipe, output, overwrite)
-    return RunResult(output, metrics)
+        yield

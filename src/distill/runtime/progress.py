@@ -35,10 +35,14 @@ PLAIN_EVERY_SECONDS = 30.0
 _RATE = {"examples": "ex/s", "tokens": "tok/s"}
 
 
+def _rate(unit: str) -> str:
+    return _RATE.get(unit, f"{unit}/s")
+
+
 class _PerSecond(ProgressColumn):
     def __init__(self, unit: str) -> None:
         super().__init__()
-        self.rate = _RATE.get(unit, f"{unit}/s")
+        self.rate = _rate(unit)
 
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
@@ -102,7 +106,7 @@ def _plain_lines(
             eta = [f"eta {_duration((total - done) / speed) if speed > 0 else '-'}"]
         parts = [
             head,
-            f"{speed:,.0f} {_RATE.get(unit, unit + '/s')}",
+            f"{speed:,.0f} {_rate(unit)}",
             f"elapsed {_duration(elapsed)}",
             *eta,
             *(f"{key} {value:.4f}" for key, value in shown.items()),

@@ -224,7 +224,12 @@ def check_objectives(recipe: Recipe, plan: Plan) -> str | None:
 
 def setup_objectives(plan: Plan, shapes: Shapes) -> None:
     """Check layer maps against the models' depths and build projections, before training."""
-    for item in plan.objectives:
+    setup_each(plan.objectives, shapes)
+
+
+def setup_each(objectives: list[WeightedObjective], shapes: Shapes) -> None:
+    """`setup(shapes, where)` of each objective that has one."""
+    for item in objectives:
         setup = getattr(item.objective, "setup", None)
         if setup is not None:
             setup(shapes, item.where)
