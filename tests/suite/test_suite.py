@@ -8,9 +8,12 @@ import random
 from pathlib import Path
 
 import pytest
+import torch
+from transformers import AutoModel, AutoTokenizer
 from typer.testing import CliRunner
 
 from distill.cli import app
+from distill.models.load import copy_teacher_layers
 from distill.suite.averages import average_rows
 from distill.suite.glue import _fit_alignments, student_layers
 
@@ -102,6 +105,44 @@ def test_augment_adds_a_row_per_objective_set_trained_on_the_transfer_set(
     assert "augment:" in recipe and "copies: 2" in recipe
     bad = runner.invoke(app, [*args[:-2], "--augment", "mask:x"])
     assert bad.exit_code == 1 and "--augment: 'x' is not a number of copies" in bad.output
+
+
+def test_general_students_add_rows_that_start_from_them(
+    tmp_path: Path, tiny_base_dir: Path
+) -> None:
+    """--general 2=DIR: a depth-2 student starts from DIR (a new head), the other from the
+    teacher's blocks; with --augment the four rows are TinyBERT's ablation."""
+    general = tmp_path / "general"
+    model = AutoModel.from_pretrained(tiny_base_dir)
+    copy_teacher_layers(model, [0, 3]).save_pretrained(general)
+    AutoTokenizer.from_pretrained(tiny_base_dir).save_pretrained(general)
+    glue = _glue(tmp_path / "glue")
+    results = tmp_path / "results" / "glue-small"
+    args = [
+        "benchmark", "glue", "--tasks", "sst2", "--layers", "2", "--objectives", "task",
+        "--augment", "mask:2", "--data", str(glue), "--teacher", str(tiny_base_dir),
+        "--max-train-examples", "64", "--work", str(tmp_path / "work"), "--results", str(results),
+    ]  # fmt: skip
+    result = runner.invoke(app, [*args, "--general", f"2={general}"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(results.with_suffix(".json").read_text())
+    assert [r["objectives"] for r in rows] == [
+        "task", "task+mask2", "task+general", "task+general+mask2"
+    ]  # fmt: skip
+    recipe = (tmp_path / "work" / "sst2" / "L2-task+general" / "recipe.yaml").read_text()
+    assert "init: pretrained" in recipe and f"model: {general}" in recipe
+    plain = (tmp_path / "work" / "sst2" / "L2-task" / "recipe.yaml").read_text()
+    assert "init: teacher_layers" in plain
+    # the general student's blocks, not the teacher's first two, start the +general run
+    trained = AutoModel.from_pretrained(tmp_path / "work" / "sst2" / "L2-task+general" / "student")
+    start = AutoModel.from_pretrained(general)
+    key = "embeddings.word_embeddings.weight"  # frozen by the suite: still the general one's
+    assert torch.equal(trained.state_dict()[key], start.state_dict()[key])
+
+    wrong = runner.invoke(app, [*args, "--general", f"3={general}"])
+    assert wrong.exit_code == 1 and f"--general: {general} has 2 layers, not 3" in wrong.output
+    bad = runner.invoke(app, [*args, "--general", str(general)])
+    assert bad.exit_code == 1 and "is not DEPTH=DIR" in bad.output
 
 
 def test_students_and_iit_alignments_follow_the_depth() -> None:

@@ -40,6 +40,14 @@ def benchmark(
             "neighbours,mask:10 (data.augment; rows named <objectives>+neighbours-mask10)."
         ),
     ] = None,
+    general: Annotated[
+        str | None,
+        typer.Option(
+            help="Also train students that start from general students (distill pretrain): "
+            "DEPTH=DIR, comma-separated, e.g. 2=runs/general-L2/student (rows named "
+            "<objectives>+general)."
+        ),
+    ] = None,
     work: Annotated[Path, typer.Option(help="Where the runs go.")] = Path("runs/benchmark-glue"),
     results: Annotated[
         Path, typer.Option(help="Results path, without suffix (.md, .json, .csv).")
@@ -49,7 +57,7 @@ def benchmark(
     sets, and write the retention table; finished runs are reused, so it resumes."""
     with errors():
         from distill.modes.run import run
-        from distill.suite.glue import Suite, parse_augment
+        from distill.suite.glue import Suite, parse_augment, parse_general
 
         if suite != "glue":
             raise DistillError(f"SUITE: '{suite}' is not a suite; the one suite is glue")
@@ -65,6 +73,7 @@ def benchmark(
             test_predictions=test_predictions,
             student_blocks=student_blocks,
             augment=parse_augment(augment) if augment else None,
+            general=parse_general(general) if general else {},
         )
         written = plan.execute(run, lambda line: out.print(f"[yellow]{line}[/]"))
         out.print(f"[green]results[/]: {written}")

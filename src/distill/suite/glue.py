@@ -59,6 +59,19 @@ def parse_augment(spec: str) -> dict[str, Any]:
     return augment
 
 
+def parse_general(spec: str) -> dict[int, Path]:
+    """`--general 2=runs/g2/student,3=runs/g3/student` -> {2: Path, 3: Path}."""
+    general: dict[int, Path] = {}
+    for item in spec.split(","):
+        depth, separator, folder = item.strip().partition("=")
+        if not separator or not depth.strip().isdigit() or not folder.strip():
+            raise DistillError(
+                f"--general: '{item.strip()}' is not DEPTH=DIR (e.g. 2=runs/general-L2/student)"
+            )
+        general[int(depth)] = Path(folder.strip())
+    return general
+
+
 def student_layers(count: int, teacher_layers: int, choice: str = "first") -> list[int]:
     """`count` teacher blocks: the first ones (3 of 6 -> 0, 1, 2) or spread evenly from the
     first (3 of 6 -> 0, 2, 4)."""
@@ -84,6 +97,10 @@ class Suite:
     # fine-tune on the labelled rows); those rows are named "<objectives>+<methods><copies>",
     # e.g. distilbert+neighbours-mask10
     augment: dict[str, Any] | None = None
+    # general students (distill pretrain) by depth: each depth listed here also gets students
+    # that start from its general student instead of the teacher's blocks; those rows are
+    # named "<objectives>+general" (and "<objectives>+general+<methods><copies>")
+    general: dict[int, Path] = field(default_factory=dict)
     rows: list[dict[str, Any]] = field(default_factory=list)
     say: Callable[[str], None] = print
 
@@ -98,6 +115,19 @@ class Suite:
                 f"--student-blocks: '{self.student_blocks}' is not a choice "
                 f"({', '.join(BLOCK_CHOICES)})"
             )
+        for depth, student in self.general.items():
+            config = Path(student) / "config.json"
+            if not config.is_file():
+                raise DistillError(
+                    f"--general: {student} has no config.json; give a general student folder "
+                    "(OUT/student of distill pretrain)"
+                )
+            found = json.loads(config.read_text()).get("num_hidden_layers")
+            if found != depth:
+                raise DistillError(
+                    f"--general: {student} has {found} layers, not {depth}; write it as "
+                    f"{found}={student}"
+                )
         for name in self.objective_sets:
             if name not in OBJECTIVE_SETS:
                 raise DistillError(
@@ -155,19 +185,43 @@ class Suite:
             run(Recipe.from_dict(raw), out=out)
         return out / "teacher"
 
+    def row_name(self, objectives: str, general: bool, augmented: bool) -> str:
+        return (
+            objectives + ("+general" if general else "") + (self.augment_tag() if augmented else "")
+        )
+
+    def variants(self, layers: int) -> list[tuple[bool, bool]]:
+        """(general, augmented) pairs trained for a depth: TinyBERT's ablation when both a
+        general student and a transfer set are given."""
+        generals = (False, True) if layers in self.general else (False,)
+        augments = (False, True) if self.augment else (False,)
+        return [(g, a) for g in generals for a in augments]
+
     def run_student(
-        self, task: str, layers: int, objectives: str, teacher: Path, run, augmented: bool = False
+        self,
+        task: str,
+        layers: int,
+        objectives: str,
+        teacher: Path,
+        run,
+        augmented: bool = False,
+        general: bool = False,
     ) -> dict:
-        name = objectives + (self.augment_tag() if augmented else "")
+        name = self.row_name(objectives, general, augmented)
         out = self.work / task / f"L{layers}-{name}"
         depth = json.loads((teacher / "config.json").read_text())["num_hidden_layers"]
+        student: dict[str, Any] = (
+            {"init": "pretrained", "model": str(self.general[layers])}
+            if general
+            else {
+                "init": "teacher_layers",
+                "layers": student_layers(layers, depth, self.student_blocks),
+            }
+        )
         raw = self.recipe(
             task,
             teacher={"model": str(teacher)},
-            student={
-                "init": "teacher_layers",
-                "layers": student_layers(layers, depth, self.student_blocks),
-            },
+            student=student,
             objectives=_fit_alignments(
                 OBJECTIVE_SETS[objectives](), layers, depth, self.student_blocks
             ),
@@ -212,15 +266,17 @@ class Suite:
             teacher = self.teacher_dir(task, run)
             for layers in self.layers:
                 for objectives in self.objective_sets:
-                    for augmented in (False, True) if self.augment else (False,):
-                        name = objectives + (self.augment_tag() if augmented else "")
+                    for general, augmented in self.variants(layers):
+                        name = self.row_name(objectives, general, augmented)
                         self.rows = [
                             r
                             for r in self.rows
                             if (r["task"], r["layers"], r["objectives"]) != (task, layers, name)
                         ]
                         self.rows.append(
-                            self.run_student(task, layers, objectives, teacher, run, augmented)
+                            self.run_student(
+                                task, layers, objectives, teacher, run, augmented, general
+                            )
                         )
                         self.write_results()
         return self.write_results()
