@@ -37,7 +37,7 @@ from distill.config.pretrain import PretrainRecipe
 from distill.config.recipe import read_yaml
 from distill.data.config import DataConfig
 from distill.data.load import load_task_data
-from distill.models.load import resolve_model
+from distill.models.load import copy_teacher_layers, resolve_model
 from distill.modes.pretrain import pretrain
 from distill.modes.run import run
 from distill.reports.rundir import environment
@@ -141,7 +141,24 @@ def general_students(layers: int, budgets: list[float], rate: float | None) -> l
         with Snapshots(out, [b for b in budgets if b < largest], snapshots):
             pretrain(recipe, out)
     metrics = json.loads((out / "metrics.json").read_text())
-    records = []
+    initial = WORK / f"L{layers}-initial"  # the copied blocks before any general distillation
+    if not (initial / "config.json").is_file():
+        teacher = resolve_model(TEACHER, "teacher")
+        copy_teacher_layers(
+            AutoModel.from_pretrained(teacher), student_layers(layers, 6, "spread")
+        ).save_pretrained(initial)
+        AutoTokenizer.from_pretrained(teacher).save_pretrained(initial)
+    records = [
+        {
+            "layers": layers,
+            "budget_minutes": 0.0,
+            "folder": str(initial),
+            "tokens_seen": 0,
+            "steps": 0,
+            "train_seconds": 0.0,
+            "held_out": None,
+        }
+    ]
     for budget in sorted(budgets):
         folder = out / "student" if budget == largest else snapshots / f"{budget:g}min"
         if budget == largest:
@@ -176,8 +193,8 @@ def general_students(layers: int, budgets: list[float], rate: float | None) -> l
 
 def stsb_dev() -> tuple[list[str], list[str], list[float]]:
     data = load_task_data("stsb", DataConfig(source="glue_dir", path=str(GLUE)))
-    dev = data["dev"]
-    return list(dev["sentence1"]), list(dev["sentence2"]), [float(x) for x in dev["label"]]
+    assert data.eval.text_pairs is not None
+    return list(data.eval.texts), list(data.eval.text_pairs), [float(x) for x in data.eval.labels]
 
 
 def main() -> None:
@@ -230,7 +247,7 @@ def write(args, students: list[dict], teacher_spearman: float, rows: list[dict],
     for r in students:
         lines.append(
             f"| {r['layers']} | {r['budget_minutes']:g} | {r['steps']:,} | "
-            f"{r['tokens_seen']:,} | {r['tokens_seen'] / r['train_seconds']:,.0f} | "
+            f"{r['tokens_seen']:,} | {r['tokens_seen'] / max(r['train_seconds'], 1e-9):,.0f} | "
             f"{r['stsb_spearman']:.4f} | {r['stsb_spearman'] / teacher_spearman:.3f} |"
         )
     tag = "+" + args.augment.replace(":", "")  # the suite's row suffix, neighbours-mask10
@@ -269,7 +286,8 @@ def write(args, students: list[dict], teacher_spearman: float, rows: list[dict],
         "Teacher: all-MiniLM-L6-v2 (the quickstart's); general students: its blocks spread "
         "evenly, `recipes/minilm_general.yaml` (attention relations) on the corpus's "
         "Gutenberg and Wikipedia training files; smaller budgets are snapshots of the largest "
-        "budget's run (same schedule, see the script's docstring).\n\n"
+        "budget's run (same schedule, see the script's docstring); budget 0 is the copied "
+        "blocks before any general distillation.\n\n"
         "## General students, no task\n\n"
         f"Teacher's STS-B dev Spearman as a bi-encoder (mean-pooled last states, cosine): "
         f"{teacher_spearman:.4f}.\n\n"
