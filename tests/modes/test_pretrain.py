@@ -153,6 +153,43 @@ def test_minilm_style_relations_need_no_masked_lm_head(
     assert metrics["held_out"]["attention_relations"] > 0
 
 
+def test_hidden_states_over_several_epochs_come_from_the_cache_with_the_live_losses(
+    tmp_path: Path, tiny_base_dir: Path, corpus: Path
+) -> None:
+    """Two epochs of hidden-state objectives on unmasked blocks: the teacher's states are
+    cached once (one teacher pass), and training follows the live teacher's losses."""
+    changes = {
+        "objectives": [{"name": "hidden_cosine"}, {"name": "hidden_mse"}],
+        "train": {"epochs": 2, "batch_size": 8, "lr": 2e-3, "log_every": 5},
+    }
+    cached = runner.invoke(
+        app,
+        ["pretrain", str(_recipe(tmp_path, tiny_base_dir, corpus, **changes)), "--out",
+         str(tmp_path / "cached")],
+    )  # fmt: skip
+    assert cached.exit_code == 0, cached.output
+    assert "the teacher is read from the cache: hidden states [2, 4] cached" in cached.output
+    assert "(built now)" in cached.output
+    changes["cache"] = {"dir": str(tmp_path / "cache"), "enabled": False}
+    live = runner.invoke(
+        app,
+        ["pretrain", str(_recipe(tmp_path, tiny_base_dir, corpus, **changes)), "--out",
+         str(tmp_path / "live")],
+    )  # fmt: skip
+    assert live.exit_code == 0, live.output
+    assert "runs live under no_grad (cache.enabled is false)" in live.output
+    with_cache, without = (
+        json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("cached", "live")
+    )
+    assert with_cache["teacher_source"] == "cached states" and without["teacher_source"] == "live"
+    assert with_cache["steps"] == without["steps"] > 40  # two epochs of the blocks
+    for name in ("hidden_cosine", "hidden_mse"):  # float16 states: close, not equal
+        assert with_cache["final_losses"][name] == pytest.approx(
+            without["final_losses"][name], rel=2e-2
+        )
+        assert with_cache["held_out"][name] == pytest.approx(without["held_out"][name], rel=2e-2)
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [

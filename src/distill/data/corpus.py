@@ -204,6 +204,7 @@ class CorpusBlocks:
     prefix: list[int]
     suffix: list[int]
     units: int  # text units read
+    key: str = ""  # the token file's cache entry: corpus content, reading settings, tokenizer
 
     @property
     def body(self) -> int:
@@ -236,7 +237,7 @@ def load_corpus(
             _build(config, tokenizer, entry)
     meta = json.loads((entry / "meta.json").read_text())
     tokens = np.memmap(entry / "tokens.bin", dtype=np.uint32, mode="r", shape=(meta["tokens"],))
-    blocks = CorpusBlocks(tokens, config.block_size, prefix, suffix, meta["units"])
+    blocks = CorpusBlocks(tokens, config.block_size, prefix, suffix, meta["units"], entry.name)
     if len(blocks) == 0:
         raise DistillError(
             f"corpus: {meta['tokens']:,} tokens are shorter than one block of "
@@ -330,7 +331,11 @@ class CorpusBatches:
         import torch
 
         input_ids = torch.tensor([self.blocks[i] for i in indices], dtype=torch.long)
-        batch = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
+        batch = {
+            "input_ids": input_ids,
+            "attention_mask": torch.ones_like(input_ids),
+            "index": torch.tensor(indices, dtype=torch.long),  # a states cache reads by block
+        }
         if self.masker is not None:
             digest = hashlib.blake2b(repr((self.seed, indices)).encode(), digest_size=8)
             self.masker.generator = torch.Generator().manual_seed(

@@ -3,8 +3,9 @@ corpus, with no task: DistilBERT's masked-LM recipe, MiniLMv2's attention relati
 sum of corpus-level objectives. Its product is a model directory that task recipes start from
 (`student: {init: pretrained, model: DIR}`).
 
-The teacher always runs live: vocabulary-sized logits and O(seq^2) relations per token are too
-large to cache for a corpus (the states cache serves task runs).
+The teacher runs live, except for hidden-state objectives on unmasked blocks seen more than
+once (teacher/corpus_states.py): vocabulary-sized logits and O(seq^2) relations per token are
+too large to cache for a corpus.
 """
 
 from __future__ import annotations
@@ -47,6 +48,12 @@ from distill.reports.rundir import (
 )
 from distill.runtime.progress import console
 from distill.teacher.cache import default_cache_dir
+from distill.teacher.corpus_states import (
+    CorpusStatesPlan,
+    CorpusStatesTeacher,
+    plan_corpus_states,
+)
+from distill.teacher.corpus_states import load_or_build as load_or_build_states
 from distill.teacher.plan import setup_each, weighted_objectives
 from distill.training.learners import Learner
 from distill.training.loop import LiveTeacher, train_learners
@@ -82,7 +89,8 @@ class Parts:
     batches: CorpusBatches
     probability: float | None  # masking, when a masked-LM objective trains
     needs: frozenset[str]  # what the objectives read of both forward passes
-    source: LiveTeacher | None  # None when no objective reads the teacher
+    source: LiveTeacher | CorpusStatesTeacher | None  # None when no objective reads the teacher
+    states: CorpusStatesPlan  # whether the teacher's hidden states come from the cache
 
 
 def prepare(recipe: PretrainRecipe) -> Parts:
@@ -105,6 +113,25 @@ def prepare(recipe: PretrainRecipe) -> Parts:
     probability = recipe.masking.probability if recipe.masks() else None
     needs = frozenset().union(*(needs_of(o.objective) for o in objectives))
     uses_teacher = any(o.objective.access > Access.NONE for o in objectives)
+    schedule = schedule_of(recipe.train, recipe.train)
+    visits = schedule.total_steps(len(blocks)) * schedule.batch_size / len(blocks)
+    states = plan_corpus_states(
+        objectives,
+        teacher.config,
+        blocks,
+        masked=probability is not None,
+        visits=visits,
+        budget_gb=recipe.cache.states_budget_gb,
+        enabled=recipe.cache.enabled,
+    )
+    source: LiveTeacher | CorpusStatesTeacher | None = None
+    if states.layers:
+        source, hit = load_or_build_states(
+            cache, teacher, tokenizer, blocks, states.layers, recipe.train.eval_batch_size
+        )
+        states.note += " (reused)" if hit else " (built now)"
+    elif uses_teacher:
+        source = LiveTeacher(teacher, needs, tokenizer)
     parts = Parts(
         tokenizer=tokenizer,
         teacher=teacher,
@@ -115,7 +142,8 @@ def prepare(recipe: PretrainRecipe) -> Parts:
         batches=CorpusBatches(blocks, tokenizer, probability, recipe.train.seed),
         probability=probability,
         needs=needs,
-        source=LiveTeacher(teacher, needs, tokenizer) if uses_teacher else None,
+        source=source,
+        states=states,
     )
     _announce(recipe, parts)
     return parts
@@ -165,11 +193,12 @@ def _announce(recipe: PretrainRecipe, parts: Parts) -> None:
         + (f"; held out: {len(parts.eval_blocks):,} blocks" if parts.eval_blocks else "")
     )
     terms = " + ".join(f"{o.weight:g}*{o.name}" for o in parts.objectives)
-    teacher = (
-        "the teacher runs live under no_grad (nothing of it is cached for a corpus)"
-        if parts.source is not None
-        else "the teacher is not run"
-    )
+    if isinstance(parts.source, CorpusStatesTeacher):
+        teacher = f"the teacher is read from the cache: {parts.states.note}"
+    elif parts.source is not None:
+        teacher = f"the teacher runs live under no_grad ({parts.states.note})"
+    else:
+        teacher = "the teacher is not run"
     masking = f"; {parts.probability:.0%} of tokens masked (80/10/10)" if parts.probability else ""
     budget = recipe.train.time_budget_minutes
     console.print(
@@ -226,6 +255,8 @@ def held_out_values(parts: Parts, blocks: CorpusBlocks, recipe: PretrainRecipe) 
     count = min(len(blocks), recipe.max_eval_blocks)
     batches = CorpusBatches(blocks, parts.tokenizer, parts.probability, seed=1)
     models = [parts.student] + ([parts.teacher] if parts.source is not None else [])
+    # live even when training read cached states: those are the training blocks' states
+    source = LiveTeacher(parts.teacher, parts.needs, parts.tokenizer) if models[1:] else None
     parts.student.eval()
     totals = {o.name: 0.0 for o in parts.objectives}
     attention = bool(parts.needs & ATTENTION_KINDS)
@@ -235,7 +266,7 @@ def held_out_values(parts: Parts, blocks: CorpusBlocks, recipe: PretrainRecipe) 
                 None, list(range(start, min(start + recipe.train.eval_batch_size, count)))
             )
             student = forward(parts.student, batch, parts.needs)
-            teacher = parts.source(batch) if parts.source is not None else None
+            teacher = source(batch) if source is not None else None
             rows = batch["input_ids"].shape[0]
             for item in parts.objectives:
                 totals[item.name] += float(item.objective(batch, student, teacher)) * rows
@@ -275,6 +306,14 @@ def _metrics(
         "time_budget_reached": any(r.get("time_budget_reached") for r in history),
         "final_losses": {o.name: last[o.name] for o in parts.objectives if o.name in last},
         "held_out": held_out,
+        "teacher_source": (
+            "cached states"
+            if isinstance(parts.source, CorpusStatesTeacher)
+            else "live"
+            if parts.source is not None
+            else "not run"
+        ),
+        "teacher_note": parts.states.note,
     }
 
 

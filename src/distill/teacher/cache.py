@@ -104,7 +104,7 @@ def load(directory: Path, key: str, examples: int) -> CachedOutputs | None:
         arrays = {}
         for name, spec in meta["files"].items():
             path = entry / f"{name}.npy"
-            if _sha256(path) != spec["sha256"]:
+            if sha256_file(path) != spec["sha256"]:
                 return None
             arrays[name] = np.load(path, mmap_mode="r")
             if list(arrays[name].shape) != spec["shape"]:
@@ -258,13 +258,13 @@ def _build(
                 name: {
                     "shape": list(array.shape),
                     "dtype": str(array.dtype),
-                    "sha256": _sha256(staging / f"{name}.npy"),
+                    "sha256": sha256_file(staging / f"{name}.npy"),
                 }
                 for name, array in arrays.items()
             },
         }
         (staging / "meta.json").write_text(json.dumps(meta, indent=1))
-        _rename_into_place(staging, directory / key)
+        rename_into_place(staging, directory / key)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)  # never a half-written entry
         raise
@@ -273,7 +273,7 @@ def _build(
     return loaded
 
 
-def _rename_into_place(staging: Path, entry: Path) -> None:
+def rename_into_place(staging: Path, entry: Path) -> None:
     """Make `staging` the entry, replacing a damaged one without writing into its files.
 
     The old entry is renamed aside, the new one renamed in, and only then is the old one
@@ -368,7 +368,7 @@ def _outputs(arrays: dict[str, np.ndarray], meta: dict) -> CachedOutputs:
     return outputs
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 22), b""):
