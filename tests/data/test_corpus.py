@@ -113,6 +113,14 @@ def test_a_saved_dataset_is_a_corpus(tmp_path: Path, tokenizer) -> None:
     assert blocks.units == 3  # "first text here", "second", "text"
     with pytest.raises(DistillError, match="corpus.text: column 'text' is not in"):
         load_corpus(CorpusConfig(path=str(tmp_path / "saved")), tokenizer, tmp_path, "tiny")
+    # saved again with other text of the same size: a new entry, never the stale tokens
+    key = corpus_key(config, "tiny")
+    datasets.Dataset.from_dict({"body": ["third text here", "", "fourth\n\ntext"]}).save_to_disk(
+        tmp_path / "saved"
+    )
+    assert corpus_key(config, "tiny") != key
+    again = load_corpus(config, tokenizer, tmp_path / "cache", "tiny")
+    assert list(again.tokens) != list(blocks.tokens)
 
 
 @pytest.mark.parametrize(

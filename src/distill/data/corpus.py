@@ -156,8 +156,8 @@ def raw_lines(config: CorpusConfig) -> Iterator[str]:
 
 
 def corpus_key(config: CorpusConfig, tokenizer_id: str) -> str:
-    """What the token file depends on: the text (file contents, or the dataset's name, config
-    and split), how it is read, and the tokenizer."""
+    """What the token file depends on: the text (file contents, or the dataset's name, config,
+    split and fingerprint), how it is read, and the tokenizer."""
     digest = hashlib.blake2b(digest_size=12)
     reading = {
         "format": CORPUS_FORMAT,
@@ -176,9 +176,12 @@ def corpus_key(config: CorpusConfig, tokenizer_id: str) -> str:
     else:
         source = {"name": config.name, "path": config.path, "config": config.config}
         digest.update(json.dumps({**source, "split": config.split, "text": config.text}).encode())
-        if config.path:
-            for file in sorted(Path(config.path).rglob("*.arrow")):
-                digest.update(f"{file.name}:{file.stat().st_size}".encode())
+        # the split's own fingerprint: datasets derives it from the data (a hub dataset's
+        # downloaded revision, a saved one's state), so an updated dataset is a new entry
+        rows, _ = load_dataset_split(
+            config.name, config.config, config.path, config.split, "corpus"
+        )
+        digest.update(str(rows._fingerprint).encode())
     return digest.hexdigest()
 
 
