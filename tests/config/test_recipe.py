@@ -151,7 +151,8 @@ def test_unknown_objective() -> None:
     assert _error(raw) == (
         "objectives[1].name: 'soft' is not an objective; choose one of: task, hard_labels, "
         "soft_targets, hidden_cosine, hidden_mse, embeddings, attention, iit, mlm, "
-        "mlm_soft_targets, attention_relations (or a dotted path to your own class)"
+        "mlm_soft_targets, attention_relations, forward_kl, reverse_kl, jsd, skew_kl, "
+        "total_variation (or a dotted path to your own class)"
     )
 
 

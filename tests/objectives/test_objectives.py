@@ -107,6 +107,20 @@ def _padded_mask() -> torch.Tensor:
 
 
 VOCABULARY_OBJECTIVES = ("mlm", "mlm_soft_targets")  # logits per token (a masked-LM head)
+# logits per token of a causal LM, compared at response positions (per-token labels)
+CAUSAL_LM_OBJECTIVES = tuple(n for n, c in OBJECTIVES.items() if getattr(c, "causal_lm_only", 0))
+
+
+def _per_token(name: str) -> bool:
+    return name in VOCABULARY_OBJECTIVES or name in CAUSAL_LM_OBJECTIVES
+
+
+def _response_labels() -> torch.Tensor:
+    """Per-token labels: a 2-token prompt (-100), then response tokens; row 0 padded."""
+    labels = torch.full((4, 5), -100)
+    labels[:, 2:] = torch.tensor([0, 2, 1])
+    labels[0, 3:] = -100
+    return labels
 
 
 def _random_outputs(mask: torch.Tensor, per_token: bool = False) -> ModelOutput:
@@ -131,7 +145,7 @@ def test_every_objective_is_zero_for_identical_outputs_and_non_negative(name: st
     torch.manual_seed(0)
     objective = _set_up(name)
     mask = _padded_mask()
-    per_token = name in VOCABULARY_OBJECTIVES
+    per_token = _per_token(name)
     same, other = _random_outputs(mask, per_token), _random_outputs(mask, per_token)
     batch = _batch(mask, same.logits.argmax(-1))
     assert objective(batch, other, same).item() > 0
@@ -167,11 +181,12 @@ def test_each_access_level_is_exactly_what_the_objective_reads(name: str) -> Non
     torch.manual_seed(0)
     objective = _set_up(name)
     mask = _padded_mask()
-    student = _random_outputs(mask, per_token=name in VOCABULARY_OBJECTIVES)
+    student = _random_outputs(mask, per_token=_per_token(name))
     fixed = torch.tensor([2.0, 1.0, 0.0]).expand_as(student.logits).clone()
     teacher = dataclasses.replace(student, logits=fixed)
     teacher = _teacher_changed_at(Access.STATES, teacher)  # states unlike the student's
-    batch = _batch(mask, torch.tensor([0, 1, 2, 0]))
+    gold = _response_labels() if name in CAUSAL_LM_OBJECTIVES else torch.tensor([0, 1, 2, 0])
+    batch = _batch(mask, gold)
     value = objective(batch, student, teacher).item()
     for level in (Access.LABELS, Access.LOGITS, Access.STATES):
         changed = objective(batch, student, _teacher_changed_at(level, teacher)).item()

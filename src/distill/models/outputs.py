@@ -35,6 +35,16 @@ class TopKLogits:
 
 
 @dataclass
+class TokenTopK:
+    """A causal-LM teacher's k largest log-probabilities per token and their token ids,
+    `[batch, seq, k]` each (what the causal-LM cache keeps instead of a vocabulary per token).
+    The rest of the mass is 1 - sum(exp(log_probs))."""
+
+    log_probs: torch.Tensor
+    indices: torch.Tensor
+
+
+@dataclass
 class ModelOutput:
     """Outputs of a student or teacher forward pass.
 
@@ -53,6 +63,8 @@ class ModelOutput:
             that follow one named teacher read these); `logits` is then the combination.
         top_k: a cached teacher's sparse logits (many classes); `logits` is then their dense
             form, and the soft-target loss reads the sparse one.
+        token_top_k: a cached causal-LM teacher's top-k log-probabilities per token; `logits`
+            is then None and token-level objectives compare on the k tokens plus the rest.
     """
 
     logits: torch.Tensor
@@ -63,6 +75,7 @@ class ModelOutput:
     attention_qkv: tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], ...] | None = None
     members: dict[str, ModelOutput] | None = None
     top_k: TopKLogits | None = None
+    token_top_k: TokenTopK | None = None
 
     def detached(self) -> ModelOutput:
         """The same outputs cut from the graph: a model trained in the same step (co-

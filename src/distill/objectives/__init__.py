@@ -19,14 +19,19 @@ from distill.objectives.base import (
     needs_of,
 )
 from distill.objectives.embeddings import EmbeddingsObjective
+from distill.objectives.forward_kl import ForwardKLObjective
 from distill.objectives.hard_labels import HardLabelsObjective
 from distill.objectives.hidden_cosine import HiddenCosineObjective
 from distill.objectives.hidden_mse import HiddenMSEObjective
 from distill.objectives.iit import InterchangeInterventionObjective
+from distill.objectives.jsd import JSDObjective
 from distill.objectives.mlm import MaskedLMObjective
 from distill.objectives.mlm_soft_targets import MaskedLMSoftTargetsObjective
+from distill.objectives.reverse_kl import ReverseKLObjective
+from distill.objectives.skew_kl import SkewKLObjective
 from distill.objectives.soft_targets import SoftTargetsObjective
 from distill.objectives.task import TaskObjective
+from distill.objectives.total_variation import TotalVariationObjective
 
 OBJECTIVES: dict[str, type] = {
     "task": TaskObjective,
@@ -41,6 +46,12 @@ OBJECTIVES: dict[str, type] = {
     "mlm": MaskedLMObjective,
     "mlm_soft_targets": MaskedLMSoftTargetsObjective,
     "attention_relations": AttentionRelationsObjective,
+    # causal LMs: divergences per response token (instruction and text tasks)
+    "forward_kl": ForwardKLObjective,
+    "reverse_kl": ReverseKLObjective,
+    "jsd": JSDObjective,
+    "skew_kl": SkewKLObjective,
+    "total_variation": TotalVariationObjective,
 }
 
 __all__ = [

@@ -105,6 +105,8 @@ AVERAGED_OVER: dict[str, Callable[[dict[str, torch.Tensor]], float]] = {
     "tokens": lambda batch: float(batch["attention_mask"].sum()),
     "token_pairs": lambda batch: float(batch["attention_mask"].sum(-1).pow(2).sum()),
     "masked_tokens": lambda batch: float((batch["mlm_labels"] != -100).sum()),
+    # causal LMs: logit positions whose next token is a response token (labels shifted by one)
+    "response_tokens": lambda batch: float((batch["labels"][:, 1:] != -100).sum()),
 }
 
 

@@ -171,6 +171,11 @@ def prepare(recipe: Recipe) -> Plan:
                     f"{prefix}objectives[{i}].name: {item.name} trains on a corpus's masked "
                     "tokens (distill pretrain), not on a task's rows; drop it from this recipe"
                 )
+            if getattr(item.objective, "causal_lm_only", False):
+                raise DistillError(
+                    f"{prefix}objectives[{i}].name: {item.name} compares next-token "
+                    "distributions of causal LMs; a classification task uses soft_targets"
+                )
         stages.append(
             StagePlan(
                 stage.name,
