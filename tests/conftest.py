@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import BertConfig, BertForSequenceClassification, BertModel, BertTokenizerFast
+from transformers import (
+    BertConfig,
+    BertForSequenceClassification,
+    BertModel,
+    BertTokenizerFast,
+    PreTrainedTokenizerFast,
+)
 
 GLUE_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "glue"
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -124,3 +130,31 @@ def synthetic_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         path.write_text("review\tsentiment\n" + "\n".join(rows) + "\n")
         files[split] = str(path)
     return files
+
+
+# -- causal LMs ----------------------------------------------------------------------------------
+LM_WORDS = ["what", "is", "the", "capital", "of", "france", "paris", "say", "hi", "hello", "yes"]
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|> {{ m['content'] }} <|end|> {% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|> {% endif %}"
+)
+
+
+def lm_tokenizer_of(chat_template: str | None = CHAT_TEMPLATE) -> PreTrainedTokenizerFast:
+    """A word-level tokenizer (whitespace split) with a chat template of its own."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    specials = ["<pad>", "<eos>", "<unk>", "<|user|>", "<|assistant|>", "<|end|>"]
+    vocab = {token: i for i, token in enumerate(specials + LM_WORDS)}
+    core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>"
+    )
+    tokenizer.chat_template = chat_template
+    return tokenizer
+
+
+@pytest.fixture(scope="session")
+def lm_tokenizer() -> PreTrainedTokenizerFast:
+    return lm_tokenizer_of()

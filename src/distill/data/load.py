@@ -182,7 +182,7 @@ def _read_with_datasets(task: Task, config: DataConfig) -> tuple[list[Any], str,
         source, eval_split = f"disk:{config.path}", eval_split or "validation"
     else:
         assert config.files is not None
-        loaded, source = _load_files(config.files), "files"
+        loaded, source = load_files(config.files), "files"
         eval_split = eval_split or "eval"
     splits = []
     for split in (config.train_split, eval_split):
@@ -248,7 +248,7 @@ def load_saved_dataset(path: str, field: str) -> Any:
         ) from None
 
 
-def _load_files(files: dict[str, str]) -> Any:
+def load_files(files: dict[str, str]) -> Any:
     import datasets
 
     suffixes = set()
