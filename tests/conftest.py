@@ -158,3 +158,34 @@ def lm_tokenizer_of(chat_template: str | None = CHAT_TEMPLATE) -> PreTrainedToke
 @pytest.fixture(scope="session")
 def lm_tokenizer() -> PreTrainedTokenizerFast:
     return lm_tokenizer_of()
+
+
+def tiny_llama_config(vocabulary: int, layers: int = 4, tied: bool = True):  # noqa: ANN201
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=vocabulary,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=128,
+        tie_word_embeddings=tied,
+        pad_token_id=0,
+        eos_token_id=1,
+        bos_token_id=None,
+        initializer_range=0.5,  # peaked distributions: dropping blocks changes them (KL ~1.3)
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory: pytest.TempPathFactory, lm_tokenizer) -> Path:
+    """A 4-block causal LM (random weights) over the word-level chat tokenizer."""
+    from transformers import LlamaForCausalLM
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(tiny_llama_config(len(lm_tokenizer))).save_pretrained(folder)
+    lm_tokenizer.save_pretrained(folder)
+    return folder

@@ -151,7 +151,7 @@ def test_unknown_objective() -> None:
     assert _error(raw) == (
         "objectives[1].name: 'soft' is not an objective; choose one of: task, hard_labels, "
         "soft_targets, hidden_cosine, hidden_mse, embeddings, attention, iit, mlm, "
-        "mlm_soft_targets, attention_relations, forward_kl, reverse_kl, jsd, skew_kl, "
+        "mlm_soft_targets, attention_relations, next_token, forward_kl, reverse_kl, jsd, skew_kl, "
         "total_variation (or a dotted path to your own class)"
     )
 
@@ -200,7 +200,8 @@ def test_long_run_keys_are_checked_together() -> None:
         task="mine", data={"files": {"train": "a.csv"}, "columns": {"text": "a", "txt_pair": "b"}}
     )
     assert _error(raw) == (
-        "data.columns.txt_pair: unknown key; allowed keys here: text, text_pair, label"
+        "data.columns.txt_pair: unknown key; allowed keys here: text, text_pair, label, prompt, "
+        "response"
     )
 
 

@@ -232,6 +232,9 @@ def _time_line(metrics: dict) -> str:
 
 def _print_summary(metrics: dict, path: Path) -> None:
     teacher, student = metrics["teacher"], metrics["student"]
+    if "metric" not in metrics:  # a causal-LM run: held-out response scores, no dev metric
+        _print_causal_lm_summary(metrics, path)
+        return
     table = Table(
         title=f"{metrics['task']} — {metrics['metric']} on the full dev set "
         f"({metrics['eval_examples']} examples)"
@@ -265,3 +268,20 @@ def _print_summary(metrics: dict, path: Path) -> None:
             )
         out.print(runs)
     out.print(f"report: {path / 'report.md'}\nstudent: {path / 'student'}")
+
+
+def _print_causal_lm_summary(metrics: dict, path: Path) -> None:
+    table = Table(title=f"{metrics['task']} — held-out response tokens")
+    for column in ("model", "parameters", "blocks", "response perplexity", "agreement"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for name in ("teacher", "student"):
+        entry = metrics[name]
+        table.add_row(
+            name,
+            f"{entry['params']:,}",
+            str(entry["layers"]),
+            f"{entry['perplexity']:.3f}" if "perplexity" in entry else "-",
+            f"{entry['agreement']:.3f}" if "agreement" in entry else "-",
+        )
+    out.print(table)
+    out.print(f"distillation {metrics['train_seconds']:.0f} s; student in {path / 'student'}")

@@ -16,7 +16,7 @@ from distill.config.mode import MODES, ModeConfig
 from distill.config.overrides import apply_overrides
 from distill.config.train import TrainConfig
 from distill.data.config import DataConfig
-from distill.data.tasks import GLUE_TASKS
+from distill.data.tasks import CAUSAL_LM_TASKS, GLUE_TASKS
 from distill.errors import DistillError
 from distill.models.config import StudentConfig
 
@@ -266,9 +266,24 @@ class Recipe(_Strict):
             raise ValueError("tasks: give `task` (one) or `tasks` (several), not both")
         if self.tasks and len(set(self.task_names())) != len(self.tasks):
             raise ValueError("tasks: each task may appear once")
+        if self.task in CAUSAL_LM_TASKS:
+            self._check_causal_lm()
+            return self
         for j, task in enumerate(self.task_names()):
             where = f"tasks[{j}]" if self.tasks else "task"
             data = self.data_for(task)
+            if task in CAUSAL_LM_TASKS:
+                raise ValueError(f"{where}: '{task}' (a causal-LM task) cannot be one of several")
+            if data.columns is not None and (data.columns.prompt or data.columns.response):
+                raise ValueError(
+                    "data.columns: prompt/response columns are for task: instruction; a "
+                    "classification task names its text (and label) columns"
+                )
+            if data.columns is not None and not data.columns.text:
+                raise ValueError(
+                    "data.columns.text: required for a classification task (the column "
+                    "holding the text)"
+                )
             if task not in GLUE_TASKS and data.columns is None:
                 raise ValueError(
                     f"{where}: '{task}' is not a registered task "
@@ -280,6 +295,31 @@ class Recipe(_Strict):
                     "not a GLUE directory"
                 )
         return self
+
+    def _check_causal_lm(self) -> None:
+        """What a causal-LM task takes: files of rows, one teacher, one phase, standard mode."""
+        if self.data.source != "files":
+            raise ValueError(
+                f"data: task {self.task} reads files (data.files: {{train: ..., eval: ...}}, "
+                "jsonl/json/csv/tsv/parquet); hub and saved datasets are not read for it yet"
+            )
+        if self.data.columns is not None and (
+            self.data.columns.text or self.data.columns.text_pair
+        ):
+            raise ValueError(
+                f"data.columns: task {self.task} names its prompt and response columns "
+                "(columns: {prompt: ..., response: ...}), not text"
+            )
+        if self.mode.name != "standard":
+            raise ValueError(
+                f"mode.name: task {self.task} is distilled in mode standard (for now); "
+                f"'{self.mode.name}' is for classification tasks"
+            )
+        if self.stages is not None:
+            raise ValueError(f"stages: task {self.task} takes `objectives` (one phase)")
+        for key in ("transfer", "augment"):
+            if getattr(self.data, key) is not None:
+                raise ValueError(f"data.{key}: is for classification tasks, not {self.task}")
 
     # -- construction ---------------------------------------------------------------------
     @classmethod

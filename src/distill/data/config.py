@@ -11,13 +11,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 
 class Columns(BaseModel):
-    """Which columns of a custom data file hold the text(s) and the label."""
+    """Which columns of a custom data file hold the text(s) and the label (classification: text
+    required), or the prompt and the response (task: instruction; default prompt, response)."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())  # a typo is an error
 
-    text: str
+    text: str | None = None
     text_pair: str | None = None
     label: str = "label"
+    prompt: str | None = None
+    response: str | None = None
 
 
 AUGMENT_METHODS = (

@@ -58,6 +58,7 @@ def load_task_data(task_name: str, config: DataConfig, seed: int = 0) -> TaskDat
     task = GLUE_TASKS.get(task_name)
     if config.columns is not None:
         columns = config.columns
+        assert columns.text is not None  # the recipe requires it for classification tasks
         base = task or custom_task(
             task_name,
             columns.text,

@@ -146,3 +146,9 @@ def custom_task(
         text_pair,
         label,
     )
+
+
+# Tasks of causal LMs (decoders), run by modes/causal_lm.py: what each trains on.
+CAUSAL_LM_TASKS: dict[str, str] = {
+    "instruction": "prompt/response rows; the loss on response tokens",
+}

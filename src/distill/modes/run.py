@@ -16,7 +16,9 @@ from transformers import set_seed
 
 from distill.config.recipe import Recipe
 from distill.config.train import TrainConfig
+from distill.data.tasks import CAUSAL_LM_TASKS
 from distill.modes import MODES
+from distill.modes.causal_lm import run_causal_lm
 from distill.reports.rundir import CHECKPOINTS, check_output, partial_directory, prepare_resume
 from distill.runtime import distributed
 from distill.runtime.progress import console
@@ -44,7 +46,10 @@ def run(
     output = Path(out or recipe.output or f"runs/{name}")
     settings = recipe.model_dump(mode="json", exclude={"output"})
     with run_session(output, settings, recipe.train, overwrite, resume, force):
-        metrics = MODES[recipe.mode.name](recipe, output, overwrite)
+        if recipe.task in CAUSAL_LM_TASKS:
+            metrics = run_causal_lm(recipe, output, overwrite)
+        else:
+            metrics = MODES[recipe.mode.name](recipe, output, overwrite)
     return RunResult(output, metrics)
 
 

@@ -27,6 +27,7 @@ from distill.objectives.iit import InterchangeInterventionObjective
 from distill.objectives.jsd import JSDObjective
 from distill.objectives.mlm import MaskedLMObjective
 from distill.objectives.mlm_soft_targets import MaskedLMSoftTargetsObjective
+from distill.objectives.next_token import NextTokenObjective
 from distill.objectives.reverse_kl import ReverseKLObjective
 from distill.objectives.skew_kl import SkewKLObjective
 from distill.objectives.soft_targets import SoftTargetsObjective
@@ -46,7 +47,8 @@ OBJECTIVES: dict[str, type] = {
     "mlm": MaskedLMObjective,
     "mlm_soft_targets": MaskedLMSoftTargetsObjective,
     "attention_relations": AttentionRelationsObjective,
-    # causal LMs: divergences per response token (instruction and text tasks)
+    # causal LMs: the references' next-token loss, divergences per response token
+    "next_token": NextTokenObjective,
     "forward_kl": ForwardKLObjective,
     "reverse_kl": ReverseKLObjective,
     "jsd": JSDObjective,

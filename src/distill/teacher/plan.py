@@ -10,6 +10,7 @@ from transformers import AutoConfig
 from distill.config.recipe import ObjectiveConfig, Recipe, StageConfig
 from distill.config.train import TrainConfig
 from distill.data.batching import Encoded
+from distill.data.tasks import CAUSAL_LM_TASKS
 from distill.errors import DistillError
 from distill.models.capture import ATTENTION_KINDS
 from distill.models.load import resolve_model, student_config
@@ -171,7 +172,9 @@ def prepare(recipe: Recipe) -> Plan:
                     f"{prefix}objectives[{i}].name: {item.name} trains on a corpus's masked "
                     "tokens (distill pretrain), not on a task's rows; drop it from this recipe"
                 )
-            if getattr(item.objective, "causal_lm_only", False):
+            if getattr(item.objective, "causal_lm_only", False) and (
+                recipe.task not in CAUSAL_LM_TASKS
+            ):
                 raise DistillError(
                     f"{prefix}objectives[{i}].name: {item.name} compares next-token "
                     "distributions of causal LMs; a classification task uses soft_targets"

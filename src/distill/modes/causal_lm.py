@@ -1,0 +1,272 @@
+"""Causal-LM distillation (`task: instruction`): a decoder student learns a decoder teacher's
+next-token distributions on the response tokens of prompt/response rows.
+
+The recipe's objectives are the token-level ones (objectives/token_level.py), `task` (the
+references' next-token loss, i.e. supervised fine-tuning: `next_token`), and `hidden_cosine` /
+`hidden_mse`. The teacher runs live under no_grad. Its product is a student saved with
+`save_pretrained`, loadable with `AutoModelForCausalLM`, with its response perplexity and token
+agreement next to the teacher's.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, PreTrainedModel
+
+from distill.config.recipe import ObjectiveConfig, Recipe
+from distill.data.instructions import (
+    EncodedInstructions,
+    InstructionBatches,
+    encode_instructions,
+    pad_id,
+    read_instruction_files,
+)
+from distill.errors import DistillError
+from distill.evaluation.lm_scores import response_scores
+from distill.models.causal_lm import (
+    copy_decoder_layers,
+    every_kth_layer,
+    load_causal_lm,
+    load_lm_tokenizer,
+)
+from distill.models.load import count_parameters, resolve_model, student_config
+from distill.modes.common import schedule_of
+from distill.objectives import Access, Shapes, WeightedObjective, needs_of
+from distill.reports.causal_lm_report import write_causal_lm_report
+from distill.reports.rundir import environment, run_directory, save_model, write_json, write_jsonl
+from distill.runtime.progress import console
+from distill.teacher.plan import setup_each, weighted_objectives
+from distill.training.learners import Learner, LiveTeacher
+from distill.training.loop import train_learners
+
+PHASE = "distilling (causal LM)"
+# what each recipe objective name means for a causal LM; the others are refused
+CAUSAL_LM_NAMES = {"task": "next_token"}
+ALSO_FOR_DECODERS = ("hidden_cosine", "hidden_mse")
+
+
+@dataclass
+class LMParts:
+    tokenizer: Any
+    teacher: PreTrainedModel
+    student: PreTrainedModel
+    objectives: list[WeightedObjective]
+    train: EncodedInstructions
+    eval: EncodedInstructions | None
+    pad: int
+
+
+def run_causal_lm(recipe: Recipe, output: Path, overwrite: bool) -> dict[str, Any]:
+    parts = prepare(recipe)
+    schedule = schedule_of(recipe.train, recipe.train)
+    needs = frozenset().union(*(needs_of(o.objective) for o in parts.objectives))
+    reads_teacher = any(o.objective.access > Access.NONE for o in parts.objectives)
+    source = LiveTeacher(parts.teacher, needs, parts.tokenizer) if reads_teacher else None
+    learner = Learner("student", parts.student, parts.objectives, source)
+    batches = InstructionBatches(parts.train, parts.pad)
+    with run_directory(output, overwrite) as workdir:
+        start = time.perf_counter()
+        history = train_learners([learner], batches, schedule, PHASE)
+        seconds = time.perf_counter() - start
+        history = [{"phase": "distill", **record} for record in history]
+        metrics = _metrics(recipe, parts, history, seconds)
+        save_model(
+            parts.student,
+            parts.tokenizer,
+            workdir / "student",
+            {"teacher": recipe.teacher.model if recipe.teacher else None, "task": recipe.task},
+            card=_model_card(recipe, metrics),
+        )
+        (workdir / "recipe.yaml").write_text(recipe.to_yaml())
+        write_json(workdir / "metrics.json", metrics)
+        write_jsonl(workdir / "history.jsonl", history)
+        write_json(workdir / "env.json", environment())
+        write_causal_lm_report(workdir)
+    _summary(metrics)
+    return metrics
+
+
+def prepare(recipe: Recipe) -> LMParts:
+    """Teacher, tokenizer, student, rows and objectives, every one checked before training."""
+    assert recipe.teacher is not None
+    objectives = _objectives(recipe.objectives or [])
+    path = resolve_model(recipe.teacher.model, "teacher.model")
+    tokenizer = load_lm_tokenizer(path, "teacher.model")
+    teacher = load_causal_lm(path, "teacher.model")
+    student = _build_student(recipe, teacher)
+    _check_vocabularies(teacher, student)
+    setup_each(objectives, Shapes.of(student.config, teacher.config))
+    columns = recipe.data.columns
+    assert recipe.data.files is not None
+    rows = read_instruction_files(
+        recipe.data.files,
+        (columns and columns.prompt) or "prompt",
+        (columns and columns.response) or "response",
+    )
+    train_rows = rows["train"]
+    if recipe.data.max_train_examples:
+        train_rows.prompts = train_rows.prompts[: recipe.data.max_train_examples]
+        train_rows.responses = train_rows.responses[: recipe.data.max_train_examples]
+    length = recipe.train.max_length
+    train = encode_instructions(train_rows, tokenizer, length)
+    eval_rows = rows.get("eval") or rows.get("validation")
+    if eval_rows is not None and recipe.data.max_eval_examples:
+        eval_rows.prompts = eval_rows.prompts[: recipe.data.max_eval_examples]
+        eval_rows.responses = eval_rows.responses[: recipe.data.max_eval_examples]
+    evaluation = encode_instructions(eval_rows, tokenizer, length) if eval_rows else None
+    parts = LMParts(tokenizer, teacher, student, objectives, train, evaluation, pad_id(tokenizer))
+    _announce(recipe, parts)
+    return parts
+
+
+def _objectives(configs: list[ObjectiveConfig]) -> list[WeightedObjective]:
+    renamed = [c.model_copy(update={"name": CAUSAL_LM_NAMES.get(c.name, c.name)}) for c in configs]
+    built = [o for o in weighted_objectives(renamed) if o.weight > 0]
+    for i, item in enumerate(built):
+        if not getattr(item.objective, "causal_lm_only", False) and (
+            item.name not in ALSO_FOR_DECODERS
+        ):
+            raise DistillError(
+                f"objectives[{i}].name: {configs[i].name} is for classification; a causal-LM "
+                "task takes task (next-token loss on the references), forward_kl, reverse_kl, "
+                "jsd, skew_kl, total_variation, hidden_cosine or hidden_mse"
+            )
+    return built
+
+
+def _build_student(recipe: Recipe, teacher: PreTrainedModel) -> PreTrainedModel:
+    config = recipe.student
+    if config.init == "teacher_layers":
+        total = teacher.config.num_hidden_layers
+        layers = config.layers or every_kth_layer(total, max(1, total // 2))
+        bad = [i for i in layers if i >= total]
+        if bad:
+            raise DistillError(
+                f"student.layers: {bad[0]} is out of range; the teacher has {total} blocks, "
+                f"counted from 0 (0..{total - 1})"
+            )
+        return copy_decoder_layers(teacher, layers)
+    if config.init == "config":
+        torch.manual_seed(recipe.train.seed)
+        return AutoModelForCausalLM.from_config(student_config(teacher.config, config))
+    assert config.model is not None
+    return load_causal_lm(resolve_model(config.model, "student.model"), "student.model")
+
+
+def _check_vocabularies(teacher: PreTrainedModel, student: PreTrainedModel) -> None:
+    ours, theirs = student.config.vocab_size, teacher.config.vocab_size
+    if ours != theirs:
+        raise DistillError(
+            f"student: its vocabulary has {ours:,} entries and the teacher's {theirs:,}; "
+            "token-level distillation needs the teacher's tokenizer (cross-tokenizer losses "
+            "are not supported)"
+        )
+
+
+def _announce(recipe: Recipe, parts: LMParts) -> None:
+    train = parts.train
+    console.print(
+        f"[bold]data[/] {len(train):,} training rows, {train.response_tokens():,} response "
+        f"tokens (max_length {recipe.train.max_length})"
+        + (f"; held out: {len(parts.eval):,} rows" if parts.eval else "")
+    )
+    if train.truncated_prompts or train.truncated_responses:
+        console.print(
+            f"[yellow]note[/] {train.truncated_prompts:,} prompts lost their beginning and "
+            f"{train.truncated_responses:,} responses their end to fit train.max_length "
+            f"{recipe.train.max_length}"
+        )
+    if train.plain_format:
+        console.print(
+            "[yellow]note[/] the tokenizer has no chat template: rows are formatted as "
+            "'### Instruction: ... ### Response: ...' with the end-of-sequence token"
+        )
+    terms = " + ".join(f"{o.weight:g}*{o.name}" for o in parts.objectives)
+    console.print(
+        f"[bold]plan[/] loss = {terms}; student {count_parameters(parts.student):,} parameters "
+        f"({parts.student.config.num_hidden_layers} of "
+        f"{parts.teacher.config.num_hidden_layers} blocks); the teacher runs live"
+    )
+
+
+def _metrics(
+    recipe: Recipe, parts: LMParts, history: list[dict[str, Any]], seconds: float
+) -> dict[str, Any]:
+    assert recipe.teacher is not None
+    logged = [r for r in history if "loss" in r]
+    last = logged[-1] if logged else {}
+    scores: dict[str, Any] = {}
+    if parts.eval is not None:
+        scores["student"] = response_scores(parts.student, parts.eval, parts.pad, parts.teacher)
+        scores["teacher"] = response_scores(parts.teacher, parts.eval, parts.pad)
+    return {
+        "task": recipe.task,
+        "teacher": {
+            "model": recipe.teacher.model,
+            "params": count_parameters(parts.teacher),
+            "layers": parts.teacher.config.num_hidden_layers,
+            **scores.get("teacher", {}),
+        },
+        "student": {
+            "params": count_parameters(parts.student),
+            "layers": parts.student.config.num_hidden_layers,
+            **scores.get("student", {}),
+        },
+        "objectives": {o.name: o.weight for o in parts.objectives},
+        "train_rows": len(parts.train),
+        "train_response_tokens": parts.train.response_tokens(),
+        "truncated_prompts": parts.train.truncated_prompts,
+        "steps": int(last.get("step", 0)),
+        "train_seconds": seconds,
+        "final_losses": {o.name: last[o.name] for o in parts.objectives if o.name in last},
+    }
+
+
+def _summary(metrics: dict[str, Any]) -> None:
+    student, teacher = metrics["student"], metrics["teacher"]
+    line = (
+        f"[bold]student[/] {student['params']:,} parameters "
+        f"({student['params'] / teacher['params']:.2f} of the teacher's)"
+    )
+    if "perplexity" in student:
+        line += (
+            f"; response perplexity {student['perplexity']:.2f} (teacher "
+            f"{teacher['perplexity']:.2f}), agreement with the teacher {student['agreement']:.3f}"
+        )
+    console.print(line)
+
+
+def _model_card(recipe: Recipe, metrics: dict[str, Any]) -> str:
+    student, teacher = metrics["student"], metrics["teacher"]
+    scores = (
+        f"\n| | response perplexity | token agreement with the teacher |\n|---|---|---|\n"
+        f"| teacher | {teacher['perplexity']:.3f} | - |\n"
+        f"| student | {student['perplexity']:.3f} | {student['agreement']:.3f} |\n"
+        if "perplexity" in student
+        else ""
+    )
+    files = recipe.data.files or {}
+    return f"""---
+library_name: transformers
+pipeline_tag: text-generation
+tags: [distill, knowledge-distillation]
+---
+# Student distilled from `{teacher["model"]}`
+
+- task: {recipe.task}, trained on {files.get("train", "-")} ({metrics["train_rows"]:,} rows,
+  {metrics["train_response_tokens"]:,} response tokens), {metrics["steps"]} steps
+- objectives: {", ".join(f"{w:g} x {n}" for n, w in metrics["objectives"].items())}
+- parameters: {student["params"]:,} ({student["layers"]} blocks; the teacher has
+  {teacher["params"]:,} in {teacher["layers"]})
+{scores}
+## Use
+```python
+from transformers import pipeline
+generate = pipeline("text-generation", model="PATH/TO/THIS/FOLDER")
+```
+"""

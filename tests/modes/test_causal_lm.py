@@ -1,0 +1,171 @@
+"""`task: instruction`: a decoder student distilled from a decoder teacher on prompt/response
+rows, end to end with tiny random Llamas; one-line errors before anything is written."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
+from typer.testing import CliRunner
+
+from distill.cli import app
+from distill.data.instructions import InstructionBatches, InstructionRows, encode_instructions
+from distill.models.capture import forward
+from distill.models.causal_lm import copy_decoder_layers
+from distill.objectives import build_objective
+
+runner = CliRunner()
+PAIRS = [
+    ("say hi", "hello"),
+    ("what is the capital of france", "paris"),
+    ("is paris the capital of france", "yes"),
+    ("say hello", "hi"),
+]
+
+
+@pytest.fixture(scope="module")
+def instruction_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    folder = tmp_path_factory.mktemp("instructions")
+    rng = random.Random(0)
+    files = {}
+    for split, size in (("train", 64), ("eval", 12)):
+        rows = [
+            dict(zip(("prompt", "response"), rng.choice(PAIRS), strict=True)) for _ in range(size)
+        ]
+        path = folder / f"{split}.jsonl"
+        path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+        files[split] = str(path)
+    return files
+
+
+def _recipe(tmp_path: Path, teacher: Path, files: dict[str, str], **changes) -> Path:
+    recipe = {
+        "task": "instruction",
+        "data": {"files": files},
+        "teacher": {"model": str(teacher)},
+        "student": {"init": "teacher_layers", "layers": [0, 3]},
+        "objectives": [{"name": "forward_kl", "weight": 1.0}],
+        "train": {"epochs": 3, "batch_size": 8, "lr": 1e-2, "max_length": 32, "log_every": 4},
+    }
+    recipe.update(changes)
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def test_forward_kl_brings_the_student_to_the_teacher(
+    tmp_path: Path, tiny_llama_dir: Path, instruction_files: dict[str, str]
+) -> None:
+    out = tmp_path / "run"
+    result = runner.invoke(
+        app, ["run", str(_recipe(tmp_path, tiny_llama_dir, instruction_files)), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "loss = 1*forward_kl" in result.output and "64 training rows" in result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    history = [json.loads(line) for line in (out / "history.jsonl").open()]
+    losses = [r["forward_kl"] for r in history if "forward_kl" in r]
+    assert losses[-1] < 0.5 * losses[0]
+    # on held-out rows the student's distributions moved to the teacher's: the forward KL of
+    # the trained student is a fraction of that of the untrained copy of blocks 0 and 3
+    teacher = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    rows = [json.loads(line) for line in Path(instruction_files["eval"]).open()]
+    held_out = encode_instructions(
+        InstructionRows([r["prompt"] for r in rows], [r["response"] for r in rows], "e"),
+        tokenizer,
+        32,
+    )
+    batch = InstructionBatches(held_out, 0).collate(None, list(range(len(held_out))))
+    kl = build_objective("forward_kl", None, {}, "o")
+
+    def held_out_kl(model) -> float:
+        with torch.no_grad():
+            student = forward(model.eval(), batch, frozenset())
+            return float(kl(batch, student, forward(teacher.eval(), batch, frozenset())))
+
+    trained = AutoModelForCausalLM.from_pretrained(out / "student")
+    assert held_out_kl(trained) < 0.2 * held_out_kl(copy_decoder_layers(teacher, [0, 3]))
+    assert metrics["student"]["agreement"] >= 0.9
+    assert metrics["teacher"]["perplexity"] > 1.0 and metrics["student"]["response_tokens"] == 24
+    # the student is a transformers causal LM that generates through a pipeline
+    student = AutoModelForCausalLM.from_pretrained(out / "student")
+    assert student.config.num_hidden_layers == 2
+    assert student.get_output_embeddings().weight is student.get_input_embeddings().weight
+    generate = pipeline("text-generation", model=str(out / "student"))
+    text = generate("<|user|> say hi <|end|> <|assistant|>", max_new_tokens=3, do_sample=False)
+    assert text[0]["generated_text"].startswith("<|user|> say hi")
+    assert 'pipeline("text-generation"' in (out / "student" / "README.md").read_text()
+    assert (out / "report.md").is_file() and "response perplexity" in (
+        out / "report.md"
+    ).read_text()
+
+
+def test_the_task_objective_is_supervised_fine_tuning_on_the_references(
+    tmp_path: Path, tiny_llama_dir: Path, instruction_files: dict[str, str]
+) -> None:
+    recipe = _recipe(tmp_path, tiny_llama_dir, instruction_files, objectives=[{"name": "task"}])
+    out = tmp_path / "sft"
+    result = runner.invoke(app, ["run", str(recipe), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "loss = 1*next_token" in result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    # four answers, each after a distinct prompt: the student learns them
+    assert metrics["student"]["perplexity"] < 1.5 < metrics["teacher"]["perplexity"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"objectives": [{"name": "soft_targets"}]},
+            "objectives[0].name: soft_targets is for classification; a causal-LM task takes",
+        ),
+        (
+            {"mode": {"name": "co_distill"}},
+            "mode.name: task instruction is distilled in mode standard",
+        ),
+        (
+            {"student": {"init": "teacher_layers", "layers": [0, 7]}},
+            "student.layers: 7 is out of range",
+        ),
+        ({"data": {"path": "/x"}}, "data: task instruction reads files"),
+    ],
+)
+def test_bad_causal_lm_recipes_are_one_line_and_write_nothing(
+    tmp_path: Path, tiny_llama_dir: Path, instruction_files, changes: dict, message: str
+) -> None:
+    out = tmp_path / "bad"
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            str(_recipe(tmp_path, tiny_llama_dir, instruction_files, **changes)),
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 1
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert message in result.output.replace("\n", " ")
+    assert not out.exists() and not Path(str(out) + ".partial").exists()
+
+
+def test_an_encoder_teacher_is_refused(
+    tmp_path: Path, tiny_base_dir: Path, instruction_files: dict[str, str]
+) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            str(_recipe(tmp_path, tiny_base_dir, instruction_files)),
+            "--out",
+            str(tmp_path / "x"),
+        ],
+    )
+    assert result.exit_code == 1 and "is not a causal language model" in result.output
