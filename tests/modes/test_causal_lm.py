@@ -169,3 +169,18 @@ def test_an_encoder_teacher_is_refused(
         ],
     )
     assert result.exit_code == 1 and "is not a causal language model" in result.output
+
+
+def test_check_prints_the_causal_lm_plan(
+    tmp_path: Path, tiny_llama_dir: Path, instruction_files: dict[str, str]
+) -> None:
+    result = runner.invoke(
+        app, ["check", str(_recipe(tmp_path, tiny_llama_dir, instruction_files))]
+    )
+    assert result.exit_code == 0, result.output
+    text = result.output.replace("\n", " ")
+    assert "(task instruction, a causal LM)" in text and "teacher blocks [0, 3]" in text
+    assert (
+        "distil for 3 epochs (batch 8, lr 0.01): loss = 1*forward_kl; the teacher runs live" in text
+    )
+    assert not (tmp_path / "run").exists()

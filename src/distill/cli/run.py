@@ -106,6 +106,14 @@ def check(
             )
             return
         validated = Recipe.from_yaml(recipe, set_)
+        from distill.data.tasks import CAUSAL_LM_TASKS
+        from distill.modes.causal_lm import plan_lines
+
+        if validated.task in CAUSAL_LM_TASKS:
+            out.print(f"[green]recipe OK[/]: {recipe} (task {validated.task}, a causal LM)")
+            for line in plan_lines(validated):
+                out.print(line)
+            return
         lines = DESCRIBE[validated.mode.name](validated)
         tasks = ", ".join(validated.task_names())
         out.print(f"[green]recipe OK[/]: {recipe} (task {tasks}, mode {validated.mode.name})")

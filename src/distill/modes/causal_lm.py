@@ -124,6 +124,31 @@ def prepare(recipe: Recipe) -> LMParts:
     return parts
 
 
+def plan_lines(recipe: Recipe) -> list[str]:
+    """What a run of this recipe will do, without loading anything (`distill check`)."""
+    objectives = _objectives(recipe.objectives or [])
+    student = recipe.student
+    built = {
+        "teacher_layers": f"teacher blocks {student.layers or 'half, spread evenly'}",
+        "config": f"a configuration ({student.config})",
+        "pretrained": f"{student.model}",
+    }[student.init]
+    terms = " + ".join(f"{o.weight:g}*{o.name}" for o in objectives)
+    reads = any(o.objective.access > Access.NONE for o in objectives)
+    train = recipe.train
+    return [
+        f"1. build the student from {built} (+ embeddings, final norm and output layer)",
+        f"2. read prompt/response rows from {', '.join((recipe.data.files or {}).values())}, "
+        f"format them with the chat template; labels on response tokens (max_length "
+        f"{train.max_length})",
+        f"3. distil for {train.max_steps or train.epochs:g} "
+        f"{'steps' if train.max_steps else 'epochs'} (batch {train.batch_size}, lr "
+        f"{train.lr:g}): loss = {terms}; "
+        + ("the teacher runs live under no_grad" if reads else "the teacher is not run"),
+        "4. score teacher and student on the eval split: response perplexity, token agreement",
+    ]
+
+
 def _objectives(configs: list[ObjectiveConfig]) -> list[WeightedObjective]:
     renamed = [c.model_copy(update={"name": CAUSAL_LM_NAMES.get(c.name, c.name)}) for c in configs]
     built = [o for o in weighted_objectives(renamed) if o.weight > 0]
