@@ -51,6 +51,7 @@ def _recipe(tmp_path: Path, teacher: Path, files: dict[str, str], **changes) -> 
         "student": {"init": "teacher_layers", "layers": [0, 3]},
         "objectives": [{"name": "forward_kl", "weight": 1.0}],
         "train": {"epochs": 3, "batch_size": 8, "lr": 1e-2, "max_length": 32, "log_every": 4},
+        "cache": {"dir": str(tmp_path / "cache")},
     }
     recipe.update(changes)
     path = tmp_path / "recipe.yaml"
@@ -67,6 +68,9 @@ def test_forward_kl_brings_the_student_to_the_teacher(
     )
     assert result.exit_code == 0, result.output
     assert "loss = 1*forward_kl" in result.output and "64 training rows" in result.output
+    assert "top-17 log-probabilities per response token (68 bytes per token), built" in (
+        result.output.replace("\n", " ")
+    )
     metrics = json.loads((out / "metrics.json").read_text())
     history = [json.loads(line) for line in (out / "history.jsonl").open()]
     losses = [r["forward_kl"] for r in history if "forward_kl" in r]
@@ -93,6 +97,7 @@ def test_forward_kl_brings_the_student_to_the_teacher(
     assert held_out_kl(trained) < 0.2 * held_out_kl(copy_decoder_layers(teacher, [0, 3]))
     assert metrics["student"]["agreement"] >= 0.9
     assert metrics["teacher"]["perplexity"] > 1.0 and metrics["student"]["response_tokens"] == 24
+    assert metrics["teacher_source"] == "cached top-17"  # k capped at the vocabulary
     # the student is a transformers causal LM that generates through a pipeline
     student = AutoModelForCausalLM.from_pretrained(out / "student")
     assert student.config.num_hidden_layers == 2
@@ -181,6 +186,35 @@ def test_check_prints_the_causal_lm_plan(
     text = result.output.replace("\n", " ")
     assert "(task instruction, a causal LM)" in text and "teacher blocks [0, 3]" in text
     assert (
-        "distil for 3 epochs (batch 8, lr 0.01): loss = 1*forward_kl; the teacher runs live" in text
+        "distil for 3 epochs (batch 8, lr 0.01): loss = 1*forward_kl; the teacher's top-k" in text
     )
     assert not (tmp_path / "run").exists()
+
+
+def test_the_cached_teacher_trains_the_student_as_the_live_one(
+    tmp_path: Path, tiny_llama_dir: Path, instruction_files: dict[str, str]
+) -> None:
+    """k covers the tiny vocabulary: the cached run follows the live run's losses (float16)."""
+    objectives = [{"name": "jsd", "params": {"beta": 0.5}}]
+    train = {"max_steps": 6, "batch_size": 8, "lr": 1e-2, "max_length": 32, "log_every": 2}
+    finals = {}
+    for name, cache in (("cached", {}), ("live", {"enabled": False})):
+        recipe = _recipe(
+            tmp_path,
+            tiny_llama_dir,
+            instruction_files,
+            objectives=objectives,
+            train=train,
+            cache={"dir": str(tmp_path / "cache"), **cache},
+        )
+        result = runner.invoke(app, ["run", str(recipe), "--out", str(tmp_path / name)])
+        assert result.exit_code == 0, result.output
+        metrics = json.loads((tmp_path / name / "metrics.json").read_text())
+        finals[name] = metrics
+    assert finals["live"]["teacher_source"] == "live"
+    assert finals["cached"]["final_losses"]["jsd"] == pytest.approx(
+        finals["live"]["final_losses"]["jsd"], rel=2e-2
+    )
+    assert finals["cached"]["student"]["perplexity"] == pytest.approx(
+        finals["live"]["student"]["perplexity"], rel=1e-2
+    )

@@ -3,7 +3,9 @@ next-token distributions on the response tokens of prompt/response rows.
 
 The recipe's objectives are the token-level ones (objectives/token_level.py), `task` (the
 references' next-token loss, i.e. supervised fine-tuning: `next_token`), and `hidden_cosine` /
-`hidden_mse`. The teacher runs live under no_grad. Its product is a student saved with
+`hidden_mse`. The teacher's top-k log-probabilities per response token are cached once
+(teacher/lm_cache.py) when only token-level objectives read it, else it runs live under
+no_grad. Its product is a student saved with
 `save_pretrained`, loadable with `AutoModelForCausalLM`, with its response perplexity and token
 agreement next to the teacher's.
 """
@@ -37,9 +39,12 @@ from distill.models.causal_lm import (
 from distill.models.load import count_parameters, resolve_model, student_config
 from distill.modes.common import schedule_of
 from distill.objectives import Access, Shapes, WeightedObjective, needs_of
+from distill.objectives.token_level import TokenDivergenceObjective
 from distill.reports.causal_lm_report import write_causal_lm_report
 from distill.reports.rundir import environment, run_directory, save_model, write_json, write_jsonl
 from distill.runtime.progress import console
+from distill.teacher import lm_cache
+from distill.teacher.cache import default_cache_dir
 from distill.teacher.plan import setup_each, weighted_objectives
 from distill.training.learners import Learner, LiveTeacher
 from distill.training.loop import train_learners
@@ -59,14 +64,13 @@ class LMParts:
     train: EncodedInstructions
     eval: EncodedInstructions | None
     pad: int
+    teacher_source: str = ""  # "cached top-k", "live" or "not run"
 
 
 def run_causal_lm(recipe: Recipe, output: Path, overwrite: bool) -> dict[str, Any]:
     parts = prepare(recipe)
     schedule = schedule_of(recipe.train, recipe.train)
-    needs = frozenset().union(*(needs_of(o.objective) for o in parts.objectives))
-    reads_teacher = any(o.objective.access > Access.NONE for o in parts.objectives)
-    source = LiveTeacher(parts.teacher, needs, parts.tokenizer) if reads_teacher else None
+    source, parts.teacher_source = teacher_source(recipe, parts)
     learner = Learner("student", parts.student, parts.objectives, source)
     batches = InstructionBatches(parts.train, parts.pad)
     with run_directory(output, overwrite) as workdir:
@@ -89,6 +93,43 @@ def run_causal_lm(recipe: Recipe, output: Path, overwrite: bool) -> dict[str, An
         write_causal_lm_report(workdir)
     _summary(metrics)
     return metrics
+
+
+def teacher_source(recipe: Recipe, parts: LMParts) -> tuple[Any, str]:
+    """The teacher's top-k cache when every objective that reads the teacher compares
+    next-token distributions at one temperature; else the live teacher (hidden states)."""
+    readers = [o for o in parts.objectives if o.objective.access > Access.NONE]
+    if not readers:
+        return None, "not run"
+    temperatures = {getattr(o.objective, "temperature", None) for o in readers}
+    token_level = all(isinstance(o.objective, TokenDivergenceObjective) for o in readers)
+    if recipe.cache.enabled and token_level and len(temperatures) == 1:
+        directory = Path(recipe.cache.dir) if recipe.cache.dir else default_cache_dir()
+        k = min(recipe.cache.top_k, parts.teacher.config.vocab_size)
+        cached, hit = lm_cache.load_or_build(
+            directory,
+            parts.teacher,
+            parts.tokenizer,
+            parts.train,
+            parts.pad,
+            k,
+            temperatures.pop(),
+            recipe.train.eval_batch_size,
+        )
+        size = lm_cache.bytes_per_token(k, parts.teacher.config.vocab_size)
+        console.print(
+            f"[bold]teacher cache[/] top-{k} log-probabilities per response token ({size} "
+            f"bytes per token), {'reused' if hit else 'built now'}: {cached.key}"
+        )
+        return cached, f"cached top-{k}"
+    needs = frozenset().union(*(needs_of(o.objective) for o in parts.objectives))
+    why = (
+        "cache.enabled is false"
+        if not recipe.cache.enabled
+        else ("hidden states are read" if not token_level else "objectives differ in temperature")
+    )
+    console.print(f"[bold]teacher[/] runs live under no_grad ({why})")
+    return LiveTeacher(parts.teacher, needs, parts.tokenizer), "live"
 
 
 def prepare(recipe: Recipe) -> LMParts:
@@ -144,7 +185,12 @@ def plan_lines(recipe: Recipe) -> list[str]:
         f"3. distil for {train.max_steps or train.epochs:g} "
         f"{'steps' if train.max_steps else 'epochs'} (batch {train.batch_size}, lr "
         f"{train.lr:g}): loss = {terms}; "
-        + ("the teacher runs live under no_grad" if reads else "the teacher is not run"),
+        + (
+            "the teacher's top-k log-probabilities are cached once (live when hidden states "
+            "are read)"
+            if reads
+            else "the teacher is not run"
+        ),
         "4. score teacher and student on the eval split: response perplexity, token agreement",
     ]
 
@@ -215,7 +261,7 @@ def _announce(recipe: Recipe, parts: LMParts) -> None:
     console.print(
         f"[bold]plan[/] loss = {terms}; student {count_parameters(parts.student):,} parameters "
         f"({parts.student.config.num_hidden_layers} of "
-        f"{parts.teacher.config.num_hidden_layers} blocks); the teacher runs live"
+        f"{parts.teacher.config.num_hidden_layers} blocks)"
     )
 
 
@@ -243,6 +289,7 @@ def _metrics(
             **scores.get("student", {}),
         },
         "objectives": {o.name: o.weight for o in parts.objectives},
+        "teacher_source": parts.teacher_source,
         "train_rows": len(parts.train),
         "train_response_tokens": parts.train.response_tokens(),
         "truncated_prompts": parts.train.truncated_prompts,

@@ -1,0 +1,181 @@
+"""A causal-LM teacher's next-token distributions on the training rows' response tokens,
+computed once and kept on disk as the top k log-probabilities per token, so a student trains
+without running its teacher (the offline teacher logits TRL, torchtune and DistillKit users ask
+for).
+
+Per response position (t with a response token at t + 1): the k largest log-probabilities of
+the teacher's softened distribution `log_softmax(logits / T)` as float16, and their token ids
+(uint16 when the vocabulary fits, else int32), flat over all positions with per-row offsets.
+The rest of the mass is 1 - sum(exp(values)); objectives compare on those k tokens plus one
+bucket for the rest (objectives/token_level.py). An entry is keyed by the teacher, the token
+ids and response starts, k and T, written through a staging folder renamed into place under a
+lock, with each file's sha256 (a damaged entry is rebuilt, never read).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import PreTrainedModel
+
+from distill.data.batching import model_inputs
+from distill.data.instructions import EncodedInstructions, InstructionBatches
+from distill.models.fingerprint import model_fingerprint
+from distill.models.outputs import TeacherOutput, TokenTopK
+from distill.objectives.token_level import response_positions
+from distill.runtime.progress import progress_bar
+from distill.teacher.cache import entry_lock, rename_into_place, sha256_file
+
+FORMAT_VERSION = 1
+FILES = ("values", "indices", "offsets")
+
+
+def entry_key(
+    teacher: PreTrainedModel, tokenizer: Any, encoded: EncodedInstructions, k: int, t: float
+) -> str:
+    digest = hashlib.sha256(f"lm-top-k-v{FORMAT_VERSION}|{k}|{t!r}".encode())
+    digest.update(model_fingerprint(teacher, tokenizer).encode())
+    for ids, start in zip(encoded.input_ids, encoded.response_starts, strict=True):
+        digest.update(np.asarray([start, len(ids), *ids], dtype=np.int64).tobytes())
+    return f"lm-top{k}-{digest.hexdigest()[:24]}"
+
+
+def bytes_per_token(k: int, vocabulary: int) -> int:
+    """Disk bytes per response token: k float16 values and k token ids."""
+    return k * (2 + (2 if vocabulary <= np.iinfo(np.uint16).max + 1 else 4))
+
+
+class CachedLMTeacher:
+    """A teacher source reading the cached top-k of a batch's rows (`batch["index"]`); nothing
+    is run. Positions other than response positions hold zeros (objectives never read them)."""
+
+    def __init__(self, arrays: dict[str, np.ndarray], key: str) -> None:
+        self.values, self.indices, self.offsets = (arrays[name] for name in FILES)
+        self.key = key
+
+    def __call__(self, batch: dict[str, torch.Tensor]) -> TeacherOutput:
+        positions = response_positions(batch, "teacher cache")
+        rows, k = batch["index"].tolist(), self.values.shape[1]
+        shape = (*positions.shape, k)
+        log_probs = torch.zeros(shape, dtype=torch.float32)
+        indices = torch.zeros(shape, dtype=torch.long)
+        for row, i in enumerate(rows):
+            start, end = int(self.offsets[i]), int(self.offsets[i + 1])
+            where = positions[row].nonzero().flatten()
+            assert len(where) == end - start, "cached positions do not match the batch"
+            log_probs[row, where] = torch.from_numpy(self.values[start:end].astype(np.float32))
+            indices[row, where] = torch.from_numpy(self.indices[start:end].astype(np.int64))
+        device = batch["attention_mask"].device
+        return TeacherOutput(
+            None,  # type: ignore[arg-type]
+            batch["attention_mask"],
+            token_top_k=TokenTopK(log_probs.to(device), indices.to(device)),
+        )
+
+
+def load_or_build(
+    directory: Path,
+    teacher: PreTrainedModel,
+    tokenizer: Any,
+    encoded: EncodedInstructions,
+    pad_token_id: int,
+    k: int,
+    temperature: float,
+    batch_size: int,
+) -> tuple[CachedLMTeacher, bool]:
+    """The entry's teacher source and whether it was already there (k is capped at the
+    vocabulary: then the cache holds every token's probability)."""
+    k = min(k, teacher.config.vocab_size)
+    key = entry_key(teacher, tokenizer, encoded, k, temperature)
+    arrays = _load(directory / key, key)
+    if arrays is not None:
+        return CachedLMTeacher(arrays, key), True
+    directory.mkdir(parents=True, exist_ok=True)
+    with entry_lock(directory, key):
+        arrays = _load(directory / key, key)
+        hit = arrays is not None
+        if arrays is None:
+            _build(directory, key, teacher, encoded, pad_token_id, k, temperature, batch_size)
+            arrays = _load(directory / key, key)
+            assert arrays is not None
+    return CachedLMTeacher(arrays, key), hit
+
+
+def _load(entry: Path, key: str) -> dict[str, np.ndarray] | None:
+    try:
+        meta = json.loads((entry / "meta.json").read_text())
+        if meta.get("key") != key:
+            return None
+        arrays = {}
+        for name in FILES:
+            path = entry / f"{name}.npy"
+            if sha256_file(path) != meta["files"][name]:
+                return None
+            arrays[name] = np.load(path, mmap_mode="r")
+        return arrays
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+@torch.no_grad()
+def _build(
+    directory: Path,
+    key: str,
+    teacher: PreTrainedModel,
+    encoded: EncodedInstructions,
+    pad_token_id: int,
+    k: int,
+    temperature: float,
+    batch_size: int,
+) -> None:
+    """One teacher pass over the rows, top-k of each response position written to memmaps."""
+    for stale in directory.glob(f".{key}.staging-*"):  # a build that died; never read
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{key}.staging-", dir=directory))
+    try:
+        counts = [len(ids) - max(start, 1) for ids, start in _rows(encoded)]
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        vocabulary = teacher.config.vocab_size
+        index_type = np.uint16 if vocabulary <= np.iinfo(np.uint16).max + 1 else np.int32
+        total = int(offsets[-1])
+        values = np.lib.format.open_memmap(staging / "values.npy", "w+", np.float16, (total, k))
+        indices = np.lib.format.open_memmap(staging / "indices.npy", "w+", index_type, (total, k))
+        np.save(staging / "offsets.npy", offsets)
+        batches = InstructionBatches(encoded, pad_token_id)
+        device = next(teacher.parameters()).device
+        teacher.eval()
+        with progress_bar("caching teacher top-k", len(encoded)) as advance:
+            for first in range(0, len(encoded), batch_size):
+                rows = list(range(first, min(first + batch_size, len(encoded))))
+                batch = batches.collate(None, rows)
+                positions = response_positions(batch, "teacher cache")
+                inputs = {name: t.to(device) for name, t in model_inputs(batch).items()}
+                logits = teacher(**inputs).logits
+                for row, i in enumerate(rows):
+                    where = positions[row].nonzero().flatten().to(device)
+                    log_probs = torch.log_softmax(logits[row, where].float() / temperature, -1)
+                    top = log_probs.topk(k, dim=-1)
+                    start, end = offsets[i], offsets[i + 1]
+                    values[start:end] = top.values.cpu().numpy()
+                    indices[start:end] = top.indices.cpu().numpy()
+                advance(len(rows))
+        values.flush()
+        indices.flush()
+        files = {name: sha256_file(staging / f"{name}.npy") for name in FILES}
+        meta = {"key": key, "format_version": FORMAT_VERSION, "k": k, "files": files}
+        (staging / "meta.json").write_text(json.dumps(meta, indent=1))
+        rename_into_place(staging, directory / key)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)  # never a half-written entry
+        raise
+
+
+def _rows(encoded: EncodedInstructions):  # noqa: ANN202
+    return zip(encoded.input_ids, encoded.response_starts, strict=True)
