@@ -12,6 +12,7 @@ import torch
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
 from distill.errors import DistillError
+from distill.evaluation.generate import generate_responses
 from distill.models.causal_lm import (
     copy_decoder_layers,
     every_kth_layer,
@@ -102,9 +103,5 @@ def test_the_real_smollm2_gguf_teacher_answers() -> None:
     model = load_causal_lm(path, "teacher.model")
     assert model.config.num_hidden_layers == 30 and model.config.vocab_size == 49152
     assert model.get_output_embeddings().weight is model.get_input_embeddings().weight
-    messages = [{"role": "user", "content": "What is the capital of France?"}]
-    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt")
-    ids = ids["input_ids"] if not isinstance(ids, torch.Tensor) else ids
-    with torch.no_grad():
-        out = model.generate(ids, max_new_tokens=12, do_sample=False)
-    assert "Paris" in tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
+    answer = generate_responses(model, tokenizer, ["What is the capital of France?"], 16)
+    assert "Paris" in answer.texts[0] and answer.new_tokens < 16  # stopped at <|im_end|>
