@@ -98,6 +98,13 @@ def test_forward_kl_brings_the_student_to_the_teacher(
     assert metrics["student"]["agreement"] >= 0.9
     assert metrics["teacher"]["perplexity"] > 1.0 and metrics["student"]["response_tokens"] == 24
     assert metrics["teacher_source"] == "cached top-17"  # k capped at the vocabulary
+    # greedy responses to the 12 held-out prompts, scored with ROUGE-L, kept side by side
+    assert metrics["generations"] == 12
+    assert 0 <= metrics["student"]["rouge_l"] <= 100
+    assert 0 <= metrics["student"]["rouge_l_vs_teacher"] <= 100
+    samples = [json.loads(line) for line in (out / "generations.jsonl").open()]
+    assert len(samples) == 12 and set(samples[0]) == {"prompt", "reference", "teacher", "student"}
+    assert "Sample responses" in (out / "report.md").read_text()
     # the student is a transformers causal LM that generates through a pipeline
     student = AutoModelForCausalLM.from_pretrained(out / "student")
     assert student.config.num_hidden_layers == 2
@@ -122,6 +129,8 @@ def test_the_task_objective_is_supervised_fine_tuning_on_the_references(
     metrics = json.loads((out / "metrics.json").read_text())
     # four answers, each after a distinct prompt: the student learns them
     assert metrics["student"]["perplexity"] < 1.5 < metrics["teacher"]["perplexity"]
+    # and answers them: most of its greedy responses are the references
+    assert metrics["student"]["rouge_l"] > 75 > metrics["teacher"]["rouge_l"]
 
 
 @pytest.mark.parametrize(

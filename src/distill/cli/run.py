@@ -280,7 +280,7 @@ def _print_summary(metrics: dict, path: Path) -> None:
 
 def _print_causal_lm_summary(metrics: dict, path: Path) -> None:
     table = Table(title=f"{metrics['task']} — held-out response tokens")
-    for column in ("model", "parameters", "blocks", "response perplexity", "agreement"):
+    for column in ("model", "parameters", "blocks", "perplexity", "agreement", "ROUGE-L"):
         table.add_column(column, justify="left" if column == "model" else "right")
     for name in ("teacher", "student"):
         entry = metrics[name]
@@ -290,6 +290,7 @@ def _print_causal_lm_summary(metrics: dict, path: Path) -> None:
             str(entry["layers"]),
             f"{entry['perplexity']:.3f}" if "perplexity" in entry else "-",
             f"{entry['agreement']:.3f}" if "agreement" in entry else "-",
+            f"{entry['rouge_l']:.2f}" if "rouge_l" in entry else "-",
         )
     out.print(table)
     out.print(f"distillation {metrics['train_seconds']:.0f} s; student in {path / 'student'}")

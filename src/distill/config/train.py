@@ -57,6 +57,11 @@ class TrainConfig(BaseModel):
     # of training, counted over resumes; epochs / max_steps still bound it and plan the
     # learning-rate schedule.
     time_budget_minutes: float | None = Field(default=None, gt=0)
+    # -- causal LMs (docs/causal-lm.md) --------------------------------------------------------
+    # Greedy responses scored with ROUGE-L after training: this many eval rows (0: none), each
+    # answer up to max_new_tokens.
+    eval_generations: int = Field(default=100, ge=0)
+    max_new_tokens: int = Field(default=64, gt=0)
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:

@@ -24,11 +24,13 @@ from distill.config.recipe import ObjectiveConfig, Recipe
 from distill.data.instructions import (
     EncodedInstructions,
     InstructionBatches,
+    InstructionRows,
     encode_instructions,
     pad_id,
     read_instruction_files,
 )
 from distill.errors import DistillError
+from distill.evaluation.generate import generate_responses, rouge_l
 from distill.evaluation.lm_scores import response_scores
 from distill.models.causal_lm import (
     copy_decoder_layers,
@@ -64,6 +66,7 @@ class LMParts:
     train: EncodedInstructions
     eval: EncodedInstructions | None
     pad: int
+    eval_rows: InstructionRows | None = None
     teacher_source: str = ""  # "cached top-k", "live" or "not run"
 
 
@@ -87,6 +90,7 @@ def run_causal_lm(recipe: Recipe, output: Path, overwrite: bool) -> dict[str, An
             card=_model_card(recipe, metrics),
         )
         (workdir / "recipe.yaml").write_text(recipe.to_yaml())
+        write_jsonl(workdir / "generations.jsonl", metrics.pop("samples"))
         write_json(workdir / "metrics.json", metrics)
         write_jsonl(workdir / "history.jsonl", history)
         write_json(workdir / "env.json", environment())
@@ -160,7 +164,9 @@ def prepare(recipe: Recipe) -> LMParts:
         eval_rows.prompts = eval_rows.prompts[: recipe.data.max_eval_examples]
         eval_rows.responses = eval_rows.responses[: recipe.data.max_eval_examples]
     evaluation = encode_instructions(eval_rows, tokenizer, length) if eval_rows else None
-    parts = LMParts(tokenizer, teacher, student, objectives, train, evaluation, pad_id(tokenizer))
+    parts = LMParts(
+        tokenizer, teacher, student, objectives, train, evaluation, pad_id(tokenizer), eval_rows
+    )
     _announce(recipe, parts)
     return parts
 
@@ -272,9 +278,12 @@ def _metrics(
     logged = [r for r in history if "loss" in r]
     last = logged[-1] if logged else {}
     scores: dict[str, Any] = {}
+    samples: list[dict[str, str]] = []
     if parts.eval is not None:
         scores["student"] = response_scores(parts.student, parts.eval, parts.pad, parts.teacher)
         scores["teacher"] = response_scores(parts.teacher, parts.eval, parts.pad)
+        if recipe.train.eval_generations and parts.eval_rows is not None:
+            samples = _generation_scores(recipe, parts, scores)
     return {
         "task": recipe.task,
         "teacher": {
@@ -296,7 +305,44 @@ def _metrics(
         "steps": int(last.get("step", 0)),
         "train_seconds": seconds,
         "final_losses": {o.name: last[o.name] for o in parts.objectives if o.name in last},
+        "generations": len(samples),
+        "samples": samples,  # written to generations.jsonl, not metrics.json
     }
+
+
+def _generation_scores(
+    recipe: Recipe, parts: LMParts, scores: dict[str, Any]
+) -> list[dict[str, str]]:
+    """Greedy responses of both models to the first eval rows: ROUGE-L against the references
+    and (the student's) against the teacher's responses, decode speed; returns the rows."""
+    assert parts.eval_rows is not None
+    count = min(recipe.train.eval_generations, len(parts.eval_rows))
+    prompts = parts.eval_rows.prompts[:count]
+    references = parts.eval_rows.responses[:count]
+    settings = {
+        "max_new_tokens": recipe.train.max_new_tokens,
+        "batch_size": recipe.train.eval_batch_size,
+        "max_prompt_tokens": recipe.train.max_length,
+    }
+    console.print(f"[bold]generating[/] greedy responses to {count} held-out prompts")
+    answers = {
+        name: generate_responses(model, parts.tokenizer, prompts, **settings)
+        for name, model in (("teacher", parts.teacher), ("student", parts.student))
+    }
+    for name, generated in answers.items():
+        scores[name]["rouge_l"] = rouge_l(generated.texts, references)
+        scores[name]["generated_tokens_per_second"] = generated.new_tokens / max(
+            generated.seconds, 1e-9
+        )
+    scores["student"]["rouge_l_vs_teacher"] = rouge_l(
+        answers["student"].texts, answers["teacher"].texts
+    )
+    return [
+        {"prompt": p, "reference": r, "teacher": t, "student": s}
+        for p, r, t, s in zip(
+            prompts, references, answers["teacher"].texts, answers["student"].texts, strict=True
+        )
+    ]
 
 
 def _summary(metrics: dict[str, Any]) -> None:

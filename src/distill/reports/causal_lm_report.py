@@ -17,16 +17,25 @@ def write_causal_lm_report(run_dir: Path) -> Path:
     losses = figures.plot_losses(
         [r for r in history if "loss" in r], run_dir / "plots" / "losses.png", "Losses"
     )
+
+    def value(model: dict, key: str, form: str) -> str:
+        return format(model[key], form) if key in model else "-"
+
     rows = [
         [
             name,
             f"{model['params']:,}",
             str(model["layers"]),
-            f"{model['perplexity']:.3f}" if "perplexity" in model else "-",
-            f"{model['agreement']:.3f}" if "agreement" in model else "-",
+            value(model, "perplexity", ".3f"),
+            value(model, "agreement", ".3f"),
+            value(model, "rouge_l", ".2f"),
+            value(model, "rouge_l_vs_teacher", ".2f"),
+            value(model, "generated_tokens_per_second", ",.0f"),
         ]
         for name, model in (("teacher", teacher), ("student", student))
     ]
+    path = run_dir / "generations.jsonl"
+    samples = [json.loads(line) for line in path.open()][:5] if path.is_file() else []
     blocks: list[Block] = [
         f"# Causal-LM distillation report: `{teacher['model']}`",
         f"- task: {metrics['task']}; {metrics['train_rows']:,} training rows, "
@@ -34,11 +43,36 @@ def write_causal_lm_report(run_dir: Path) -> Path:
         f"{metrics['train_seconds']:.0f} s",
         "- objectives: " + ", ".join(f"{w:g} x {n}" for n, w in metrics["objectives"].items()),
         Table(
-            ["model", "parameters", "blocks", "response perplexity", "agreement with teacher"],
+            [
+                "model",
+                "parameters",
+                "blocks",
+                "response perplexity",
+                "agreement with teacher",
+                "ROUGE-L",
+                "ROUGE-L vs teacher",
+                "generated tokens/s",
+            ],
             rows,
         ),
         "## Training",
         Figure(str(losses.relative_to(run_dir)), "Objectives over steps"),
     ]
+    if samples:
+        blocks += [
+            f"## Sample responses (greedy; {metrics['generations']} in generations.jsonl)",
+            Table(
+                ["prompt", "reference", "teacher", "student"],
+                [
+                    [_short(s["prompt"]), s["reference"], s["teacher"], s["student"]]
+                    for s in samples
+                ],
+            ),
+        ]
     markdown, _ = document.write(blocks, run_dir, "distill: causal-LM distillation")
     return markdown
+
+
+def _short(text: str, limit: int = 160) -> str:
+    """The end of a long prompt (S-NI prompts put the instance last)."""
+    return text if len(text) <= limit else "..." + text[-limit:]
