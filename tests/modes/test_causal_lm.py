@@ -227,3 +227,23 @@ def test_the_cached_teacher_trains_the_student_as_the_live_one(
     assert finals["cached"]["student"]["perplexity"] == pytest.approx(
         finals["live"]["student"]["perplexity"], rel=1e-2
     )
+
+
+def test_sequence_level_distillation_trains_on_the_teachers_cached_answers(
+    tmp_path: Path, tiny_llama_dir: Path, instruction_files: dict[str, str]
+) -> None:
+    """The teacher answers each training prompt once (cached); the student, trained with the
+    next-token loss on those answers, answers held-out prompts as the teacher does."""
+    changes = {
+        "data": {"files": instruction_files, "teacher_responses": {"max_new_tokens": 4}},
+        "objectives": [{"name": "task"}],
+    }
+    recipe = _recipe(tmp_path, tiny_llama_dir, instruction_files, **changes)
+    first = runner.invoke(app, ["run", str(recipe), "--out", str(tmp_path / "a")])
+    assert first.exit_code == 0, first.output
+    assert "training on the teacher's answers to 64 prompts (generated now)" in first.output
+    again = runner.invoke(app, ["run", str(recipe), "--out", str(tmp_path / "b")])
+    assert "(cached)" in again.output
+    metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert metrics["student"]["rouge_l_vs_teacher"] > 75
+    assert metrics["student"]["rouge_l_vs_teacher"] > metrics["student"]["rouge_l"]

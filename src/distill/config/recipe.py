@@ -269,6 +269,10 @@ class Recipe(_Strict):
         if self.task in CAUSAL_LM_TASKS:
             self._check_causal_lm()
             return self
+        if any(self.data_for(t).teacher_responses for t in self.task_names()):
+            raise ValueError(
+                "data.teacher_responses: sequence-level distillation is for task: instruction"
+            )
         for j, task in enumerate(self.task_names()):
             where = f"tasks[{j}]" if self.tasks else "task"
             data = self.data_for(task)

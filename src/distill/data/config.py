@@ -85,6 +85,19 @@ class TransferConfig(BaseModel):
         return self
 
 
+class TeacherResponses(BaseModel):
+    """`data.teacher_responses`: sequence-level distillation (Kim & Rush 2016) for causal LMs:
+    the teacher answers every training prompt once (cached) and the student trains on those
+    answers instead of the references."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    max_new_tokens: int = Field(default=64, gt=0)
+    do_sample: bool = False  # greedy by default
+    temperature: float = Field(default=1.0, gt=0)  # when sampling
+    seed: int = 0
+
+
 class DataConfig(BaseModel):
     """Where the task's examples come from (see docs/tasks-and-data.md)."""
 
@@ -107,6 +120,8 @@ class DataConfig(BaseModel):
     # Share of labelled rows in each training batch when there are transfer rows; None mixes
     # them in proportion to their numbers (one shuffled pool).
     labelled_share: float | None = Field(default=None, gt=0, lt=1)
+    # task: instruction only: train on the teacher's own answers (sequence-level distillation)
+    teacher_responses: TeacherResponses | None = None
 
     @field_validator("labels", mode="before")
     @classmethod

@@ -30,14 +30,15 @@ from distill.data.instructions import (
     read_instruction_files,
 )
 from distill.errors import DistillError
-from distill.evaluation.generate import generate_responses, rouge_l
 from distill.evaluation.lm_scores import response_scores
+from distill.evaluation.rouge import rouge_l
 from distill.models.causal_lm import (
     copy_decoder_layers,
     every_kth_layer,
     load_causal_lm,
     load_lm_tokenizer,
 )
+from distill.models.generation import generate_responses
 from distill.models.load import count_parameters, resolve_model, student_config
 from distill.modes.common import schedule_of
 from distill.objectives import Access, Shapes, WeightedObjective, needs_of
@@ -47,6 +48,7 @@ from distill.reports.rundir import environment, run_directory, save_model, write
 from distill.runtime.progress import console
 from distill.teacher import lm_cache
 from distill.teacher.cache import default_cache_dir
+from distill.teacher.generations import teacher_answers
 from distill.teacher.plan import setup_each, weighted_objectives
 from distill.training.learners import Learner, LiveTeacher
 from distill.training.loop import train_learners
@@ -158,6 +160,8 @@ def prepare(recipe: Recipe) -> LMParts:
         train_rows.prompts = train_rows.prompts[: recipe.data.max_train_examples]
         train_rows.responses = train_rows.responses[: recipe.data.max_train_examples]
     length = recipe.train.max_length
+    if recipe.data.teacher_responses is not None:
+        train_rows = _teacher_rows(recipe, teacher, tokenizer, train_rows)
     train = encode_instructions(train_rows, tokenizer, length)
     eval_rows = rows.get("eval") or rows.get("validation")
     if eval_rows is not None and recipe.data.max_eval_examples:
@@ -199,6 +203,36 @@ def plan_lines(recipe: Recipe) -> list[str]:
         ),
         "4. score teacher and student on the eval split: response perplexity, token agreement",
     ]
+
+
+def _teacher_rows(
+    recipe: Recipe, teacher: PreTrainedModel, tokenizer: Any, rows: InstructionRows
+) -> InstructionRows:
+    """Sequence-level distillation: the training prompts with the teacher's answers (rows it
+    answers with nothing are dropped, and counted)."""
+    assert recipe.data.teacher_responses is not None
+    directory = Path(recipe.cache.dir) if recipe.cache.dir else default_cache_dir()
+    answers, hit = teacher_answers(
+        directory,
+        teacher,
+        tokenizer,
+        rows.prompts,
+        recipe.data.teacher_responses,
+        recipe.train.eval_batch_size,
+        recipe.train.max_length,
+    )
+    kept = [(p, a) for p, a in zip(rows.prompts, answers, strict=True) if a.strip()]
+    console.print(
+        f"[bold]sequence-level[/] training on the teacher's answers to {len(kept):,} prompts "
+        f"({'cached' if hit else 'generated now'})"
+        + (f"; {len(rows) - len(kept):,} empty answers dropped" if len(kept) < len(rows) else "")
+    )
+    if not kept:
+        raise DistillError(
+            "data.teacher_responses: the teacher answered every prompt with nothing; raise "
+            "max_new_tokens or check the teacher's chat template"
+        )
+    return InstructionRows([p for p, _ in kept], [a for _, a in kept], rows.source)
 
 
 def _objectives(configs: list[ObjectiveConfig]) -> list[WeightedObjective]:

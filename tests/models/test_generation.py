@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from transformers import AutoModelForCausalLM
 
-from distill.evaluation.generate import generate_responses, rouge_l
+from distill.evaluation.rouge import rouge_l
+from distill.models.generation import generate_responses
 
 PROMPTS = ["say hi", "what is the capital of france", "say hello", "is paris the capital"]
 
