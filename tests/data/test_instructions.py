@@ -14,6 +14,7 @@ from distill.data.instructions import (
     PLAIN_PROMPT,
     InstructionBatches,
     InstructionRows,
+    OnPolicyBatches,
     encode_instructions,
     format_pair,
     read_instruction_files,
@@ -114,3 +115,37 @@ def test_the_real_smollm2_template() -> None:
     response = encoded.input_ids[0][encoded.response_starts[0] :]
     assert tokenizer.decode(response) == "4<|im_end|>\n"
     assert torch.tensor(encoded.input_ids[0]).max() < 49152
+
+
+def test_on_policy_batches_carry_the_students_answers(lm_tokenizer) -> None:
+    rows = InstructionRows([f"say {'hi ' * (i % 5)}" for i in range(40)], ["hello"] * 40, "t")
+    encoded = encode_instructions(rows, lm_tokenizer, 32)
+    answer = [7, 8, 5]  # what the fake student answers: "what is <|end|>"
+    calls = []
+
+    def student(prompts: list[list[int]], seed: int) -> list[list[int]]:
+        calls.append(seed)
+        return [answer for _ in prompts]
+
+    always = OnPolicyBatches(encoded, 0, student, fraction=1.0)
+    batch = always.collate(None, [3, 1])
+    start = encoded.response_starts[3]
+    assert batch["input_ids"][0, start : start + 3].tolist() == answer
+    assert batch["labels"][0, start : start + 3].tolist() == answer  # the loss is on its answer
+    assert (batch["labels"][0, :start] == -100).all() and batch["index"].tolist() == [3, 1]
+    assert always.generated_batches == 1 and always.generated_tokens == 6
+    never = OnPolicyBatches(encoded, 0, student, fraction=0.0)
+    assert torch.equal(
+        never.collate(None, [3, 1])["labels"],
+        InstructionBatches(encoded, 0).collate(None, [3, 1])["labels"],
+    )
+    pairs = [[a, b] for a in range(10) for b in range(10, 20)]  # 100 distinct batches
+    half = OnPolicyBatches(encoded, 0, student, fraction=0.5, seed=1)
+    drawn = [
+        bool(half.collate(None, pair) is not None and half.generated_batches) for pair in pairs
+    ]
+    assert 35 <= half.generated_batches <= 65  # about half of 100 batches
+    again = OnPolicyBatches(encoded, 0, student, fraction=0.5, seed=1)
+    assert [
+        bool(again.collate(None, p) is not None and again.generated_batches) for p in pairs
+    ] == drawn

@@ -247,3 +247,25 @@ def test_sequence_level_distillation_trains_on_the_teachers_cached_answers(
     metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
     assert metrics["student"]["rouge_l_vs_teacher"] > 75
     assert metrics["student"]["rouge_l_vs_teacher"] > metrics["student"]["rouge_l"]
+
+
+def test_on_policy_batches_are_answered_by_the_student_and_scored_live(
+    tmp_path: Path, tiny_llama_dir: Path, instruction_files: dict[str, str]
+) -> None:
+    changes = {
+        "data": {"files": instruction_files, "on_policy": {"fraction": 1.0, "max_new_tokens": 3}},
+        "objectives": [{"name": "jsd"}],
+        "train": {"max_steps": 4, "batch_size": 8, "lr": 1e-2, "max_length": 32, "log_every": 2},
+    }
+    recipe = _recipe(tmp_path, tiny_llama_dir, instruction_files, **changes)
+    result = runner.invoke(app, ["run", str(recipe), "--out", str(tmp_path / "gkd")])
+    assert result.exit_code == 0, result.output
+    text = result.output.replace("\n", " ")
+    assert "runs live under no_grad (on-policy batches are the student's own answers)" in text
+    assert "4 of 4 batches answered by the student" in text
+    cost = json.loads((tmp_path / "gkd" / "metrics.json").read_text())["on_policy"]
+    assert cost["generated_batches"] == 4 and 4 * 8 <= cost["generated_tokens"] <= 4 * 8 * 3
+    changes["objectives"] = [{"name": "task"}]
+    recipe = _recipe(tmp_path, tiny_llama_dir, instruction_files, **changes)
+    refused = runner.invoke(app, ["run", str(recipe), "--out", str(tmp_path / "x")])
+    assert refused.exit_code == 1 and "would train the student on its own" in refused.output

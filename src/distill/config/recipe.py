@@ -269,10 +269,9 @@ class Recipe(_Strict):
         if self.task in CAUSAL_LM_TASKS:
             self._check_causal_lm()
             return self
-        if any(self.data_for(t).teacher_responses for t in self.task_names()):
-            raise ValueError(
-                "data.teacher_responses: sequence-level distillation is for task: instruction"
-            )
+        for key in ("teacher_responses", "on_policy"):
+            if any(getattr(self.data_for(t), key) for t in self.task_names()):
+                raise ValueError(f"data.{key}: is for task: instruction (a causal LM)")
         for j, task in enumerate(self.task_names()):
             where = f"tasks[{j}]" if self.tasks else "task"
             data = self.data_for(task)

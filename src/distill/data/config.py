@@ -98,6 +98,18 @@ class TeacherResponses(BaseModel):
     seed: int = 0
 
 
+class OnPolicy(BaseModel):
+    """`data.on_policy`: on-policy distillation (GKD, Agarwal et al. 2024) for causal LMs: with
+    probability `fraction` (GKD's lambda) a batch's responses are sampled from the student
+    itself, then scored by the teacher."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    fraction: float = Field(default=0.5, ge=0, le=1)
+    max_new_tokens: int = Field(default=64, gt=0)
+    temperature: float = Field(default=1.0, gt=0)
+
+
 class DataConfig(BaseModel):
     """Where the task's examples come from (see docs/tasks-and-data.md)."""
 
@@ -122,6 +134,8 @@ class DataConfig(BaseModel):
     labelled_share: float | None = Field(default=None, gt=0, lt=1)
     # task: instruction only: train on the teacher's own answers (sequence-level distillation)
     teacher_responses: TeacherResponses | None = None
+    # task: instruction only: batches answered by the student (on-policy distillation)
+    on_policy: OnPolicy | None = None
 
     @field_validator("labels", mode="before")
     @classmethod

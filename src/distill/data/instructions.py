@@ -15,7 +15,9 @@ token is cut on the right. Both are counted and reported.
 
 from __future__ import annotations
 
+import hashlib
 import random
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,3 +187,42 @@ class InstructionBatches:
             "labels": labels,
             "index": torch.tensor(indices, dtype=torch.long),
         }
+
+
+class OnPolicyBatches(InstructionBatches):
+    """On-policy distillation (GKD): with probability `fraction`, drawn per batch from the seed
+    and the batch's rows (so a resumed run draws alike), the rows' responses are replaced by
+    answers sampled from the current student; the teacher then scores those tokens. Counts what
+    it generated and how long it took (the cost per step, in the logs and metrics)."""
+
+    def __init__(
+        self,
+        encoded: EncodedInstructions,
+        pad_token_id: int,
+        generate: Any,  # (prompt token ids, seed) -> response token ids, from the student
+        fraction: float,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(encoded, pad_token_id)
+        self.generate, self.fraction, self.seed = generate, fraction, seed
+        self.batches = self.generated_batches = self.generated_tokens = 0
+        self.seconds = 0.0
+
+    def collate(self, task: str | None, indices: list[int]) -> dict[str, torch.Tensor]:
+        digest = hashlib.blake2b(repr((self.seed, indices)).encode(), digest_size=8).digest()
+        draw = int.from_bytes(digest, "little")
+        self.batches += 1
+        if (draw % 1_000_000) / 1_000_000 >= self.fraction:
+            return super().collate(task, indices)
+        start = time.perf_counter()
+        prompts = [self.encoded.input_ids[i][: self.encoded.response_starts[i]] for i in indices]
+        answers = self.generate(prompts, draw >> 1)
+        self.seconds += time.perf_counter() - start
+        self.generated_batches += 1
+        self.generated_tokens += sum(len(a) for a in answers)
+        rows = EncodedInstructions(
+            [p + a for p, a in zip(prompts, answers, strict=True)], [len(p) for p in prompts]
+        )
+        batch = InstructionBatches(rows, self.pad).collate(task, list(range(len(indices))))
+        batch["index"] = torch.tensor(indices, dtype=torch.long)
+        return batch

@@ -25,6 +25,7 @@ from distill.data.instructions import (
     EncodedInstructions,
     InstructionBatches,
     InstructionRows,
+    OnPolicyBatches,
     encode_instructions,
     pad_id,
     read_instruction_files,
@@ -38,7 +39,7 @@ from distill.models.causal_lm import (
     load_causal_lm,
     load_lm_tokenizer,
 )
-from distill.models.generation import generate_responses
+from distill.models.generation import continue_ids, generate_responses, stop_ids
 from distill.models.load import count_parameters, resolve_model, student_config
 from distill.modes.common import schedule_of
 from distill.objectives import Access, Shapes, WeightedObjective, needs_of
@@ -77,13 +78,15 @@ def run_causal_lm(recipe: Recipe, output: Path, overwrite: bool) -> dict[str, An
     schedule = schedule_of(recipe.train, recipe.train)
     source, parts.teacher_source = teacher_source(recipe, parts)
     learner = Learner("student", parts.student, parts.objectives, source)
-    batches = InstructionBatches(parts.train, parts.pad)
+    batches = _batches(recipe, parts)
     with run_directory(output, overwrite) as workdir:
         start = time.perf_counter()
         history = train_learners([learner], batches, schedule, PHASE)
         seconds = time.perf_counter() - start
         history = [{"phase": "distill", **record} for record in history]
         metrics = _metrics(recipe, parts, history, seconds)
+        if isinstance(batches, OnPolicyBatches):
+            metrics["on_policy"] = _on_policy_cost(batches, seconds)
         save_model(
             parts.student,
             parts.tokenizer,
@@ -101,6 +104,50 @@ def run_causal_lm(recipe: Recipe, output: Path, overwrite: bool) -> dict[str, An
     return metrics
 
 
+def _batches(recipe: Recipe, parts: LMParts) -> InstructionBatches:
+    settings = recipe.data.on_policy
+    if settings is None:
+        return InstructionBatches(parts.train, parts.pad)
+    stop = stop_ids(parts.tokenizer)
+
+    def sample(prompts: list[list[int]], seed: int) -> list[list[int]]:
+        return continue_ids(
+            parts.student,
+            prompts,
+            parts.pad,
+            stop,
+            settings.max_new_tokens,
+            do_sample=True,
+            temperature=settings.temperature,
+            seed=seed,
+            batch_size=len(prompts),
+        )
+
+    console.print(
+        f"[bold]on-policy[/] a share {settings.fraction:g} of batches is answered by the student "
+        f"(sampled at temperature {settings.temperature:g}, up to {settings.max_new_tokens} "
+        "new tokens per row, with a KV cache) and scored by the live teacher: each such batch "
+        "adds a generation of up to that many decoding steps"
+    )
+    return OnPolicyBatches(parts.train, parts.pad, sample, settings.fraction, recipe.train.seed)
+
+
+def _on_policy_cost(batches: OnPolicyBatches, seconds: float) -> dict[str, Any]:
+    cost = {
+        "batches": batches.batches,
+        "generated_batches": batches.generated_batches,
+        "generated_tokens": batches.generated_tokens,
+        "generation_seconds": batches.seconds,
+        "share_of_training_time": batches.seconds / max(seconds, 1e-9),
+    }
+    console.print(
+        f"[bold]on-policy[/] {batches.generated_batches} of {batches.batches} batches answered "
+        f"by the student: {batches.generated_tokens:,} tokens in {batches.seconds:.1f} s "
+        f"({cost['share_of_training_time']:.0%} of the training time)"
+    )
+    return cost
+
+
 def teacher_source(recipe: Recipe, parts: LMParts) -> tuple[Any, str]:
     """The teacher's top-k cache when every objective that reads the teacher compares
     next-token distributions at one temperature; else the live teacher (hidden states)."""
@@ -109,7 +156,8 @@ def teacher_source(recipe: Recipe, parts: LMParts) -> tuple[Any, str]:
         return None, "not run"
     temperatures = {getattr(o.objective, "temperature", None) for o in readers}
     token_level = all(isinstance(o.objective, TokenDivergenceObjective) for o in readers)
-    if recipe.cache.enabled and token_level and len(temperatures) == 1:
+    on_policy = recipe.data.on_policy is not None
+    if recipe.cache.enabled and token_level and len(temperatures) == 1 and not on_policy:
         directory = Path(recipe.cache.dir) if recipe.cache.dir else default_cache_dir()
         k = min(recipe.cache.top_k, parts.teacher.config.vocab_size)
         cached, hit = lm_cache.load_or_build(
@@ -129,11 +177,12 @@ def teacher_source(recipe: Recipe, parts: LMParts) -> tuple[Any, str]:
         )
         return cached, f"cached top-{k}"
     needs = frozenset().union(*(needs_of(o.objective) for o in parts.objectives))
-    why = (
-        "cache.enabled is false"
-        if not recipe.cache.enabled
-        else ("hidden states are read" if not token_level else "objectives differ in temperature")
-    )
+    if on_policy:
+        why = "on-policy batches are the student's own answers"
+    elif not recipe.cache.enabled:
+        why = "cache.enabled is false"
+    else:
+        why = "hidden states are read" if not token_level else "objectives differ in temperature"
     console.print(f"[bold]teacher[/] runs live under no_grad ({why})")
     return LiveTeacher(parts.teacher, needs, parts.tokenizer), "live"
 
@@ -142,6 +191,12 @@ def prepare(recipe: Recipe) -> LMParts:
     """Teacher, tokenizer, student, rows and objectives, every one checked before training."""
     assert recipe.teacher is not None
     objectives = _objectives(recipe.objectives or [])
+    if recipe.data.on_policy is not None and any(o.name == "next_token" for o in objectives):
+        raise DistillError(
+            "objectives: task (the next-token loss) would train the student on its own "
+            "on-policy answers; with data.on_policy use forward_kl, reverse_kl, jsd, skew_kl "
+            "or total_variation"
+        )
     path = resolve_model(recipe.teacher.model, "teacher.model")
     tokenizer = load_lm_tokenizer(path, "teacher.model")
     teacher = load_causal_lm(path, "teacher.model")
