@@ -269,3 +269,35 @@ def test_on_policy_batches_are_answered_by_the_student_and_scored_live(
     recipe = _recipe(tmp_path, tiny_llama_dir, instruction_files, **changes)
     refused = runner.invoke(app, ["run", str(recipe), "--out", str(tmp_path / "x")])
     assert refused.exit_code == 1 and "would train the student on its own" in refused.output
+
+
+def test_a_padded_student_vocabulary_is_aligned_and_another_tokenizer_refused(
+    tmp_path: Path, tiny_llama_dir: Path, instruction_files: dict[str, str], lm_tokenizer
+) -> None:
+    from transformers import LlamaForCausalLM
+
+    from tests.conftest import lm_tokenizer_of, tiny_llama_config
+
+    padded = tmp_path / "padded"
+    LlamaForCausalLM(tiny_llama_config(len(lm_tokenizer) + 7, layers=2)).save_pretrained(padded)
+    lm_tokenizer.save_pretrained(padded)
+    student = {"init": "pretrained", "model": str(padded)}
+    recipe = _recipe(tmp_path, tiny_llama_dir, instruction_files, student=student)
+    result = runner.invoke(app, ["run", str(recipe), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert "vocabulary has 24 rows and the teacher's 17" in result.output.replace("\n", " ")
+
+    other = tmp_path / "other"
+    LlamaForCausalLM(tiny_llama_config(len(lm_tokenizer) + 7, layers=2)).save_pretrained(other)
+    tokenizer = lm_tokenizer_of()
+    tokenizer.add_tokens(["madrid", "rome"])  # not the teacher's tokenizer any more
+    tokenizer.save_pretrained(other)
+    recipe = _recipe(
+        tmp_path,
+        tiny_llama_dir,
+        instruction_files,
+        student={"init": "pretrained", "model": str(other)},
+    )
+    refused = runner.invoke(app, ["run", str(recipe), "--out", str(tmp_path / "x")])
+    assert refused.exit_code == 1
+    assert "its tokenizer (19 tokens) is not the teacher's (17 tokens)" in refused.output

@@ -216,3 +216,18 @@ def test_a_classification_recipe_refuses_them(tmp_path) -> None:
         "a classification task uses soft_targets$",
     ):
         prepare(Recipe.from_dict(raw))
+
+
+def test_a_padded_student_vocabulary_is_compared_on_the_teachers_range() -> None:
+    torch.manual_seed(4)
+    batch = {"labels": torch.tensor([[-100, 1, 2, 3]])}
+    student, teacher = torch.randn(1, 4, 6), torch.randn(1, 4, 6)
+    padded = torch.cat([student, torch.randn(1, 4, 2) * 5], dim=-1)  # 2 padding rows
+    for name in NAMES:
+        plain = _value(name, batch, _outputs(student), _outputs(teacher))
+        assert _value(name, batch, _outputs(padded), _outputs(teacher)) == pytest.approx(plain)
+        cached = _top_k(teacher, 6)
+        cached.token_top_k.vocabulary = 6
+        assert _value(name, batch, _outputs(padded), cached) == pytest.approx(plain, rel=1e-5)
+    with pytest.raises(DistillError, match="logits have 6 entries and the student's 5"):
+        _value("forward_kl", batch, _outputs(student[..., :5]), _outputs(teacher))

@@ -42,6 +42,7 @@ class TokenTopK:
 
     log_probs: torch.Tensor
     indices: torch.Tensor
+    vocabulary: int | None = None  # the teacher's vocabulary size (a student may pad it)
 
 
 @dataclass

@@ -201,7 +201,7 @@ def prepare(recipe: Recipe) -> LMParts:
     tokenizer = load_lm_tokenizer(path, "teacher.model")
     teacher = load_causal_lm(path, "teacher.model")
     student = _build_student(recipe, teacher)
-    _check_vocabularies(teacher, student)
+    _check_vocabularies(recipe, tokenizer, teacher, student)
     setup_each(objectives, Shapes.of(student.config, teacher.config))
     columns = recipe.data.columns
     assert recipe.data.files is not None
@@ -324,14 +324,44 @@ def _build_student(recipe: Recipe, teacher: PreTrainedModel) -> PreTrainedModel:
     return load_causal_lm(resolve_model(config.model, "student.model"), "student.model")
 
 
-def _check_vocabularies(teacher: PreTrainedModel, student: PreTrainedModel) -> None:
+def _check_vocabularies(
+    recipe: Recipe, tokenizer: Any, teacher: PreTrainedModel, student: PreTrainedModel
+) -> None:
+    """One tokenizer for both: a student with more rows (a padded vocabulary, e.g. rounded up
+    to a multiple of 64) is compared on the teacher's range, with a note; a student with its
+    own, different tokenizer is refused."""
     ours, theirs = student.config.vocab_size, teacher.config.vocab_size
-    if ours != theirs:
+    own = _own_tokenizer(recipe)
+    if own is not None and own.get_vocab() != tokenizer.get_vocab():
         raise DistillError(
-            f"student: its vocabulary has {ours:,} entries and the teacher's {theirs:,}; "
-            "token-level distillation needs the teacher's tokenizer (cross-tokenizer losses "
-            "are not supported)"
+            f"student.model: its tokenizer ({len(own):,} tokens) is not the teacher's "
+            f"({len(tokenizer):,} tokens); token-level distillation needs one tokenizer "
+            "(cross-tokenizer losses such as ULD are not supported)"
         )
+    if ours < theirs:
+        raise DistillError(
+            f"student: its vocabulary has {ours:,} entries, fewer than the teacher's "
+            f"{theirs:,}; it must use the teacher's tokenizer"
+        )
+    if ours > theirs:
+        console.print(
+            f"[yellow]note[/] the student's vocabulary has {ours:,} rows and the teacher's "
+            f"{theirs:,}: a padded vocabulary of the same tokenizer; the objectives compare "
+            f"the first {theirs:,}"
+        )
+
+
+def _own_tokenizer(recipe: Recipe) -> Any:
+    """A pretrained student's own tokenizer, when it has one."""
+    if recipe.student.init != "pretrained" or recipe.student.model is None:
+        return None
+    try:
+        tokenizer = load_lm_tokenizer(
+            resolve_model(recipe.student.model, "student.model"), "student.model"
+        )
+    except DistillError:
+        return None
+    return tokenizer
 
 
 def _announce(recipe: Recipe, parts: LMParts) -> None:

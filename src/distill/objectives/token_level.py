@@ -78,10 +78,15 @@ def mean_divergence(
     if count == 0:
         return student_logits.sum() * 0.0
     rows = positions.nonzero(as_tuple=True)
-    vocabulary = student_logits.shape[-1]
     if teacher_top_k is None:
         teacher_logits = check_logits(teacher_logits, "teacher", name)
-        _check_vocabularies(vocabulary, teacher_logits.shape[-1], name)
+        shared = teacher_logits.shape[-1]
+    else:
+        shared = teacher_top_k.vocabulary or student_logits.shape[-1]
+    _check_vocabularies(student_logits.shape[-1], shared, name)
+    # a padded student vocabulary (the same tokenizer, rows added for alignment) is compared
+    # on the teacher's range: the padding ids are never real tokens
+    student_logits = student_logits[..., :shared]
     total = student_logits.new_zeros((), dtype=torch.float32)
     for start in range(0, count, chunk):
         at = (rows[0][start : start + chunk], rows[1][start : start + chunk])
@@ -98,7 +103,7 @@ def mean_divergence(
 
 
 def _check_vocabularies(student: int, teacher: int, name: str) -> None:
-    if student != teacher:
+    if student < teacher:
         raise DistillError(
             f"objectives: {name} compares distributions over one vocabulary; the teacher's "
             f"logits have {teacher:,} entries and the student's {student:,} (a padded "

@@ -56,9 +56,9 @@ class CachedLMTeacher:
     """A teacher source reading the cached top-k of a batch's rows (`batch["index"]`); nothing
     is run. Positions other than response positions hold zeros (objectives never read them)."""
 
-    def __init__(self, arrays: dict[str, np.ndarray], key: str) -> None:
+    def __init__(self, arrays: dict[str, np.ndarray], key: str, vocabulary: int) -> None:
         self.values, self.indices, self.offsets = (arrays[name] for name in FILES)
-        self.key = key
+        self.key, self.vocabulary = key, vocabulary
 
     def __call__(self, batch: dict[str, torch.Tensor]) -> TeacherOutput:
         positions = response_positions(batch, "teacher cache")
@@ -76,7 +76,7 @@ class CachedLMTeacher:
         return TeacherOutput(
             None,  # type: ignore[arg-type]
             batch["attention_mask"],
-            token_top_k=TokenTopK(log_probs.to(device), indices.to(device)),
+            token_top_k=TokenTopK(log_probs.to(device), indices.to(device), self.vocabulary),
         )
 
 
@@ -96,7 +96,7 @@ def load_or_build(
     key = entry_key(teacher, tokenizer, encoded, k, temperature)
     arrays = _load(directory / key, key)
     if arrays is not None:
-        return CachedLMTeacher(arrays, key), True
+        return CachedLMTeacher(arrays, key, teacher.config.vocab_size), True
     directory.mkdir(parents=True, exist_ok=True)
     with entry_lock(directory, key):
         arrays = _load(directory / key, key)
@@ -105,7 +105,7 @@ def load_or_build(
             _build(directory, key, teacher, encoded, pad_token_id, k, temperature, batch_size)
             arrays = _load(directory / key, key)
             assert arrays is not None
-    return CachedLMTeacher(arrays, key), hit
+    return CachedLMTeacher(arrays, key, teacher.config.vocab_size), hit
 
 
 def _load(entry: Path, key: str) -> dict[str, np.ndarray] | None:
