@@ -301,3 +301,35 @@ def test_a_padded_student_vocabulary_is_aligned_and_another_tokenizer_refused(
     refused = runner.invoke(app, ["run", str(recipe), "--out", str(tmp_path / "x")])
     assert refused.exit_code == 1
     assert "its tokenizer (19 tokens) is not the teacher's (17 tokens)" in refused.output
+
+
+def test_eval_and_predict_work_on_a_saved_causal_lm(
+    tmp_path: Path, tiny_llama_dir: Path, instruction_files: dict[str, str]
+) -> None:
+    recipe = _recipe(
+        tmp_path,
+        tiny_llama_dir,
+        instruction_files,
+        objectives=[{"name": "task"}],
+        train={"epochs": 3, "batch_size": 8, "lr": 1e-2, "max_length": 32, "eval_generations": 0},
+    )
+    assert runner.invoke(app, ["run", str(recipe), "--out", str(tmp_path / "run")]).exit_code == 0
+    student = tmp_path / "run" / "student"
+    scored = runner.invoke(
+        app, ["eval", str(student), "--data", instruction_files["eval"], "--json"]
+    )
+    assert scored.exit_code == 0, scored.output
+    scores = json.loads(next(line for line in scored.output.splitlines() if line.startswith("{")))
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert scores["perplexity"] == pytest.approx(metrics["student"]["perplexity"], rel=1e-4)
+    assert scores["examples"] == 12 and scores["rouge_l"] > 75
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('{"prompt": "say hi"}\n{"prompt": "what is the capital of france"}\n')
+    answered = runner.invoke(app, ["predict", str(student), "--input", str(prompts)])
+    assert answered.exit_code == 0, answered.output
+    rows = [json.loads(line) for line in (tmp_path / "prompts.responses.jsonl").open()]
+    assert [r["prompt"] for r in rows] == ["say hi", "what is the capital of france"]
+    assert all(isinstance(r["response"], str) for r in rows)
+    assert "generations" not in json.loads((tmp_path / "run" / "metrics.json").read_text()) or (
+        metrics["generations"] == 0
+    )

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from distill.cli.common import errors, out
+from distill.errors import DistillError
 
 
 def eval_command(
@@ -25,11 +26,36 @@ def eval_command(
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Evaluation batch size.")] = 64,
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
+    max_new_tokens: Annotated[
+        int, typer.Option(help="Causal LMs: the longest greedy answer scored with ROUGE-L.")
+    ] = 64,
+    max_rows: Annotated[
+        int | None, typer.Option(help="Causal LMs: score only the first N rows.")
+    ] = None,
 ) -> None:
-    """Score a saved model on a task's evaluation split."""
+    """Score a saved model on a task's evaluation split (a causal LM: on prompt/response rows
+    given with --data FILE: response perplexity and ROUGE-L of its greedy answers)."""
     with errors():
+        from distill.evaluation.lm_eval import evaluate_causal_lm, is_causal_lm_dir
         from distill.evaluation.scoring import score_model
 
+        if is_causal_lm_dir(model_dir):
+            if data is None:
+                raise DistillError("--data: give a file of prompt/response rows to score on")
+            scores = evaluate_causal_lm(
+                model_dir, Path(data), min(batch_size, 16), max_new_tokens, max_rows
+            )
+            if as_json:
+                print(json.dumps(scores))
+                return
+            table = Table(title=f"{model_dir} on {data} ({scores['examples']} rows)")
+            table.add_column("metric")
+            table.add_column("value", justify="right")
+            table.add_row("response perplexity", f"{scores['perplexity']:.3f}")
+            table.add_row("[bold]ROUGE-L[/] (greedy)", f"[bold]{scores['rouge_l']:.2f}")
+            table.add_row("generated tokens/s", f"{scores['generated_tokens_per_second']:,.0f}")
+            out.print(table)
+            return
         result = score_model(model_dir, task, data, batch_size)
         if as_json:
             print(json.dumps(result))
@@ -62,10 +88,29 @@ def predict(
         str | None, typer.Option(help="Column with the second text of a pair task.")
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Prediction batch size.")] = 64,
+    max_new_tokens: Annotated[
+        int, typer.Option(help="Causal LMs: the longest answer generated.")
+    ] = 64,
 ) -> None:
-    """Label new text with a saved model: each row gets `prediction` (and `probability`)."""
+    """Label new text with a saved model: each row gets `prediction` (and `probability`); a
+    causal LM answers each row's prompt: `response`."""
     with errors():
-        from distill.evaluation.predict import predict_file
+        from distill.evaluation.lm_eval import is_causal_lm_dir, predict_responses
+        from distill.evaluation.predict import predict_file, read_rows, write_rows
+
+        if is_causal_lm_dir(model_dir):
+            if not input_path.is_file():
+                raise DistillError(f"--input: {input_path} does not exist")
+            rows, columns = read_rows(input_path)
+            if not rows:
+                raise DistillError(f"--input: {input_path} has no rows")
+            answered = predict_responses(
+                model_dir, rows, columns, text_column, min(batch_size, 16), max_new_tokens
+            )
+            target = output_path or input_path.with_name(f"{input_path.stem}.responses.jsonl")
+            write_rows(target, answered, [*columns, "response"])
+            out.print(f"[green]answered[/] {len(rows):,} prompts: {target}")
+            return
 
         written, rows = predict_file(
             model_dir, input_path, output_path, text_column, pair_column, batch_size

@@ -269,12 +269,17 @@ def load_files(files: dict[str, str]) -> Any:
         return datasets.DatasetDict(
             {split: _read_delimited(Path(file)) for split, file in files.items()}
         )
+    shown = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()  # a bar per split of a local file is noise in the output
     try:
         return datasets.load_dataset(_FILE_BUILDERS[suffix], data_files=files)
     except Exception as error:
         raise DistillError(
             f"data.files: could not read {', '.join(files.values())}: {_first_line(error)}"
         ) from None
+    finally:
+        if shown:
+            datasets.enable_progress_bars()
 
 
 def _read_delimited(path: Path) -> Any:
