@@ -175,7 +175,7 @@ def test_unknown_nested_keys_list_allowed_keys() -> None:
         "gradient_accumulation, eval_batch_size, lr, warmup_ratio, schedule, weight_decay, "
         "max_grad_norm, max_length, seed, log_every, threads, freeze_embeddings, precision, "
         "compile, checkpoint_every, keep_checkpoints, on_nonfinite, eval_every, keep_best, "
-        "early_stopping, time_budget_minutes"
+        "early_stopping, time_budget_minutes, eval_generations, max_new_tokens"
     )
 
 
