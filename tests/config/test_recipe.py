@@ -17,7 +17,8 @@ MODES = "standard, multi_teacher, co_distill, self_distill"
 
 ALL_RECIPES = sorted((Path(__file__).parents[2] / "recipes").glob("*.yaml"))
 GENERAL_RECIPES = [p for p in ALL_RECIPES if p.name.endswith("_general.yaml")]  # distill pretrain
-RECIPES = [p for p in ALL_RECIPES if p not in GENERAL_RECIPES]
+LM_RECIPES = [p for p in ALL_RECIPES if p.name.endswith("_instruction.yaml")]  # causal LMs
+RECIPES = [p for p in ALL_RECIPES if p not in GENERAL_RECIPES + LM_RECIPES]
 
 BASE: dict[str, Any] = {
     "task": "sst2",
@@ -425,3 +426,14 @@ def test_general_recipes_parse() -> None:
         assert [o.weight for o in recipe.objectives] == weights
         assert recipe.masks() == (path.name == "distilbert_general.yaml")
         assert recipe.train.time_budget_minutes == 30
+
+
+def test_the_causal_lm_recipe_parses_and_plans() -> None:
+    from distill.modes.causal_lm import plan_lines
+
+    assert [p.name for p in LM_RECIPES] == ["smollm2_instruction.yaml"]
+    recipe = Recipe.from_yaml(LM_RECIPES[0])
+    assert recipe.task == "instruction" and recipe.teacher is not None
+    assert recipe.teacher.model.endswith(".gguf") and len(recipe.student.layers or []) == 10
+    lines = plan_lines(recipe)
+    assert "loss = 1*forward_kl; the teacher's top-k log-probabilities are cached" in lines[2]
