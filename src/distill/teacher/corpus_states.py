@@ -34,7 +34,7 @@ from distill.models.fingerprint import model_fingerprint
 from distill.models.outputs import TeacherOutput
 from distill.objectives import Access, WeightedObjective, needs_of
 from distill.runtime.progress import progress_bar
-from distill.teacher.cache import entry_lock, rename_into_place, sha256_file
+from distill.teacher.cache import entry_lock, rename_into_place, sha256_file, verified_arrays
 
 FORMAT_VERSION = 1
 
@@ -150,19 +150,10 @@ def load_or_build(
 
 
 def _load(entry: Path, key: str, blocks: int) -> dict[int, np.ndarray] | None:
-    try:
-        meta = json.loads((entry / "meta.json").read_text())
-        if meta.get("key") != key or meta.get("blocks") != blocks:
-            return None
-        states = {}
-        for name, spec in meta["files"].items():
-            path = entry / f"{name}.npy"
-            if sha256_file(path) != spec["sha256"]:
-                return None
-            states[int(name.removeprefix("states_"))] = np.load(path, mmap_mode="r")
-        return states
-    except (OSError, ValueError, KeyError, TypeError):
+    found = verified_arrays(entry, key)
+    if found is None or found[0].get("blocks") != blocks:
         return None
+    return {int(name.removeprefix("states_")): array for name, array in found[1].items()}
 
 
 @torch.no_grad()

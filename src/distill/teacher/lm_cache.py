@@ -31,7 +31,7 @@ from distill.models.fingerprint import model_fingerprint
 from distill.models.outputs import TeacherOutput, TokenTopK
 from distill.objectives.token_level import response_positions
 from distill.runtime.progress import progress_bar
-from distill.teacher.cache import entry_lock, rename_into_place, sha256_file
+from distill.teacher.cache import entry_lock, rename_into_place, sha256_file, verified_arrays
 
 FORMAT_VERSION = 1
 FILES = ("values", "indices", "offsets")
@@ -109,19 +109,10 @@ def load_or_build(
 
 
 def _load(entry: Path, key: str) -> dict[str, np.ndarray] | None:
-    try:
-        meta = json.loads((entry / "meta.json").read_text())
-        if meta.get("key") != key:
-            return None
-        arrays = {}
-        for name in FILES:
-            path = entry / f"{name}.npy"
-            if sha256_file(path) != meta["files"][name]:
-                return None
-            arrays[name] = np.load(path, mmap_mode="r")
-        return arrays
-    except (OSError, ValueError, KeyError, TypeError):
+    found = verified_arrays(entry, key)
+    if found is None or set(found[1]) != set(FILES):
         return None
+    return found[1]
 
 
 @torch.no_grad()
@@ -168,7 +159,7 @@ def _build(
                 advance(len(rows))
         values.flush()
         indices.flush()
-        files = {name: sha256_file(staging / f"{name}.npy") for name in FILES}
+        files = {name: {"sha256": sha256_file(staging / f"{name}.npy")} for name in FILES}
         meta = {"key": key, "format_version": FORMAT_VERSION, "k": k, "files": files}
         (staging / "meta.json").write_text(json.dumps(meta, indent=1))
         rename_into_place(staging, directory / key)
