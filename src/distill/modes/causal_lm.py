@@ -21,6 +21,7 @@ import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from distill.config.recipe import ObjectiveConfig, Recipe
+from distill.data.config import TeacherResponses
 from distill.data.instructions import (
     EncodedInstructions,
     InstructionBatches,
@@ -444,23 +445,27 @@ def _generation_scores(
         "max_prompt_tokens": recipe.train.max_length,
     }
     console.print(f"[bold]generating[/] greedy responses to {count} held-out prompts")
-    answers = {
-        name: generate_responses(model, parts.tokenizer, prompts, **settings)
-        for name, model in (("teacher", parts.teacher), ("student", parts.student))
-    }
-    for name, generated in answers.items():
-        scores[name]["rouge_l"] = rouge_l(generated.texts, references)
-        scores[name]["generated_tokens_per_second"] = generated.new_tokens / max(
-            generated.seconds, 1e-9
-        )
-    scores["student"]["rouge_l_vs_teacher"] = rouge_l(
-        answers["student"].texts, answers["teacher"].texts
+    # the teacher's answers are the same for every student: generated once, then cached
+    directory = Path(recipe.cache.dir) if recipe.cache.dir else default_cache_dir()
+    teacher_texts, _ = teacher_answers(
+        directory,
+        parts.teacher,
+        parts.tokenizer,
+        prompts,
+        TeacherResponses(max_new_tokens=recipe.train.max_new_tokens),
+        recipe.train.eval_batch_size,
+        recipe.train.max_length,
+    )
+    student = generate_responses(parts.student, parts.tokenizer, prompts, **settings)
+    scores["teacher"]["rouge_l"] = rouge_l(teacher_texts, references)
+    scores["student"]["rouge_l"] = rouge_l(student.texts, references)
+    scores["student"]["rouge_l_vs_teacher"] = rouge_l(student.texts, teacher_texts)
+    scores["student"]["generated_tokens_per_second"] = student.new_tokens / max(
+        student.seconds, 1e-9
     )
     return [
         {"prompt": p, "reference": r, "teacher": t, "student": s}
-        for p, r, t, s in zip(
-            prompts, references, answers["teacher"].texts, answers["student"].texts, strict=True
-        )
+        for p, r, t, s in zip(prompts, references, teacher_texts, student.texts, strict=True)
     ]
 
 
