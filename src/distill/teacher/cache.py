@@ -96,21 +96,10 @@ def states_bytes(encoded: Encoded, hidden_size: int, layers: tuple[int, ...]) ->
 
 def load(directory: Path, key: str, examples: int) -> CachedOutputs | None:
     """The entry's arrays (memory-mapped), or None when it is absent, incomplete or damaged."""
-    entry = directory / key
-    try:
-        meta = json.loads((entry / "meta.json").read_text())
-        if meta.get("fingerprint") != key or meta.get("examples") != examples:
-            return None
-        arrays = {}
-        for name, spec in meta["files"].items():
-            path = entry / f"{name}.npy"
-            if sha256_file(path) != spec["sha256"]:
-                return None
-            arrays[name] = np.load(path, mmap_mode="r")
-            if list(arrays[name].shape) != spec["shape"]:
-                return None
-    except (OSError, ValueError, KeyError, TypeError):
+    found = verified_arrays(directory / key, key, key_field="fingerprint")
+    if found is None or found[0].get("examples") != examples:
         return None
+    meta, arrays = found
     return _outputs(arrays, meta)
 
 
@@ -242,12 +231,7 @@ def _build(
     layers: tuple[int, ...],
 ) -> CachedOutputs:
     """build() with the entry's lock held."""
-    # Every build of this entry holds its lock, so a staging directory seen now belongs to a
-    # build that died (SIGKILL, power cut): it is never read, and removed here.
-    for stale in [*directory.glob(f".{key}.staging-*"), *directory.glob(f".{key}.replaced-*")]:
-        shutil.rmtree(stale, ignore_errors=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{key}.staging-", dir=directory))
-    try:
+    with staged_entry(directory, key) as staging:
         arrays = _write_arrays(staging, teacher, encoded, batch_size, pad_token_id, top_k, layers)
         meta = {
             "fingerprint": key,
@@ -264,13 +248,26 @@ def _build(
             },
         }
         (staging / "meta.json").write_text(json.dumps(meta, indent=1))
-        rename_into_place(staging, directory / key)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)  # never a half-written entry
-        raise
     loaded = load(directory, key, len(encoded))
     assert loaded is not None
     return loaded
+
+
+@contextmanager
+def staged_entry(directory: Path, key: str) -> Iterator[Path]:
+    """A staging folder for the entry `key`, renamed into place when the block completes and
+    removed when it fails (never a half-written entry). Call it with the entry's lock held:
+    every build of an entry holds it, so a staging folder seen now belongs to a build that
+    died (SIGKILL, power cut); it is never read, and removed here."""
+    for stale in [*directory.glob(f".{key}.staging-*"), *directory.glob(f".{key}.replaced-*")]:
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{key}.staging-", dir=directory))
+    try:
+        yield staging
+        rename_into_place(staging, directory / key)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def rename_into_place(staging: Path, entry: Path) -> None:
@@ -368,14 +365,16 @@ def _outputs(arrays: dict[str, np.ndarray], meta: dict) -> CachedOutputs:
     return outputs
 
 
-def verified_arrays(entry: Path, key: str) -> tuple[dict, dict[str, np.ndarray]] | None:
-    """An entry's meta.json and every array it lists (`files: {name: {sha256: ...}}`),
-    memory-mapped, when the entry is `key` and each file matches its recorded sha256; else
-    None (absent, incomplete or damaged: the caller rebuilds it). For the corpus-states and
-    causal-LM caches."""
+def verified_arrays(
+    entry: Path, key: str, key_field: str = "key"
+) -> tuple[dict, dict[str, np.ndarray]] | None:
+    """An entry's meta.json and every array it lists (`files: {name: {sha256, shape?}}`),
+    memory-mapped, when meta[key_field] is `key` and each file matches its recorded sha256
+    (and shape, when recorded); else None (absent, incomplete or damaged: the caller rebuilds
+    it). Every teacher cache reads its entries through it."""
     try:
         meta = json.loads((entry / "meta.json").read_text())
-        if meta.get("key") != key:
+        if meta.get(key_field) != key:
             return None
         arrays = {}
         for name, spec in meta["files"].items():
@@ -383,6 +382,8 @@ def verified_arrays(entry: Path, key: str) -> tuple[dict, dict[str, np.ndarray]]
             if sha256_file(path) != spec["sha256"]:
                 return None
             arrays[name] = np.load(path, mmap_mode="r")
+            if "shape" in spec and list(arrays[name].shape) != spec["shape"]:
+                return None
         return meta, arrays
     except (OSError, ValueError, KeyError, TypeError):
         return None

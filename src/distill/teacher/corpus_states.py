@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +32,7 @@ from distill.models.fingerprint import model_fingerprint
 from distill.models.outputs import TeacherOutput
 from distill.objectives import Access, WeightedObjective, needs_of
 from distill.runtime.progress import progress_bar
-from distill.teacher.cache import entry_lock, rename_into_place, sha256_file, verified_arrays
+from distill.teacher.cache import entry_lock, sha256_file, staged_entry, verified_arrays
 
 FORMAT_VERSION = 1
 
@@ -166,10 +164,7 @@ def _build(
     batch_size: int,
 ) -> None:
     """One teacher pass over every block, written straight into memory-mapped files."""
-    for stale in directory.glob(f".{key}.staging-*"):  # a build that died; never read
-        shutil.rmtree(stale, ignore_errors=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{key}.staging-", dir=directory))
-    try:
+    with staged_entry(directory, key) as staging:
         shape = (len(blocks), blocks.block_size, teacher.config.hidden_size)
         arrays = {
             layer: np.lib.format.open_memmap(
@@ -196,7 +191,3 @@ def _build(
             files[f"states_{layer}"] = {"shape": list(shape), "sha256": sha256_file(path)}
         meta = {"key": key, "blocks": len(blocks), "format_version": FORMAT_VERSION}
         (staging / "meta.json").write_text(json.dumps({**meta, "files": files}, indent=1))
-        rename_into_place(staging, directory / key)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)  # never a half-written entry
-        raise

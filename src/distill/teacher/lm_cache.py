@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +29,7 @@ from distill.models.fingerprint import model_fingerprint
 from distill.models.outputs import TeacherOutput, TokenTopK
 from distill.objectives.token_level import response_positions
 from distill.runtime.progress import progress_bar
-from distill.teacher.cache import entry_lock, rename_into_place, sha256_file, verified_arrays
+from distill.teacher.cache import entry_lock, sha256_file, staged_entry, verified_arrays
 
 FORMAT_VERSION = 1
 FILES = ("values", "indices", "offsets")
@@ -127,10 +125,7 @@ def _build(
     batch_size: int,
 ) -> None:
     """One teacher pass over the rows, top-k of each response position written to memmaps."""
-    for stale in directory.glob(f".{key}.staging-*"):  # a build that died; never read
-        shutil.rmtree(stale, ignore_errors=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{key}.staging-", dir=directory))
-    try:
+    with staged_entry(directory, key) as staging:
         counts = [len(ids) - max(start, 1) for ids, start in _rows(encoded)]
         offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         vocabulary = teacher.config.vocab_size
@@ -162,10 +157,6 @@ def _build(
         files = {name: {"sha256": sha256_file(staging / f"{name}.npy")} for name in FILES}
         meta = {"key": key, "format_version": FORMAT_VERSION, "k": k, "files": files}
         (staging / "meta.json").write_text(json.dumps(meta, indent=1))
-        rename_into_place(staging, directory / key)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)  # never a half-written entry
-        raise
 
 
 def _rows(encoded: EncodedInstructions):  # noqa: ANN202
