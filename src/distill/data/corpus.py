@@ -28,7 +28,8 @@ import numpy as np
 from filelock import FileLock
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from distill.data.load import BINARY_PROBE, check_text_head, load_dataset_split
+from distill.data.files import BINARY_PROBE, check_text_head
+from distill.data.load import load_dataset_split
 from distill.errors import DistillError
 from distill.runtime.progress import progress_bar
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from distill.data.load import load_files
+from distill.data.files import load_files
 from distill.errors import DistillError
 
 IGNORED = -100  # labels on prompt and padding tokens
@@ -40,6 +40,12 @@ class InstructionRows:
 
     def __len__(self) -> int:
         return len(self.prompts)
+
+    def head(self, count: int | None) -> InstructionRows:
+        """The first `count` rows (all of them for None)."""
+        if count is None:
+            return self
+        return InstructionRows(self.prompts[:count], self.responses[:count], self.source)
 
 
 def read_instruction_files(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import codecs
 import csv
 import dataclasses
 import random
@@ -12,19 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from distill.data.config import DataConfig
+from distill.data.files import FIELD_LIMIT, check_utf8, first_line, load_files
 from distill.data.tasks import GLUE_TASKS, Task, custom_task
 from distill.errors import DistillError
 
-_FILE_BUILDERS = {
-    ".csv": "csv",
-    ".tsv": "csv",
-    ".jsonl": "json",
-    ".json": "json",
-    ".parquet": "parquet",
-}
-# The csv module refuses fields over 131,072 characters; long texts are legitimate (max_length
-# truncates them). 2**31 - 1 fits a C long everywhere (sys.maxsize overflows it on Windows).
-_FIELD_LIMIT = 2**31 - 1
 _INTEGER = re.compile(r"[+-]?\d+")
 
 
@@ -117,7 +107,7 @@ def _read_glue_dir(task: Task, root: Path) -> tuple[list[dict], list[dict], str]
                 f"data.path: {path} not found; expected the GLUE layout "
                 f"{task.glue.folder}/train.tsv and {task.glue.eval_file}"
             )
-        _check_utf8(path)
+        check_utf8(path)
         rows.append(_read_tsv(path, task))
     return rows[0], rows[1], str(folder)
 
@@ -125,7 +115,7 @@ def _read_glue_dir(task: Task, root: Path) -> tuple[list[dict], list[dict], str]
 def _read_tsv(path: Path, task: Task) -> list[dict]:
     layout = task.glue
     assert layout is not None
-    csv.field_size_limit(_FIELD_LIMIT)
+    csv.field_size_limit(FIELD_LIMIT)
     # utf-8-sig drops MRPC's byte-order mark, which would otherwise rename its first column.
     with path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
@@ -170,7 +160,7 @@ def _read_with_datasets(task: Task, config: DataConfig) -> tuple[list[Any], str,
         except Exception as error:  # the hub raises many types; the user needs one line
             raise DistillError(
                 f"data.name: could not load '{config.name}' "
-                f"(config {hub_config}): {_first_line(error)}" + _offline_hint(error)
+                f"(config {hub_config}): {first_line(error)}" + _offline_hint(error)
             ) from None
         source, eval_split = f"hub:{config.name}/{hub_config}", eval_split or task.hub_eval_split
     elif config.source == "disk":
@@ -221,8 +211,7 @@ def load_dataset_split(
             loaded = datasets.load_dataset(name, config)
         except Exception as error:
             raise DistillError(
-                f"{field}.name: could not load '{name}': {_first_line(error)}"
-                + _offline_hint(error)
+                f"{field}.name: could not load '{name}': {first_line(error)}" + _offline_hint(error)
             ) from None
     else:
         assert path is not None
@@ -245,68 +234,8 @@ def load_saved_dataset(path: str, field: str) -> Any:
         return datasets.load_from_disk(path)
     except Exception as error:  # datasets raises several types for a folder it cannot read
         raise DistillError(
-            f"{field}: {path} is not a dataset saved with save_to_disk: {_first_line(error)}"
+            f"{field}: {path} is not a dataset saved with save_to_disk: {first_line(error)}"
         ) from None
-
-
-def load_files(files: dict[str, str]) -> Any:
-    import datasets
-
-    suffixes = set()
-    for split, file in files.items():
-        if not Path(file).is_file():
-            raise DistillError(f"data.files.{split}: {file} not found")
-        suffixes.add(Path(file).suffix.lower())
-        if Path(file).suffix.lower() != ".parquet":
-            _check_utf8(Path(file))
-        if suffixes & {".csv", ".tsv", ".jsonl"} and not _has_data_line(Path(file), suffixes):
-            raise DistillError(f"data: {file} has no examples")
-    if len(suffixes) != 1 or (suffix := suffixes.pop()) not in _FILE_BUILDERS:
-        raise DistillError(
-            f"data.files: use one format for all splits, one of {', '.join(_FILE_BUILDERS)}"
-        )
-    if suffix in (".csv", ".tsv"):
-        return datasets.DatasetDict(
-            {split: _read_delimited(Path(file)) for split, file in files.items()}
-        )
-    shown = datasets.is_progress_bar_enabled()
-    datasets.disable_progress_bars()  # a bar per split of a local file is noise in the output
-    try:
-        return datasets.load_dataset(_FILE_BUILDERS[suffix], data_files=files)
-    except Exception as error:
-        raise DistillError(
-            f"data.files: could not read {', '.join(files.values())}: {_first_line(error)}"
-        ) from None
-    finally:
-        if shown:
-            datasets.enable_progress_bars()
-
-
-def _read_delimited(path: Path) -> Any:
-    """csv/tsv with the csv module: text stays text (pandas would read "007" as 7.0), and tsv
-    quotes are text, as in GLUE."""
-    import datasets
-
-    tsv = path.suffix.lower() == ".tsv"
-    csv.field_size_limit(_FIELD_LIMIT)
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(
-            handle,
-            delimiter="\t" if tsv else ",",
-            quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL,
-        )
-        header = next(reader)
-        columns: dict[str, list[str | None]] = {name: [] for name in header}
-        for line, row in enumerate(reader, start=2):
-            if not row:
-                continue
-            if len(row) != len(header):
-                raise DistillError(
-                    f"data: {path} line {line} has {len(row)} fields, the header has {len(header)}"
-                )
-            for name, value in zip(header, row, strict=True):
-                columns[name].append(value if value != "" else None)
-    return datasets.Dataset.from_dict(columns)
 
 
 # -- labels -------------------------------------------------------------------------------------
@@ -384,41 +313,6 @@ def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-BINARY_PROBE = 8192  # bytes read to tell text from binary (NUL bytes are valid UTF-8)
-
-
-def check_text_head(head: bytes, where: object, field: str, wanted: str) -> None:
-    """Refuse, in one line, a file whose first BINARY_PROBE bytes are blank, or hold NUL bytes
-    (binary: decoding as UTF-8 would not notice)."""
-    if not head.strip():
-        raise DistillError(f"{field}: {where} is empty; give a file with text")
-    if b"\x00" in head:
-        raise DistillError(f"{field}: {where} looks binary (NUL bytes); give {wanted}")
-
-
-def _check_utf8(path: Path) -> None:
-    """Refuse a file that is not UTF-8 in one line naming the first bad byte's offset (decoding
-    it while reading would end in a long UnicodeDecodeError traceback)."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    offset = 0  # bytes of the file handed to the decoder so far
-    with path.open("rb") as handle:
-        while True:
-            chunk = handle.read(1 << 20)
-            pending = len(decoder.getstate()[0])  # an incomplete character from the last chunk
-            try:
-                decoder.decode(chunk, final=not chunk)
-            except UnicodeDecodeError as error:
-                bad = offset - pending + error.start
-                raise DistillError(
-                    f"data: {path} is not UTF-8 (byte 0x{error.object[error.start]:02x} at "
-                    f"offset {bad}); convert it, e.g. iconv -f latin1 -t utf-8 {path} > "
-                    f"{path.stem}.utf8{path.suffix}"
-                ) from None
-            if not chunk:
-                return
-            offset += len(chunk)
-
-
 def _offline_hint(error: Exception) -> str:
     """How to use local data, when the hub could not be reached (offline, no network)."""
     chain = [error, error.__cause__, error.__context__]
@@ -429,15 +323,3 @@ def _offline_hint(error: Exception) -> str:
         "; without internet, use local data: data.path (a GLUE directory) or data.source: "
         "disk in a recipe, `distill quickstart --data PATH` or $DISTILL_DATA"
     )
-
-
-def _has_data_line(path: Path, suffixes: set[str]) -> bool:
-    """csv/tsv need a row after the header, jsonl any non-blank line."""
-    with path.open(encoding="utf-8-sig") as handle:
-        lines = [line for line, _ in zip(handle, range(2), strict=False) if line.strip()]
-    return len(lines) >= (1 if ".jsonl" in suffixes else 2)
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

@@ -12,20 +12,19 @@ from pathlib import Path
 from typing import Any
 
 from distill.data.config import TransferConfig
-from distill.data.load import (
-    _FILE_BUILDERS,
+from distill.data.files import (
     BINARY_PROBE,
-    Examples,
-    _check_utf8,
-    _first_line,
-    _read_delimited,
+    FILE_BUILDERS,
     check_text_head,
-    load_dataset_split,
+    check_utf8,
+    first_line,
+    read_delimited,
 )
+from distill.data.load import Examples, load_dataset_split
 from distill.data.tasks import Task
 from distill.errors import DistillError
 
-_SUFFIXES = (".txt", *_FILE_BUILDERS)
+_SUFFIXES = (".txt", *FILE_BUILDERS)
 
 
 def load_transfer(config: TransferConfig, task: Task, seed: int = 0) -> tuple[Examples, str]:
@@ -82,7 +81,7 @@ def _check_text(plain: Path, shown: Path) -> None:
         head, shown, "data.transfer.files", "a text file (txt, csv, tsv, jsonl) or parquet"
     )
     try:
-        _check_utf8(plain)
+        check_utf8(plain)
     except DistillError as error:  # same message, naming the file the user gave
         message = str(error).replace(str(plain), str(shown)).removeprefix("data: ")
         raise DistillError(f"data.transfer.files: {message}") from None
@@ -115,15 +114,15 @@ def _read_table(plain: Path, suffix: str, shown: Path) -> Any:
     import datasets
 
     if suffix in (".csv", ".tsv"):
-        renamed = plain.with_suffix(suffix)  # _read_delimited reads the delimiter off the suffix
+        renamed = plain.with_suffix(suffix)  # read_delimited reads the delimiter off the suffix
         if renamed != plain:
             plain.rename(renamed)
-        return _read_delimited(renamed)
+        return read_delimited(renamed)
     try:
-        return datasets.load_dataset(_FILE_BUILDERS[suffix], data_files=str(plain), split="train")
+        return datasets.load_dataset(FILE_BUILDERS[suffix], data_files=str(plain), split="train")
     except Exception as error:
         raise DistillError(
-            f"data.transfer.files: could not read {shown}: {_first_line(error)}"
+            f"data.transfer.files: could not read {shown}: {first_line(error)}"
         ) from None
 
 

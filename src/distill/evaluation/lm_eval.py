@@ -63,9 +63,7 @@ def evaluate_causal_lm(
         raise DistillError(
             f"--data: {data} is not a file; give prompt/response rows (jsonl, csv, tsv, parquet)"
         )
-    rows = read_instruction_files({"eval": str(data)})["eval"]
-    if max_rows:
-        rows.prompts, rows.responses = rows.prompts[:max_rows], rows.responses[:max_rows]
+    rows = read_instruction_files({"eval": str(data)})["eval"].head(max_rows)
     tokenizer = load_lm_tokenizer(str(model_dir), "MODEL_DIR")
     model = load_causal_lm(str(model_dir), "MODEL_DIR")
     encoded = encode_instructions(rows, tokenizer, max_length=1024)

@@ -14,6 +14,7 @@ from typing import Any
 import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
+from distill.data.files import first_line
 from distill.errors import DistillError
 from distill.models.load import copy_teacher_layers
 
@@ -27,10 +28,6 @@ def pretrained_arguments(path: str) -> tuple[str, dict[str, Any]]:
         file = Path(path)
         return str(file.parent), {"gguf_file": file.name}
     return path, {}
-
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def _gguf_hint(path: str, error: BaseException) -> str:
@@ -48,7 +45,7 @@ def load_lm_tokenizer(path: str, field: str) -> Any:
         if not isinstance(error, LOAD_ERRORS) and not path.endswith(".gguf"):
             raise
         raise DistillError(
-            f"{field}: cannot load a tokenizer from {path}: {_first_line(error)}"
+            f"{field}: cannot load a tokenizer from {path}: {first_line(error)}"
             + _gguf_hint(path, error)
         ) from None
 
@@ -62,7 +59,7 @@ def load_causal_lm(path: str, field: str) -> PreTrainedModel:
     try:
         model = AutoModelForCausalLM.from_pretrained(folder, dtype="float32", **extra)
     except ValueError as error:
-        message = _first_line(error)
+        message = first_line(error)
         if "Unrecognized configuration class" in message:
             kind = message.split("class", 1)[1].split("for this kind", 1)[0].strip(" <>'")
             raise DistillError(
@@ -74,7 +71,7 @@ def load_causal_lm(path: str, field: str) -> PreTrainedModel:
         if not isinstance(error, LOAD_ERRORS) and not path.endswith(".gguf"):
             raise
         raise DistillError(
-            f"{field}: cannot load {path}: {_first_line(error)}" + _gguf_hint(path, error)
+            f"{field}: cannot load {path}: {first_line(error)}" + _gguf_hint(path, error)
         ) from None
     finally:
         transformers.logging.set_verbosity(verbosity)

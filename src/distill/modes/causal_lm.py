@@ -13,65 +13,33 @@ agreement next to the teacher's.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-from transformers import AutoModelForCausalLM, PreTrainedModel
-
-from distill.config.recipe import ObjectiveConfig, Recipe
+from distill.config.recipe import Recipe
 from distill.data.config import TeacherResponses
 from distill.data.instructions import (
-    EncodedInstructions,
     InstructionBatches,
-    InstructionRows,
     OnPolicyBatches,
-    encode_instructions,
-    pad_id,
-    read_instruction_files,
 )
-from distill.errors import DistillError
 from distill.evaluation.lm_scores import response_scores
 from distill.evaluation.rouge import rouge_l
-from distill.models.causal_lm import (
-    copy_decoder_layers,
-    every_kth_layer,
-    load_causal_lm,
-    load_lm_tokenizer,
-)
 from distill.models.generation import continue_ids, generate_responses, stop_ids
-from distill.models.load import count_parameters, resolve_model, student_config
+from distill.models.load import count_parameters
+from distill.modes.causal_lm_setup import LMParts, prepare
 from distill.modes.common import schedule_of
-from distill.objectives import Access, Shapes, WeightedObjective, needs_of
+from distill.objectives import Access, needs_of
 from distill.objectives.token_level import TokenDivergenceObjective
-from distill.reports.causal_lm_report import write_causal_lm_report
+from distill.reports.causal_lm_report import causal_lm_model_card, write_causal_lm_report
 from distill.reports.rundir import environment, run_directory, save_model, write_json, write_jsonl
 from distill.runtime.progress import console
 from distill.teacher import lm_cache
 from distill.teacher.cache import default_cache_dir
 from distill.teacher.generations import teacher_answers
-from distill.teacher.plan import setup_each, weighted_objectives
 from distill.training.learners import Learner, LiveTeacher
 from distill.training.loop import train_learners
 
 PHASE = "distilling (causal LM)"
-# what each recipe objective name means for a causal LM; the others are refused
-CAUSAL_LM_NAMES = {"task": "next_token"}
-ALSO_FOR_DECODERS = ("hidden_cosine", "hidden_mse")
-
-
-@dataclass
-class LMParts:
-    tokenizer: Any
-    teacher: PreTrainedModel
-    student: PreTrainedModel
-    objectives: list[WeightedObjective]
-    train: EncodedInstructions
-    eval: EncodedInstructions | None
-    pad: int
-    eval_rows: InstructionRows | None = None
-    teacher_source: str = ""  # "cached top-k", "live" or "not run"
 
 
 def run_causal_lm(recipe: Recipe, output: Path, overwrite: bool) -> dict[str, Any]:
@@ -93,7 +61,7 @@ def run_causal_lm(recipe: Recipe, output: Path, overwrite: bool) -> dict[str, An
             parts.tokenizer,
             workdir / "student",
             {"teacher": recipe.teacher.model if recipe.teacher else None, "task": recipe.task},
-            card=_model_card(recipe, metrics),
+            card=causal_lm_model_card(recipe, metrics),
         )
         (workdir / "recipe.yaml").write_text(recipe.to_yaml())
         write_jsonl(workdir / "generations.jsonl", metrics.pop("samples"))
@@ -188,209 +156,6 @@ def teacher_source(recipe: Recipe, parts: LMParts) -> tuple[Any, str]:
     return LiveTeacher(parts.teacher, needs, parts.tokenizer), "live"
 
 
-def prepare(recipe: Recipe) -> LMParts:
-    """Teacher, tokenizer, student, rows and objectives, every one checked before training."""
-    assert recipe.teacher is not None
-    objectives = _objectives(recipe.objectives or [])
-    if recipe.data.on_policy is not None and any(o.name == "next_token" for o in objectives):
-        raise DistillError(
-            "objectives: task (the next-token loss) would train the student on its own "
-            "on-policy answers; with data.on_policy use forward_kl, reverse_kl, jsd, skew_kl "
-            "or total_variation"
-        )
-    path = resolve_model(recipe.teacher.model, "teacher.model")
-    tokenizer = load_lm_tokenizer(path, "teacher.model")
-    teacher = load_causal_lm(path, "teacher.model")
-    student = _build_student(recipe, teacher)
-    _check_vocabularies(recipe, tokenizer, teacher, student)
-    setup_each(objectives, Shapes.of(student.config, teacher.config))
-    columns = recipe.data.columns
-    assert recipe.data.files is not None
-    rows = read_instruction_files(
-        recipe.data.files,
-        (columns and columns.prompt) or "prompt",
-        (columns and columns.response) or "response",
-    )
-    train_rows = rows["train"]
-    if recipe.data.max_train_examples:
-        train_rows.prompts = train_rows.prompts[: recipe.data.max_train_examples]
-        train_rows.responses = train_rows.responses[: recipe.data.max_train_examples]
-    length = recipe.train.max_length
-    if recipe.data.teacher_responses is not None:
-        train_rows = _teacher_rows(recipe, teacher, tokenizer, train_rows)
-    train = encode_instructions(train_rows, tokenizer, length)
-    eval_rows = rows.get("eval") or rows.get("validation")
-    if eval_rows is not None and recipe.data.max_eval_examples:
-        eval_rows.prompts = eval_rows.prompts[: recipe.data.max_eval_examples]
-        eval_rows.responses = eval_rows.responses[: recipe.data.max_eval_examples]
-    evaluation = encode_instructions(eval_rows, tokenizer, length) if eval_rows else None
-    parts = LMParts(
-        tokenizer, teacher, student, objectives, train, evaluation, pad_id(tokenizer), eval_rows
-    )
-    _announce(recipe, parts)
-    return parts
-
-
-def plan_lines(recipe: Recipe) -> list[str]:
-    """What a run of this recipe will do, without loading anything (`distill check`)."""
-    objectives = _objectives(recipe.objectives or [])
-    student = recipe.student
-    built = {
-        "teacher_layers": f"teacher blocks {student.layers or 'half, spread evenly'}",
-        "config": f"a configuration ({student.config})",
-        "pretrained": f"{student.model}",
-    }[student.init]
-    terms = " + ".join(f"{o.weight:g}*{o.name}" for o in objectives)
-    reads = any(o.objective.access > Access.NONE for o in objectives)
-    train = recipe.train
-    return [
-        f"1. build the student from {built} (+ embeddings, final norm and output layer)",
-        f"2. read prompt/response rows from {', '.join((recipe.data.files or {}).values())}, "
-        f"format them with the chat template; labels on response tokens (max_length "
-        f"{train.max_length})",
-        f"3. distil for {train.max_steps or train.epochs:g} "
-        f"{'steps' if train.max_steps else 'epochs'} (batch {train.batch_size}, lr "
-        f"{train.lr:g}): loss = {terms}; "
-        + (
-            "the teacher's top-k log-probabilities are cached once (live when hidden states "
-            "are read)"
-            if reads
-            else "the teacher is not run"
-        ),
-        "4. score teacher and student on the eval split: response perplexity, token agreement",
-    ]
-
-
-def _teacher_rows(
-    recipe: Recipe, teacher: PreTrainedModel, tokenizer: Any, rows: InstructionRows
-) -> InstructionRows:
-    """Sequence-level distillation: the training prompts with the teacher's answers (rows it
-    answers with nothing are dropped, and counted)."""
-    assert recipe.data.teacher_responses is not None
-    directory = Path(recipe.cache.dir) if recipe.cache.dir else default_cache_dir()
-    answers, hit = teacher_answers(
-        directory,
-        teacher,
-        tokenizer,
-        rows.prompts,
-        recipe.data.teacher_responses,
-        recipe.train.eval_batch_size,
-        recipe.train.max_length,
-    )
-    kept = [(p, a) for p, a in zip(rows.prompts, answers, strict=True) if a.strip()]
-    console.print(
-        f"[bold]sequence-level[/] training on the teacher's answers to {len(kept):,} prompts "
-        f"({'cached' if hit else 'generated now'})"
-        + (f"; {len(rows) - len(kept):,} empty answers dropped" if len(kept) < len(rows) else "")
-    )
-    if not kept:
-        raise DistillError(
-            "data.teacher_responses: the teacher answered every prompt with nothing; raise "
-            "max_new_tokens or check the teacher's chat template"
-        )
-    return InstructionRows([p for p, _ in kept], [a for _, a in kept], rows.source)
-
-
-def _objectives(configs: list[ObjectiveConfig]) -> list[WeightedObjective]:
-    renamed = [c.model_copy(update={"name": CAUSAL_LM_NAMES.get(c.name, c.name)}) for c in configs]
-    built = [o for o in weighted_objectives(renamed) if o.weight > 0]
-    for i, item in enumerate(built):
-        if not getattr(item.objective, "causal_lm_only", False) and (
-            item.name not in ALSO_FOR_DECODERS
-        ):
-            raise DistillError(
-                f"objectives[{i}].name: {configs[i].name} is for classification; a causal-LM "
-                "task takes task (next-token loss on the references), forward_kl, reverse_kl, "
-                "jsd, skew_kl, total_variation, hidden_cosine or hidden_mse"
-            )
-    return built
-
-
-def _build_student(recipe: Recipe, teacher: PreTrainedModel) -> PreTrainedModel:
-    config = recipe.student
-    if config.init == "teacher_layers":
-        total = teacher.config.num_hidden_layers
-        layers = config.layers or every_kth_layer(total, max(1, total // 2))
-        bad = [i for i in layers if i >= total]
-        if bad:
-            raise DistillError(
-                f"student.layers: {bad[0]} is out of range; the teacher has {total} blocks, "
-                f"counted from 0 (0..{total - 1})"
-            )
-        return copy_decoder_layers(teacher, layers)
-    if config.init == "config":
-        torch.manual_seed(recipe.train.seed)
-        return AutoModelForCausalLM.from_config(student_config(teacher.config, config))
-    assert config.model is not None
-    return load_causal_lm(resolve_model(config.model, "student.model"), "student.model")
-
-
-def _check_vocabularies(
-    recipe: Recipe, tokenizer: Any, teacher: PreTrainedModel, student: PreTrainedModel
-) -> None:
-    """One tokenizer for both: a student with more rows (a padded vocabulary, e.g. rounded up
-    to a multiple of 64) is compared on the teacher's range, with a note; a student with its
-    own, different tokenizer is refused."""
-    ours, theirs = student.config.vocab_size, teacher.config.vocab_size
-    own = _own_tokenizer(recipe)
-    if own is not None and own.get_vocab() != tokenizer.get_vocab():
-        raise DistillError(
-            f"student.model: its tokenizer ({len(own):,} tokens) is not the teacher's "
-            f"({len(tokenizer):,} tokens); token-level distillation needs one tokenizer "
-            "(cross-tokenizer losses such as ULD are not supported)"
-        )
-    if ours < theirs:
-        raise DistillError(
-            f"student: its vocabulary has {ours:,} entries, fewer than the teacher's "
-            f"{theirs:,}; it must use the teacher's tokenizer"
-        )
-    if ours > theirs:
-        console.print(
-            f"[yellow]note[/] the student's vocabulary has {ours:,} rows and the teacher's "
-            f"{theirs:,}: a padded vocabulary of the same tokenizer; the objectives compare "
-            f"the first {theirs:,}"
-        )
-
-
-def _own_tokenizer(recipe: Recipe) -> Any:
-    """A pretrained student's own tokenizer, when it has one."""
-    if recipe.student.init != "pretrained" or recipe.student.model is None:
-        return None
-    try:
-        tokenizer = load_lm_tokenizer(
-            resolve_model(recipe.student.model, "student.model"), "student.model"
-        )
-    except DistillError:
-        return None
-    return tokenizer
-
-
-def _announce(recipe: Recipe, parts: LMParts) -> None:
-    train = parts.train
-    console.print(
-        f"[bold]data[/] {len(train):,} training rows, {train.response_tokens():,} response "
-        f"tokens (max_length {recipe.train.max_length})"
-        + (f"; held out: {len(parts.eval):,} rows" if parts.eval else "")
-    )
-    if train.truncated_prompts or train.truncated_responses:
-        console.print(
-            f"[yellow]note[/] {train.truncated_prompts:,} prompts lost their beginning and "
-            f"{train.truncated_responses:,} responses their end to fit train.max_length "
-            f"{recipe.train.max_length}"
-        )
-    if train.plain_format:
-        console.print(
-            "[yellow]note[/] the tokenizer has no chat template: rows are formatted as "
-            "'### Instruction: ... ### Response: ...' with the end-of-sequence token"
-        )
-    terms = " + ".join(f"{o.weight:g}*{o.name}" for o in parts.objectives)
-    console.print(
-        f"[bold]plan[/] loss = {terms}; student {count_parameters(parts.student):,} parameters "
-        f"({parts.student.config.num_hidden_layers} of "
-        f"{parts.teacher.config.num_hidden_layers} blocks)"
-    )
-
-
 def _metrics(
     recipe: Recipe, parts: LMParts, history: list[dict[str, Any]], seconds: float
 ) -> dict[str, Any]:
@@ -481,34 +246,3 @@ def _summary(metrics: dict[str, Any]) -> None:
             f"{teacher['perplexity']:.2f}), agreement with the teacher {student['agreement']:.3f}"
         )
     console.print(line)
-
-
-def _model_card(recipe: Recipe, metrics: dict[str, Any]) -> str:
-    student, teacher = metrics["student"], metrics["teacher"]
-    scores = (
-        f"\n| | response perplexity | token agreement with the teacher |\n|---|---|---|\n"
-        f"| teacher | {teacher['perplexity']:.3f} | - |\n"
-        f"| student | {student['perplexity']:.3f} | {student['agreement']:.3f} |\n"
-        if "perplexity" in student
-        else ""
-    )
-    files = recipe.data.files or {}
-    return f"""---
-library_name: transformers
-pipeline_tag: text-generation
-tags: [distill, knowledge-distillation]
----
-# Student distilled from `{teacher["model"]}`
-
-- task: {recipe.task}, trained on {files.get("train", "-")} ({metrics["train_rows"]:,} rows,
-  {metrics["train_response_tokens"]:,} response tokens), {metrics["steps"]} steps
-- objectives: {", ".join(f"{w:g} x {n}" for n, w in metrics["objectives"].items())}
-- parameters: {student["params"]:,} ({student["layers"]} blocks; the teacher has
-  {teacher["params"]:,} in {teacher["layers"]})
-{scores}
-## Use
-```python
-from transformers import pipeline
-generate = pipeline("text-generation", model="PATH/TO/THIS/FOLDER")
-```
-"""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from distill.reports import document, figures
 from distill.reports.document import Block, Figure, Table
@@ -76,3 +77,35 @@ def write_causal_lm_report(run_dir: Path) -> Path:
 def _short(text: str, limit: int = 160) -> str:
     """The end of a long prompt (S-NI prompts put the instance last)."""
     return text if len(text) <= limit else "..." + text[-limit:]
+
+
+def causal_lm_model_card(recipe: Any, metrics: dict[str, Any]) -> str:
+    """The student's README.md: teacher, data, objectives, sizes and held-out scores."""
+    student, teacher = metrics["student"], metrics["teacher"]
+    scores = (
+        f"\n| | response perplexity | token agreement with the teacher |\n|---|---|---|\n"
+        f"| teacher | {teacher['perplexity']:.3f} | - |\n"
+        f"| student | {student['perplexity']:.3f} | {student['agreement']:.3f} |\n"
+        if "perplexity" in student
+        else ""
+    )
+    files = recipe.data.files or {}
+    return f"""---
+library_name: transformers
+pipeline_tag: text-generation
+tags: [distill, knowledge-distillation]
+---
+# Student distilled from `{teacher["model"]}`
+
+- task: {recipe.task}, trained on {files.get("train", "-")} ({metrics["train_rows"]:,} rows,
+  {metrics["train_response_tokens"]:,} response tokens), {metrics["steps"]} steps
+- objectives: {", ".join(f"{w:g} x {n}" for n, w in metrics["objectives"].items())}
+- parameters: {student["params"]:,} ({student["layers"]} blocks; the teacher has
+  {teacher["params"]:,} in {teacher["layers"]})
+{scores}
+## Use
+```python
+from transformers import pipeline
+generate = pipeline("text-generation", model="PATH/TO/THIS/FOLDER")
+```
+"""

@@ -1,0 +1,245 @@
+"""What a causal-LM run is made of, checked before training: the teacher and its tokenizer,
+the student (teacher blocks, a config or a pretrained model, on the teacher's vocabulary), the
+prompt/response rows (the teacher's own answers for sequence-level distillation) and the
+objectives; and the plan `distill check` prints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, PreTrainedModel
+
+from distill.config.recipe import ObjectiveConfig, Recipe
+from distill.data.instructions import (
+    EncodedInstructions,
+    InstructionRows,
+    encode_instructions,
+    pad_id,
+    read_instruction_files,
+)
+from distill.errors import DistillError
+from distill.models.causal_lm import (
+    copy_decoder_layers,
+    every_kth_layer,
+    load_causal_lm,
+    load_lm_tokenizer,
+)
+from distill.models.load import count_parameters, resolve_model, student_config
+from distill.objectives import Access, Shapes, WeightedObjective
+from distill.runtime.progress import console
+from distill.teacher.cache import default_cache_dir
+from distill.teacher.generations import teacher_answers
+from distill.teacher.plan import setup_each, weighted_objectives
+
+# what each recipe objective name means for a causal LM; the others are refused
+CAUSAL_LM_NAMES = {"task": "next_token"}
+ALSO_FOR_DECODERS = ("hidden_cosine", "hidden_mse")
+
+
+@dataclass
+class LMParts:
+    tokenizer: Any
+    teacher: PreTrainedModel
+    student: PreTrainedModel
+    objectives: list[WeightedObjective]
+    train: EncodedInstructions
+    eval: EncodedInstructions | None
+    pad: int
+    eval_rows: InstructionRows | None = None
+    teacher_source: str = ""  # "cached top-k", "live" or "not run"
+
+
+def prepare(recipe: Recipe) -> LMParts:
+    """Teacher, tokenizer, student, rows and objectives, every one checked before training."""
+    assert recipe.teacher is not None
+    objectives = _objectives(recipe.objectives or [])
+    if recipe.data.on_policy is not None and any(o.name == "next_token" for o in objectives):
+        raise DistillError(
+            "objectives: task (the next-token loss) would train the student on its own "
+            "on-policy answers; with data.on_policy use forward_kl, reverse_kl, jsd, skew_kl "
+            "or total_variation"
+        )
+    path = resolve_model(recipe.teacher.model, "teacher.model")
+    tokenizer = load_lm_tokenizer(path, "teacher.model")
+    teacher = load_causal_lm(path, "teacher.model")
+    student = _build_student(recipe, teacher)
+    _check_vocabularies(recipe, tokenizer, teacher, student)
+    setup_each(objectives, Shapes.of(student.config, teacher.config))
+    columns = recipe.data.columns
+    assert recipe.data.files is not None
+    rows = read_instruction_files(
+        recipe.data.files,
+        (columns and columns.prompt) or "prompt",
+        (columns and columns.response) or "response",
+    )
+    train_rows = rows["train"].head(recipe.data.max_train_examples)
+    length = recipe.train.max_length
+    if recipe.data.teacher_responses is not None:
+        train_rows = _teacher_rows(recipe, teacher, tokenizer, train_rows)
+    train = encode_instructions(train_rows, tokenizer, length)
+    eval_rows = rows.get("eval") or rows.get("validation")
+    if eval_rows is not None:
+        eval_rows = eval_rows.head(recipe.data.max_eval_examples)
+    evaluation = encode_instructions(eval_rows, tokenizer, length) if eval_rows else None
+    parts = LMParts(
+        tokenizer, teacher, student, objectives, train, evaluation, pad_id(tokenizer), eval_rows
+    )
+    _announce(recipe, parts)
+    return parts
+
+
+def plan_lines(recipe: Recipe) -> list[str]:
+    """What a run of this recipe will do, without loading anything (`distill check`)."""
+    objectives = _objectives(recipe.objectives or [])
+    student = recipe.student
+    built = {
+        "teacher_layers": f"teacher blocks {student.layers or 'half, spread evenly'}",
+        "config": f"a configuration ({student.config})",
+        "pretrained": f"{student.model}",
+    }[student.init]
+    terms = " + ".join(f"{o.weight:g}*{o.name}" for o in objectives)
+    reads = any(o.objective.access > Access.NONE for o in objectives)
+    train = recipe.train
+    return [
+        f"1. build the student from {built} (+ embeddings, final norm and output layer)",
+        f"2. read prompt/response rows from {', '.join((recipe.data.files or {}).values())}, "
+        f"format them with the chat template; labels on response tokens (max_length "
+        f"{train.max_length})",
+        f"3. distil for {train.max_steps or train.epochs:g} "
+        f"{'steps' if train.max_steps else 'epochs'} (batch {train.batch_size}, lr "
+        f"{train.lr:g}): loss = {terms}; "
+        + (
+            "the teacher's top-k log-probabilities are cached once (live when hidden states "
+            "are read)"
+            if reads
+            else "the teacher is not run"
+        ),
+        "4. score teacher and student on the eval split: response perplexity, token agreement",
+    ]
+
+
+def _teacher_rows(
+    recipe: Recipe, teacher: PreTrainedModel, tokenizer: Any, rows: InstructionRows
+) -> InstructionRows:
+    """Sequence-level distillation: the training prompts with the teacher's answers (rows it
+    answers with nothing are dropped, and counted)."""
+    assert recipe.data.teacher_responses is not None
+    directory = Path(recipe.cache.dir) if recipe.cache.dir else default_cache_dir()
+    answers, hit = teacher_answers(
+        directory,
+        teacher,
+        tokenizer,
+        rows.prompts,
+        recipe.data.teacher_responses,
+        recipe.train.eval_batch_size,
+        recipe.train.max_length,
+    )
+    kept = [(p, a) for p, a in zip(rows.prompts, answers, strict=True) if a.strip()]
+    console.print(
+        f"[bold]sequence-level[/] training on the teacher's answers to {len(kept):,} prompts "
+        f"({'cached' if hit else 'generated now'})"
+        + (f"; {len(rows) - len(kept):,} empty answers dropped" if len(kept) < len(rows) else "")
+    )
+    if not kept:
+        raise DistillError(
+            "data.teacher_responses: the teacher answered every prompt with nothing; raise "
+            "max_new_tokens or check the teacher's chat template"
+        )
+    return InstructionRows([p for p, _ in kept], [a for _, a in kept], rows.source)
+
+
+def _objectives(configs: list[ObjectiveConfig]) -> list[WeightedObjective]:
+    renamed = [c.model_copy(update={"name": CAUSAL_LM_NAMES.get(c.name, c.name)}) for c in configs]
+    built = [o for o in weighted_objectives(renamed) if o.weight > 0]
+    for i, item in enumerate(built):
+        if not getattr(item.objective, "causal_lm_only", False) and (
+            item.name not in ALSO_FOR_DECODERS
+        ):
+            raise DistillError(
+                f"objectives[{i}].name: {configs[i].name} is for classification; a causal-LM "
+                "task takes task (next-token loss on the references), forward_kl, reverse_kl, "
+                "jsd, skew_kl, total_variation, hidden_cosine or hidden_mse"
+            )
+    return built
+
+
+def _build_student(recipe: Recipe, teacher: PreTrainedModel) -> PreTrainedModel:
+    config = recipe.student
+    if config.init == "teacher_layers":
+        total = teacher.config.num_hidden_layers
+        layers = config.layers or every_kth_layer(total, max(1, total // 2))
+        return copy_decoder_layers(teacher, layers)  # out-of-range blocks refused in one line
+    if config.init == "config":
+        torch.manual_seed(recipe.train.seed)
+        return AutoModelForCausalLM.from_config(student_config(teacher.config, config))
+    assert config.model is not None
+    return load_causal_lm(resolve_model(config.model, "student.model"), "student.model")
+
+
+def _check_vocabularies(
+    recipe: Recipe, tokenizer: Any, teacher: PreTrainedModel, student: PreTrainedModel
+) -> None:
+    """One tokenizer for both: a student with more rows (a padded vocabulary, e.g. rounded up
+    to a multiple of 64) is compared on the teacher's range, with a note; a student with its
+    own, different tokenizer is refused."""
+    ours, theirs = student.config.vocab_size, teacher.config.vocab_size
+    own = _own_tokenizer(recipe)
+    if own is not None and own.get_vocab() != tokenizer.get_vocab():
+        raise DistillError(
+            f"student.model: its tokenizer ({len(own):,} tokens) is not the teacher's "
+            f"({len(tokenizer):,} tokens); token-level distillation needs one tokenizer "
+            "(cross-tokenizer losses such as ULD are not supported)"
+        )
+    if ours < theirs:
+        raise DistillError(
+            f"student: its vocabulary has {ours:,} entries, fewer than the teacher's "
+            f"{theirs:,}; it must use the teacher's tokenizer"
+        )
+    if ours > theirs:
+        console.print(
+            f"[yellow]note[/] the student's vocabulary has {ours:,} rows and the teacher's "
+            f"{theirs:,}: a padded vocabulary of the same tokenizer; the objectives compare "
+            f"the first {theirs:,}"
+        )
+
+
+def _own_tokenizer(recipe: Recipe) -> Any:
+    """A pretrained student's own tokenizer, when it has one."""
+    if recipe.student.init != "pretrained" or recipe.student.model is None:
+        return None
+    try:
+        tokenizer = load_lm_tokenizer(
+            resolve_model(recipe.student.model, "student.model"), "student.model"
+        )
+    except DistillError:
+        return None
+    return tokenizer
+
+
+def _announce(recipe: Recipe, parts: LMParts) -> None:
+    train = parts.train
+    console.print(
+        f"[bold]data[/] {len(train):,} training rows, {train.response_tokens():,} response "
+        f"tokens (max_length {recipe.train.max_length})"
+        + (f"; held out: {len(parts.eval):,} rows" if parts.eval else "")
+    )
+    if train.truncated_prompts or train.truncated_responses:
+        console.print(
+            f"[yellow]note[/] {train.truncated_prompts:,} prompts lost their beginning and "
+            f"{train.truncated_responses:,} responses their end to fit train.max_length "
+            f"{recipe.train.max_length}"
+        )
+    if train.plain_format:
+        console.print(
+            "[yellow]note[/] the tokenizer has no chat template: rows are formatted as "
+            "'### Instruction: ... ### Response: ...' with the end-of-sequence token"
+        )
+    terms = " + ".join(f"{o.weight:g}*{o.name}" for o in parts.objectives)
+    console.print(
+        f"[bold]plan[/] loss = {terms}; student {count_parameters(parts.student):,} parameters "
+        f"({parts.student.config.num_hidden_layers} of "
+        f"{parts.teacher.config.num_hidden_layers} blocks)"
+    )
