@@ -84,6 +84,15 @@ def run_suite(
     return rows
 
 
+def merged(path: Path, rows: list[dict]) -> list[dict]:
+    """This invocation's rows plus the rows of earlier invocations it did not rerun (same task,
+    depth and objectives), so one depth or task can be added without re-running the others."""
+    key = lambda r: (r["task"], r["layers"], r["objectives"])  # noqa: E731
+    fresh = {key(r) for r in rows}
+    earlier = json.loads(path.read_text()) if path.is_file() else []
+    return [r for r in earlier if key(r) not in fresh] + rows
+
+
 def table(rows: list[dict], tasks: list[str], layers: list[int]) -> str:
     """Per configuration: each task's retention, the average, rows and student minutes."""
     configs = list(dict.fromkeys(r["objectives"] for r in rows))
@@ -138,14 +147,23 @@ def main() -> None:
         rows += run_suite(tasks, layers, data, work, spec_to_augment(spec))
     minutes = (time.perf_counter() - start) / 60
     command = "python benchmarks/transfer.py " + " ".join(sys.argv[1:])
+    for row in rows:
+        row["command"], row["invocation_minutes"] = command, round(minutes)
+    name = "transfer-select" if args.phase == "select" else "transfer"
+    rows = merged(RESULTS / f"{name}.json", rows)
+    tasks = list(dict.fromkeys([*tasks, *(r["task"] for r in rows)]))
+    layers = sorted({r["layers"] for r in rows})
+    commands = dict.fromkeys((r.get("command"), r.get("invocation_minutes")) for r in rows)
+    said = "; ".join(
+        f"`{c}` ({m} min)" if c else "an earlier invocation" for c, m in commands if c or m
+    )
     text = (
-        f"# {title}\n\nCommand: `{command}` ({minutes:.0f} min for this invocation; finished "
-        f"runs are reused, so a repeated invocation takes less).  \nMachine: "
+        f"# {title}\n\nCommands: {said} (finished runs are reused, so a repeated invocation "
+        "takes less; each row in the .json names its command).  \nMachine: "
         f"{environment()['cpu']}. Teacher: the quickstart's MiniLM-L6 fine-tuned per task by the "
         "GLUE suite (on the labelled rows only); students: its first blocks, objectives "
         f"`distilbert`; scores on {split}.\n\n" + table(rows, tasks, layers) + "\n"
     )
-    name = "transfer-select" if args.phase == "select" else "transfer"
     (RESULTS / f"{name}.md").write_text(text)
     (RESULTS / f"{name}.json").write_text(json.dumps(rows, indent=1))
     print(text)
