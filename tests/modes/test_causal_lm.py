@@ -14,7 +14,13 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
 from typer.testing import CliRunner
 
 from distill.cli import app
-from distill.data.instructions import InstructionBatches, InstructionRows, encode_instructions
+from distill.data.instructions import (
+    EncodedInstructions,
+    InstructionBatches,
+    InstructionRows,
+    encode_instructions,
+)
+from distill.evaluation.lm_scores import response_scores
 from distill.models.capture import forward
 from distill.models.causal_lm import copy_decoder_layers
 from distill.objectives import build_objective
@@ -105,6 +111,12 @@ def test_forward_kl_brings_the_student_to_the_teacher(
     samples = [json.loads(line) for line in (out / "generations.jsonl").open()]
     assert len(samples) == 12 and set(samples[0]) == {"prompt", "reference", "teacher", "student"}
     assert "Sample responses" in (out / "report.md").read_text()
+    # prefill and decode speed of both models at batch 1 and 8, in the report and the card
+    for model in ("student", "teacher"):
+        assert metrics[model]["decode_tokens_per_second_batch8"] > 0
+        assert metrics[model]["prefill_tokens_per_second_batch1"] > 0
+    assert "## Generation speed" in (out / "report.md").read_text()
+    assert "greedy decoding at batch 1:" in (out / "student" / "README.md").read_text()
     # the student is a transformers causal LM that generates through a pipeline
     student = AutoModelForCausalLM.from_pretrained(out / "student")
     assert student.config.num_hidden_layers == 2
@@ -148,7 +160,19 @@ def test_the_task_objective_is_supervised_fine_tuning_on_the_references(
             {"student": {"init": "teacher_layers", "layers": [0, 7]}},
             "student.layers: 7 is out of range",
         ),
-        ({"data": {"path": "/x"}}, "data: task instruction reads files"),
+        ({"data": {"path": "/x"}}, "data.path: /x is not a dataset saved with save_to_disk"),
+        (
+            {"task": "text", "data": {"files": {"train": "c.txt"}, "columns": {"prompt": "q"}}},
+            "data.columns: task text reads one text column",
+        ),
+        (
+            {"task": "text", "data": {"files": {"train": "c.txt"}, "on_policy": {}}},
+            "data.on_policy: is for task: instruction",
+        ),
+        (
+            {"task": "text", "data": {"files": {"train": "/nowhere/c.txt"}}},
+            "data.files: /nowhere/c.txt does not exist",
+        ),
     ],
 )
 def test_bad_causal_lm_recipes_are_one_line_and_write_nothing(
@@ -311,7 +335,7 @@ def test_eval_and_predict_work_on_a_saved_causal_lm(
         tiny_llama_dir,
         instruction_files,
         objectives=[{"name": "task"}],
-        train={"epochs": 3, "batch_size": 8, "lr": 1e-2, "max_length": 32, "eval_generations": 0},
+        train={"epochs": 3, "batch_size": 8, "lr": 1e-2, "max_length": 32, "eval_generations": 12},
     )
     assert runner.invoke(app, ["run", str(recipe), "--out", str(tmp_path / "run")]).exit_code == 0
     student = tmp_path / "run" / "student"
@@ -323,6 +347,39 @@ def test_eval_and_predict_work_on_a_saved_causal_lm(
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert scores["perplexity"] == pytest.approx(metrics["student"]["perplexity"], rel=1e-4)
     assert scores["examples"] == 12 and scores["rouge_l"] > 75
+    assert scores["decode_tokens_per_second_batch1"] > 0 and "agreement" not in scores
+    # against a teacher: its agreement and ROUGE-L against the teacher's own greedy answers
+    against = runner.invoke(
+        app,
+        [
+            "eval",
+            str(student),
+            "--data",
+            instruction_files["eval"],
+            "--against",
+            str(tiny_llama_dir),
+            "--json",
+        ],
+    )
+    assert against.exit_code == 0, against.output
+    compared = json.loads(next(ln for ln in against.output.splitlines() if ln.startswith("{")))
+    assert compared["agreement"] == pytest.approx(metrics["student"]["agreement"], rel=1e-6)
+    assert compared["teacher_rouge_l"] == pytest.approx(metrics["teacher"]["rouge_l"], abs=1e-6)
+    assert compared["rouge_l_vs_teacher"] == pytest.approx(
+        metrics["student"]["rouge_l_vs_teacher"], abs=1e-6
+    )
+    # a text file: perplexity over non-overlapping blocks, as for WikiText
+    text = tmp_path / "wiki.test.txt"
+    text.write_text(" = Title = \n\n" + "say hi say hello " * 40 + "\n")
+    scored_text = runner.invoke(
+        app, ["eval", str(student), "--data", str(text), "--block-size", "16", "--json"]
+    )
+    assert scored_text.exit_code == 0, scored_text.output
+    perplexity = json.loads(next(ln for ln in scored_text.output.splitlines() if ln[:1] == "{"))
+    assert perplexity["task"] == "text" and perplexity["blocks"] == 10  # 160 words, no title
+    assert perplexity["response_tokens"] == 10 * 15 and perplexity["perplexity"] > 1
+    shown = runner.invoke(app, ["eval", str(student), "--data", str(text), "--block-size", "16"])
+    assert "10 blocks of 16" in shown.output and "perplexity" in shown.output
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text('{"prompt": "say hi"}\n{"prompt": "what is the capital of france"}\n')
     answered = runner.invoke(app, ["predict", str(student), "--input", str(prompts)])
@@ -330,6 +387,113 @@ def test_eval_and_predict_work_on_a_saved_causal_lm(
     rows = [json.loads(line) for line in (tmp_path / "prompts.responses.jsonl").open()]
     assert [r["prompt"] for r in rows] == ["say hi", "what is the capital of france"]
     assert all(isinstance(r["response"], str) for r in rows)
-    assert "generations" not in json.loads((tmp_path / "run" / "metrics.json").read_text()) or (
-        metrics["generations"] == 0
+    assert metrics["generations"] == 12  # the run scored the same 12 answers
+
+
+# a corpus over the tiny tokenizer's words: "the capital of france is paris" and friends
+SENTENCES = ["the capital of france is paris", "say hi", "say hello", "is paris the capital"]
+
+
+def _corpus(path: Path, paragraphs: int, seed: int) -> str:
+    rng = random.Random(seed)
+    text = "\n\n".join(" ".join(rng.choice(SENTENCES) for _ in range(3)) for _ in range(paragraphs))
+    path.write_text(text + "\n")
+    return str(path)
+
+
+def test_the_text_task_distils_on_every_token_of_corpus_blocks(
+    tmp_path: Path, tiny_llama_dir: Path
+) -> None:
+    files = {
+        "train": _corpus(tmp_path / "train.txt", 80, seed=0),
+        "eval": _corpus(tmp_path / "eval.txt", 10, seed=1),
+    }
+    train = {"epochs": 10, "batch_size": 8, "lr": 1e-2, "max_length": 32, "log_every": 4}
+    recipe = _recipe(tmp_path, tiny_llama_dir, files, task="text", train=train)
+    out = tmp_path / "run"
+    checked = runner.invoke(app, ["check", str(recipe)])
+    assert checked.exit_code == 0, checked.output
+    assert "into blocks of 32 tokens; the loss on every next token" in (
+        checked.output.replace("\n", " ")
+    )
+    result = runner.invoke(app, ["run", str(recipe), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    words = sum(len(line.split()) for line in Path(files["train"]).open())
+    assert metrics["train_rows"] == words // 32  # whole blocks only, every word one token
+    assert metrics["train_response_tokens"] == 32 * metrics["train_rows"]  # loss on every token
+    assert metrics["teacher_source"] == "cached top-17"
+    # held-out blocks: the distilled student predicts the teacher's next tokens
+    assert metrics["student"]["response_tokens"] == 31 * (
+        sum(len(line.split()) for line in Path(files["eval"]).open()) // 32
+    )
+    teacher = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    ids = tokenizer(Path(files["eval"]).read_text(), add_special_tokens=False)["input_ids"]
+    blocks = [ids[i : i + 32] for i in range(0, len(ids) - 31, 32)]
+    held_out = EncodedInstructions(blocks, [0] * len(blocks))
+    before = response_scores(copy_decoder_layers(teacher, [0, 3]), held_out, 0, teacher)
+    after = response_scores(
+        AutoModelForCausalLM.from_pretrained(out / "student"), held_out, 0, teacher
+    )
+    assert after["perplexity"] == pytest.approx(metrics["student"]["perplexity"], rel=1e-4)
+    assert after["agreement"] > before["agreement"] + 0.1, (before, after)
+    # and its next-token distributions moved to the teacher's on every token of those blocks
+    batch = InstructionBatches(held_out, 0).collate(None, list(range(len(held_out))))
+    assert int((batch["labels"] != -100).sum()) == 32 * len(blocks)
+    kl = build_objective("forward_kl", None, {}, "o")
+
+    def held_out_kl(model) -> float:
+        with torch.no_grad():
+            student = forward(model.eval(), batch, frozenset())
+            return float(kl(batch, student, forward(teacher.eval(), batch, frozenset())))
+
+    trained = AutoModelForCausalLM.from_pretrained(out / "student")
+    assert held_out_kl(trained) < 0.5 * held_out_kl(copy_decoder_layers(teacher, [0, 3]))
+    history = [json.loads(line) for line in (out / "history.jsonl").open()]
+    losses = [r["forward_kl"] for r in history if "forward_kl" in r]
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_instruction_rows_come_from_a_saved_dataset_with_named_columns(
+    tmp_path: Path, tiny_llama_dir: Path, instruction_files: dict[str, str]
+) -> None:
+    import datasets
+
+    splits = {}
+    for split in ("train", "eval"):
+        rows = [json.loads(line) for line in Path(instruction_files[split]).open()]
+        splits["test" if split == "eval" else split] = datasets.Dataset.from_dict(
+            {"q": [r["prompt"] for r in rows], "a": [r["response"] for r in rows]}
+        )
+    saved = tmp_path / "saved"
+    datasets.DatasetDict(splits).save_to_disk(str(saved))
+    data = {"path": str(saved), "eval_split": "test", "columns": {"prompt": "q", "response": "a"}}
+    recipe = _recipe(tmp_path, tiny_llama_dir, {}, data=data)
+    result = runner.invoke(app, ["run", str(recipe), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert "64 training rows" in result.output and "held out: 12 rows" in result.output
+    # the same rows as from the files: the same student
+    from_files = runner.invoke(
+        app,
+        [
+            "run",
+            str(_recipe(tmp_path, tiny_llama_dir, instruction_files)),
+            "--out",
+            str(tmp_path / "files"),
+        ],
+    )
+    assert from_files.exit_code == 0, from_files.output
+    ours, theirs = (
+        json.loads((tmp_path / name / "metrics.json").read_text())["student"]["perplexity"]
+        for name in ("run", "files")
+    )
+    assert ours == pytest.approx(theirs, rel=1e-5)
+    wrong = {**data, "columns": {"prompt": "question", "response": "a"}}
+    refused = runner.invoke(
+        app, ["run", str(_recipe(tmp_path, tiny_llama_dir, {}, data=wrong)), "--out", "x"]
+    )
+    assert refused.exit_code == 1
+    assert "data.columns.prompt: column 'question' is not in disk:" in refused.output.replace(
+        "\n", ""
     )

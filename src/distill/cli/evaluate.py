@@ -30,8 +30,15 @@ def eval_command(
         int, typer.Option(help="Causal LMs: the longest greedy answer scored with ROUGE-L.")
     ] = 64,
     max_rows: Annotated[
-        int | None, typer.Option(help="Causal LMs: score only the first N rows.")
+        int | None, typer.Option(help="Causal LMs: score only the first N rows (text: blocks).")
     ] = None,
+    against: Annotated[
+        Path | None,
+        typer.Option(help="Causal LMs: a teacher; adds agreement and ROUGE-L vs its answers."),
+    ] = None,
+    block_size: Annotated[
+        int, typer.Option(help="Causal LMs on a text file: tokens per scored block.")
+    ] = 512,
 ) -> None:
     """Score a saved model on a task's evaluation split (a causal LM: on prompt/response rows
     given with --data FILE: response perplexity and ROUGE-L of its greedy answers)."""
@@ -41,20 +48,22 @@ def eval_command(
 
         if is_causal_lm_dir(model_dir):
             if data is None:
-                raise DistillError("--data: give a file of prompt/response rows to score on")
+                raise DistillError(
+                    "--data: give a file of prompt/response rows or a text file to score on"
+                )
             scores = evaluate_causal_lm(
-                model_dir, Path(data), min(batch_size, 16), max_new_tokens, max_rows
+                model_dir,
+                Path(data),
+                min(batch_size, 16),
+                max_new_tokens,
+                max_rows,
+                against,
+                block_size,
             )
             if as_json:
                 print(json.dumps(scores))
-                return
-            table = Table(title=f"{model_dir} on {data} ({scores['examples']} rows)")
-            table.add_column("metric")
-            table.add_column("value", justify="right")
-            table.add_row("response perplexity", f"{scores['perplexity']:.3f}")
-            table.add_row("[bold]ROUGE-L[/] (greedy)", f"[bold]{scores['rouge_l']:.2f}")
-            table.add_row("generated tokens/s", f"{scores['generated_tokens_per_second']:,.0f}")
-            out.print(table)
+            else:
+                out.print(_causal_lm_table(model_dir, data, scores))
             return
         result = score_model(model_dir, task, data, batch_size)
         if as_json:
@@ -68,6 +77,34 @@ def eval_command(
             for name, value in result["scores"].items():
                 table.add_row(name, f"{value:.4f}")
         out.print(table)
+
+
+def _causal_lm_table(model_dir: Path, data: str, scores: dict) -> Table:
+    if scores["task"] == "text":
+        title = f"{model_dir} on {data} ({scores['blocks']} blocks of {scores['block_size']})"
+    else:
+        title = f"{model_dir} on {data} ({scores['examples']} rows)"
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    label = "perplexity" if scores["task"] == "text" else "response perplexity"
+    table.add_row(f"[bold]{label}[/]", f"[bold]{scores['perplexity']:.3f}")
+    formats = [
+        ("agreement", "token agreement with --against", ".3f"),
+        ("rouge_l", "ROUGE-L (greedy, vs references)", ".2f"),
+        ("teacher_rouge_l", "--against's ROUGE-L (vs references)", ".2f"),
+        ("rouge_l_vs_teacher", "ROUGE-L vs --against's answers", ".2f"),
+        ("generated_tokens_per_second", "generated tokens/s", ",.0f"),
+    ]
+    formats += [
+        (f"{stage}_tokens_per_second_batch{batch}", f"{stage} tokens/s at batch {batch}", ",.0f")
+        for stage in ("prefill", "decode")
+        for batch in (1, 8)
+    ]
+    for key, label, form in formats:
+        if key in scores:
+            table.add_row(label, format(scores[key], form))
+    return table
 
 
 def predict(

@@ -300,15 +300,22 @@ class Recipe(_Strict):
         return self
 
     def _check_causal_lm(self) -> None:
-        """What a causal-LM task takes: files of rows, one teacher, one phase, standard mode."""
-        if self.data.source != "files":
-            raise ValueError(
-                f"data: task {self.task} reads files (data.files: {{train: ..., eval: ...}}, "
-                "jsonl/json/csv/tsv/parquet); hub and saved datasets are not read for it yet"
-            )
-        if self.data.columns is not None and (
-            self.data.columns.text or self.data.columns.text_pair
-        ):
+        """What a causal-LM task takes: files, a hub or a saved dataset (data.path is a saved
+        dataset here, not a GLUE directory), one teacher, one phase, standard mode."""
+        columns = self.data.columns
+        if self.task == "text":
+            if columns is not None and (columns.prompt or columns.response or columns.text_pair):
+                raise ValueError(
+                    "data.columns: task text reads one text column (columns: {text: ...}); "
+                    "prompt/response columns are for task: instruction"
+                )
+            for key in ("teacher_responses", "on_policy"):
+                if getattr(self.data, key) is not None:
+                    raise ValueError(
+                        f"data.{key}: is for task: instruction (prompts the models answer); "
+                        "task text has no prompts"
+                    )
+        elif columns is not None and (columns.text or columns.text_pair):
             raise ValueError(
                 f"data.columns: task {self.task} names its prompt and response columns "
                 "(columns: {prompt: ..., response: ...}), not text"

@@ -26,7 +26,7 @@ from typing import IO, Any, Literal
 
 import numpy as np
 from filelock import FileLock
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from distill.data.files import BINARY_PROBE, check_text_head
 from distill.data.load import load_dataset_split
@@ -54,6 +54,13 @@ class CorpusConfig(BaseModel):
     skip_headings: bool = True  # WikiText's " = Title = " lines
     block_size: int = Field(default=128, ge=8)  # tokens per block, special tokens included
     max_tokens: int | None = Field(default=None, gt=0)  # read no more than this many tokens
+    # the recipe key errors name: `corpus` in a general recipe, `data` for a causal LM's text
+    _field: str = PrivateAttr(default="corpus")
+
+    def named(self, field: str) -> CorpusConfig:
+        """This corpus, its errors naming `field` (e.g. data.files) instead of corpus.*."""
+        self._field = field
+        return self
 
     @model_validator(mode="after")
     def _one_source(self) -> CorpusConfig:
@@ -66,8 +73,9 @@ class CorpusConfig(BaseModel):
         return self
 
 
-def corpus_files(config: CorpusConfig, field: str = "corpus.files") -> list[Path]:
+def corpus_files(config: CorpusConfig, field: str | None = None) -> list[Path]:
     """The files a `files` list names, globs expanded in sorted order; a missing one refused."""
+    field = field or f"{config._field}.files"
     found: list[Path] = []
     for pattern in config.files or []:
         if any(char in pattern for char in "*?["):
@@ -82,30 +90,30 @@ def corpus_files(config: CorpusConfig, field: str = "corpus.files") -> list[Path
     return found
 
 
-def _open_text(path: Path) -> IO[str]:
+def _open_text(path: Path, field: str) -> IO[str]:
     raw: IO[bytes] = gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
     with raw:
         try:
             head = raw.read(BINARY_PROBE)
         except (OSError, EOFError) as error:  # gzip.BadGzipFile is an OSError
-            raise DistillError(f"corpus.files: {path} cannot be read ({error})") from None
-    check_text_head(head, path, "corpus.files", "a text file")
+            raise DistillError(f"{field}: {path} cannot be read ({error})") from None
+    check_text_head(head, path, field, "a text file")
     if path.suffix == ".gz":
         return gzip.open(path, "rt", encoding="utf-8", newline="\n")
     return path.open(encoding="utf-8", newline="\n")
 
 
-def _lines(path: Path) -> Iterator[str]:
+def _lines(path: Path, field: str) -> Iterator[str]:
     """The file's lines without their ends; a byte that is not UTF-8 refused naming the line."""
     number = 0
-    handle = _open_text(path)
+    handle = _open_text(path, field)
     with handle:
         try:
             for number, line in enumerate(handle, start=1):  # noqa: B007
                 yield line.rstrip("\r\n")
         except UnicodeDecodeError as error:
             raise DistillError(
-                f"corpus.files: {path} is not UTF-8 (byte 0x{error.object[error.start]:02x} "
+                f"{field}: {path} is not UTF-8 (byte 0x{error.object[error.start]:02x} "
                 f"after line {number}); convert it, e.g. iconv -f latin1 -t utf-8"
             ) from None
 
@@ -133,11 +141,11 @@ def text_units(lines: Iterable[str], sample_by: str, skip_headings: bool) -> Ite
 
 def _dataset_texts(config: CorpusConfig) -> Iterator[str]:
     rows, where = load_dataset_split(
-        config.name, config.config, config.path, config.split, "corpus"
+        config.name, config.config, config.path, config.split, config._field
     )
     if config.text not in rows.column_names:
         raise DistillError(
-            f"corpus.text: column '{config.text}' is not in {where} "
+            f"{config._field}.text: column '{config.text}' is not in {where} "
             f"(columns: {', '.join(rows.column_names)})"
         )
     for batch in rows.iter(batch_size=_TOKENIZE_BATCH):  # a column at a time would not stream
@@ -149,7 +157,7 @@ def raw_lines(config: CorpusConfig) -> Iterator[str]:
     """Every line of the corpus, files in the order given (a dataset's rows count as lines)."""
     if config.files:
         for path in corpus_files(config):
-            yield from _lines(path)
+            yield from _lines(path, f"{config._field}.files")
         yield ""  # a paragraph never runs from one source into the next
     else:
         for value in _dataset_texts(config):
@@ -180,7 +188,7 @@ def corpus_key(config: CorpusConfig, tokenizer_id: str) -> str:
         # the split's own fingerprint: datasets derives it from the data (a hub dataset's
         # downloaded revision, a saved one's state), so an updated dataset is a new entry
         rows, _ = load_dataset_split(
-            config.name, config.config, config.path, config.split, "corpus"
+            config.name, config.config, config.path, config.split, config._field
         )
         digest.update(str(rows._fingerprint).encode())
     return digest.hexdigest()
@@ -244,7 +252,7 @@ def load_corpus(
     blocks = CorpusBlocks(tokens, config.block_size, prefix, suffix, meta["units"], entry.name)
     if len(blocks) == 0:
         raise DistillError(
-            f"corpus: {meta['tokens']:,} tokens are shorter than one block of "
+            f"{config._field}: {meta['tokens']:,} tokens are shorter than one block of "
             f"{config.block_size}; give more text or a smaller corpus.block_size"
         )
     return blocks
@@ -276,7 +284,7 @@ def _build(config: CorpusConfig, tokenizer: Any, entry: Path) -> None:
                 if limit is not None and total >= limit:
                     break
         if units == 0:
-            raise DistillError("corpus: no text found (every line blank or a heading)")
+            raise DistillError(f"{config._field}: no text found (every line blank or a heading)")
         meta = {"tokens": total, "units": units, "format": CORPUS_FORMAT}
         (staging / "meta.json").write_text(json.dumps(meta))
         shutil.rmtree(entry, ignore_errors=True)

@@ -54,26 +54,31 @@ def read_instruction_files(
     """Each split of `files` (jsonl, json, csv, tsv or parquet) as prompt/response rows;
     `prompt` and `response` name the columns."""
     loaded = load_files(files)
-    rows = {}
-    for split, table in loaded.items():
-        where = files[split]
-        texts = {}
-        for key, column in (("prompt", prompt), ("response", response)):
-            if column not in table.column_names:
+    return {
+        split: rows_of_table(table, str(Path(files[split])), prompt, response)
+        for split, table in loaded.items()
+    }
+
+
+def rows_of_table(table: Any, where: str, prompt: str, response: str) -> InstructionRows:
+    """A table's (`datasets.Dataset`'s) prompt and response columns as rows; a missing column
+    or an empty cell refused in one line."""
+    texts = {}
+    for key, column in (("prompt", prompt), ("response", response)):
+        if column not in table.column_names:
+            raise DistillError(
+                f"data.columns.{key}: column '{column}' is not in {where} (columns: "
+                f"{', '.join(table.column_names)}); name the {key} column there"
+            )
+        values = table[column]
+        for row, value in enumerate(values, start=1):
+            if value is None or not str(value).strip():
                 raise DistillError(
-                    f"data.columns.{key}: column '{column}' is not in {where} (columns: "
-                    f"{', '.join(table.column_names)}); name the {key} column there"
+                    f"data: {where} row {row}: empty {key} in column '{column}'; fill it in "
+                    "or delete the row"
                 )
-            values = table[column]
-            for row, value in enumerate(values, start=1):
-                if value is None or not str(value).strip():
-                    raise DistillError(
-                        f"data: {where} row {row}: empty {key} in column '{column}'; fill it in "
-                        "or delete the row"
-                    )
-            texts[key] = [str(v) for v in values]
-        rows[split] = InstructionRows(texts["prompt"], texts["response"], str(Path(where)))
-    return rows
+        texts[key] = [str(v) for v in values]
+    return InstructionRows(texts["prompt"], texts["response"], where)
 
 
 def has_chat_template(tokenizer: Any) -> bool:

@@ -151,4 +151,5 @@ def custom_task(
 # Tasks of causal LMs (decoders), run by modes/causal_lm.py: what each trains on.
 CAUSAL_LM_TASKS: dict[str, str] = {
     "instruction": "prompt/response rows; the loss on response tokens",
+    "text": "language modelling on a corpus packed into blocks; the loss on every token",
 }

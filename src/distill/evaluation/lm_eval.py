@@ -4,15 +4,21 @@ held-out response perplexity and ROUGE-L of greedy responses against the referen
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
+from distill.data.corpus import CorpusConfig, load_corpus
 from distill.data.instructions import encode_instructions, pad_id, read_instruction_files
+from distill.data.lm_text import block_rows
 from distill.errors import DistillError
 from distill.evaluation.lm_scores import response_scores
+from distill.evaluation.lm_speed import generation_speed
 from distill.evaluation.rouge import rouge_l
 from distill.models.causal_lm import load_causal_lm, load_lm_tokenizer
 from distill.models.generation import generate_responses
+
+TEXT_SUFFIXES = (".txt", ".raw", ".gz")  # `distill eval --data`: a text file, not rows
 
 
 def is_causal_lm_dir(model_dir: Path) -> bool:
@@ -57,23 +63,55 @@ def evaluate_causal_lm(
     batch_size: int,
     max_new_tokens: int,
     max_rows: int | None = None,
+    against: Path | None = None,
+    block_size: int = 512,
 ) -> dict[str, Any]:
-    """Perplexity over the references' response tokens and ROUGE-L of greedy answers."""
+    """Prompt/response rows: perplexity over the references' response tokens and ROUGE-L of
+    greedy answers (with `against`, a teacher: token agreement and ROUGE-L against its greedy
+    answers). A text file (.txt, .raw, .gz): perplexity over non-overlapping blocks of
+    `block_size` tokens (WikiText's way of scoring an LM, without a sliding window). Both:
+    prefill and decode speed."""
     if not data.is_file():
         raise DistillError(
-            f"--data: {data} is not a file; give prompt/response rows (jsonl, csv, tsv, parquet)"
+            f"--data: {data} is not a file; give prompt/response rows (jsonl, csv, tsv, parquet) "
+            "or a text file (.txt, .raw, .gz)"
         )
-    rows = read_instruction_files({"eval": str(data)})["eval"].head(max_rows)
     tokenizer = load_lm_tokenizer(str(model_dir), "MODEL_DIR")
     model = load_causal_lm(str(model_dir), "MODEL_DIR")
+    if data.suffix in TEXT_SUFFIXES:
+        scores = {"task": "text", **text_perplexity(model, tokenizer, data, block_size, max_rows)}
+        return {**scores, **generation_speed(model)}
+    rows = read_instruction_files({"eval": str(data)})["eval"].head(max_rows)
     encoded = encode_instructions(rows, tokenizer, max_length=1024)
-    scores = response_scores(model, encoded, pad_id(tokenizer), batch_size=batch_size)
+    teacher = load_causal_lm(str(against), "--against") if against is not None else None
+    scores = response_scores(model, encoded, pad_id(tokenizer), teacher, batch_size=batch_size)
     generated = generate_responses(model, tokenizer, rows.prompts, max_new_tokens, batch_size)
-    return {
+    result = {
         "task": "instruction",
         "examples": len(rows),
-        "perplexity": scores["perplexity"],
-        "response_tokens": scores["response_tokens"],
+        **scores,
         "rouge_l": rouge_l(generated.texts, rows.responses),
         "generated_tokens_per_second": generated.new_tokens / max(generated.seconds, 1e-9),
     }
+    if teacher is not None:
+        answers = generate_responses(teacher, tokenizer, rows.prompts, max_new_tokens, batch_size)
+        result["teacher_rouge_l"] = rouge_l(answers.texts, rows.responses)
+        result["rouge_l_vs_teacher"] = rouge_l(generated.texts, answers.texts)
+    return {**result, **generation_speed(model)}
+
+
+def text_perplexity(
+    model: Any, tokenizer: Any, path: Path, block_size: int, max_blocks: int | None
+) -> dict[str, Any]:
+    """Perplexity of every next token of a text file's first `max_blocks` blocks (paragraphs
+    joined, WikiText headings skipped), tokenised into a throwaway folder."""
+    config = CorpusConfig(
+        files=[str(path)],
+        block_size=block_size,
+        max_tokens=max_blocks * block_size if max_blocks else None,
+    ).named("--data")
+    with tempfile.TemporaryDirectory() as folder:
+        blocks = load_corpus(config, tokenizer, Path(folder), "eval")
+        rows = block_rows(blocks, max_blocks)
+        scores = response_scores(model, rows, pad_id(tokenizer))
+    return {"blocks": len(rows), "block_size": block_size, **scores}

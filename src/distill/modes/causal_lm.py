@@ -23,6 +23,7 @@ from distill.data.instructions import (
     OnPolicyBatches,
 )
 from distill.evaluation.lm_scores import response_scores
+from distill.evaluation.lm_speed import generation_speed
 from distill.evaluation.rouge import rouge_l
 from distill.models.generation import continue_ids, generate_responses, stop_ids
 from distill.models.load import count_parameters
@@ -169,6 +170,9 @@ def _metrics(
         scores["teacher"] = response_scores(parts.teacher, parts.eval, parts.pad)
         if recipe.train.eval_generations and parts.eval_rows is not None:
             samples = _generation_scores(recipe, parts, scores)
+    console.print("[bold]measuring[/] prefill and decode speed at batch 1 and 8")
+    for name, model in (("student", parts.student), ("teacher", parts.teacher)):
+        scores.setdefault(name, {}).update(generation_speed(model))
     return {
         "task": recipe.task,
         "teacher": {

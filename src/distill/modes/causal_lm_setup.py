@@ -5,6 +5,7 @@ objectives; and the plan `distill check` prints."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from distill.data.instructions import (
     pad_id,
     read_instruction_files,
 )
+from distill.data.lm_text import dataset_instructions, read_text_task
 from distill.errors import DistillError
 from distill.models.causal_lm import (
     copy_decoder_layers,
@@ -27,6 +29,7 @@ from distill.models.causal_lm import (
     load_causal_lm,
     load_lm_tokenizer,
 )
+from distill.models.fingerprint import tokenizer_json
 from distill.models.load import count_parameters, resolve_model, student_config
 from distill.objectives import Access, Shapes, WeightedObjective
 from distill.runtime.progress import console
@@ -68,27 +71,43 @@ def prepare(recipe: Recipe) -> LMParts:
     student = _build_student(recipe, teacher)
     _check_vocabularies(recipe, tokenizer, teacher, student)
     setup_each(objectives, Shapes.of(student.config, teacher.config))
-    columns = recipe.data.columns
-    assert recipe.data.files is not None
-    rows = read_instruction_files(
-        recipe.data.files,
-        (columns and columns.prompt) or "prompt",
-        (columns and columns.response) or "response",
-    )
-    train_rows = rows["train"].head(recipe.data.max_train_examples)
-    length = recipe.train.max_length
-    if recipe.data.teacher_responses is not None:
-        train_rows = _teacher_rows(recipe, teacher, tokenizer, train_rows)
-    train = encode_instructions(train_rows, tokenizer, length)
-    eval_rows = rows.get("eval") or rows.get("validation")
-    if eval_rows is not None:
-        eval_rows = eval_rows.head(recipe.data.max_eval_examples)
-    evaluation = encode_instructions(eval_rows, tokenizer, length) if eval_rows else None
+    train, evaluation, eval_rows = _rows(recipe, teacher, tokenizer)
     parts = LMParts(
         tokenizer, teacher, student, objectives, train, evaluation, pad_id(tokenizer), eval_rows
     )
     _announce(recipe, parts)
     return parts
+
+
+def _rows(
+    recipe: Recipe, teacher: PreTrainedModel, tokenizer: Any
+) -> tuple[EncodedInstructions, EncodedInstructions | None, InstructionRows | None]:
+    """Training rows, held-out rows, and the held-out prompts/references to generate for
+    (instruction only): from files, or a hub or saved dataset; for task text, corpus blocks
+    of train.max_length tokens."""
+    data, length = recipe.data, recipe.train.max_length
+    if recipe.task == "text":
+        cache = Path(recipe.cache.dir) if recipe.cache.dir else default_cache_dir()
+        tokenizer_id = hashlib.sha256(tokenizer_json(tokenizer).encode()).hexdigest()[:16]
+        train, evaluation = read_text_task(data, tokenizer, tokenizer_id, length, cache)
+        return train, evaluation, None
+    columns = data.columns
+    prompt = (columns and columns.prompt) or "prompt"
+    response = (columns and columns.response) or "response"
+    if data.source == "files":
+        assert data.files is not None
+        rows = read_instruction_files(data.files, prompt, response)
+    else:
+        rows = dataset_instructions(data, prompt, response)
+    train_rows = rows["train"].head(data.max_train_examples)
+    if data.teacher_responses is not None:
+        train_rows = _teacher_rows(recipe, teacher, tokenizer, train_rows)
+    train = encode_instructions(train_rows, tokenizer, length)
+    eval_rows = rows.get("eval") or rows.get("validation")
+    if eval_rows is not None:
+        eval_rows = eval_rows.head(data.max_eval_examples)
+    evaluation = encode_instructions(eval_rows, tokenizer, length) if eval_rows else None
+    return train, evaluation, eval_rows
 
 
 def plan_lines(recipe: Recipe) -> list[str]:
@@ -105,9 +124,7 @@ def plan_lines(recipe: Recipe) -> list[str]:
     train = recipe.train
     return [
         f"1. build the student from {built} (+ embeddings, final norm and output layer)",
-        f"2. read prompt/response rows from {', '.join((recipe.data.files or {}).values())}, "
-        f"format them with the chat template; labels on response tokens (max_length "
-        f"{train.max_length})",
+        f"2. {_data_line(recipe)}",
         f"3. distil for {train.max_steps or train.epochs:g} "
         f"{'steps' if train.max_steps else 'epochs'} (batch {train.batch_size}, lr "
         f"{train.lr:g}): loss = {terms}; "
@@ -117,8 +134,27 @@ def plan_lines(recipe: Recipe) -> list[str]:
             if reads
             else "the teacher is not run"
         ),
-        "4. score teacher and student on the eval split: response perplexity, token agreement",
+        "4. score teacher and student on the eval split: "
+        + ("perplexity" if recipe.task == "text" else "response perplexity")
+        + ", token agreement",
     ]
+
+
+def _data_line(recipe: Recipe) -> str:
+    data, length = recipe.data, recipe.train.max_length
+    where = {
+        "files": ", ".join((data.files or {}).values()),
+        "hub": f"the hub dataset {data.name}",
+    }.get(data.source or "", f"the saved dataset {data.path}")
+    if recipe.task == "text":
+        return (
+            f"read text from {where}, tokenise it once (cached) into blocks of {length} "
+            "tokens; the loss on every next token"
+        )
+    return (
+        f"read prompt/response rows from {where}, format them with the chat template; labels "
+        f"on response tokens (max_length {length})"
+    )
 
 
 def _teacher_rows(

@@ -9,6 +9,12 @@ from typing import Any
 from distill.reports import document, figures
 from distill.reports.document import Block, Figure, Table
 
+SPEEDS = [
+    (f"{stage} batch {batch}", f"{stage}_tokens_per_second_batch{batch}")
+    for stage in ("prefill", "decode")
+    for batch in (1, 8)
+]
+
 
 def write_causal_lm_report(run_dir: Path) -> Path:
     """report.md, report.html and plots/ from metrics.json and history.jsonl."""
@@ -56,6 +62,14 @@ def write_causal_lm_report(run_dir: Path) -> Path:
             ],
             rows,
         ),
+        "## Generation speed (tokens per second; 128-token prompts, 32 new tokens, greedy)",
+        Table(
+            ["model", *(label for label, _ in SPEEDS)],
+            [
+                [name, *(value(model, key, ",.0f") for _, key in SPEEDS)]
+                for name, model in (("teacher", teacher), ("student", student))
+            ],
+        ),
         "## Training",
         Figure(str(losses.relative_to(run_dir)), "Objectives over steps"),
     ]
@@ -89,7 +103,14 @@ def causal_lm_model_card(recipe: Any, metrics: dict[str, Any]) -> str:
         if "perplexity" in student
         else ""
     )
-    files = recipe.data.files or {}
+    data = recipe.data
+    source = (data.files or {}).get("train") or data.name or data.path or "-"
+    speed = "decode_tokens_per_second_batch1"
+    if speed in student and speed in teacher:
+        scores += (
+            f"- greedy decoding at batch 1: {student[speed]:,.0f} tokens/s (the teacher: "
+            f"{teacher[speed]:,.0f} on the same machine)\n"
+        )
     return f"""---
 library_name: transformers
 pipeline_tag: text-generation
@@ -97,7 +118,7 @@ tags: [distill, knowledge-distillation]
 ---
 # Student distilled from `{teacher["model"]}`
 
-- task: {recipe.task}, trained on {files.get("train", "-")} ({metrics["train_rows"]:,} rows,
+- task: {recipe.task}, trained on {source} ({metrics["train_rows"]:,} rows,
   {metrics["train_response_tokens"]:,} response tokens), {metrics["steps"]} steps
 - objectives: {", ".join(f"{w:g} x {n}" for n, w in metrics["objectives"].items())}
 - parameters: {student["params"]:,} ({student["layers"]} blocks; the teacher has
