@@ -11,8 +11,11 @@ first `--train-rows` S-NI training pairs, one epoch, batch 8, lr 1e-4 (the same 
 settings for every method), the teacher's top-64 cache built once and reused by every
 token-level run. Scores: S-NI test (unseen tasks) response perplexity, token agreement with
 the teacher, ROUGE-L of greedy answers to its first `--eval-rows` prompts against the
-references and against the teacher's answers. Finished runs are reused, so the command
-resumes. Writes benchmarks/results/causal-lm.md (and .json).
+references and against the teacher's answers; then the 252 Self-Instruct user-oriented
+instructions (`--selfinst-rows`), answered greedily by the student and by the teacher (its
+answers cached once), ROUGE-L against the references and against the teacher (MiniLLM's two
+reference sets), with the first five side by side in the .json. Finished runs are reused, so
+the command resumes. Writes benchmarks/results/causal-lm.md (and .json).
 """
 
 from __future__ import annotations
@@ -85,6 +88,7 @@ def main() -> None:
     parser.add_argument("--train-rows", type=int, default=1000)
     parser.add_argument("--eval-rows", type=int, default=100)
     parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--selfinst-rows", type=int, default=252, help="0: skip Self-Instruct")
     args = parser.parse_args()
     start = time.perf_counter()
     rows = []
@@ -94,25 +98,70 @@ def main() -> None:
             if not (out / "metrics.json").is_file():
                 run(recipe(method, layers, args), out=out)
             metrics = json.loads((out / "metrics.json").read_text())
+            if args.selfinst_rows:
+                metrics["selfinst"] = self_instruct(out, args.selfinst_rows)
             rows.append({"method": method, "layers": layers, "run": str(out), **metrics})
             print(f"{method} L{layers}: {metrics['student']}", file=sys.stderr)
     write(args, rows, (time.perf_counter() - start) / 60)
+
+
+def self_instruct(out: Path, count: int) -> dict:
+    """The saved student's and the teacher's greedy answers to the first `count` Self-Instruct
+    prompts: ROUGE-L against the references and (the student's) against the teacher's answers;
+    kept in the run directory, so a finished run is scored once."""
+    path = out / "selfinst.json"
+    if path.is_file() and json.loads(path.read_text())["prompts"] == count:
+        return json.loads(path.read_text())
+    from distill.data.config import TeacherResponses
+    from distill.data.instructions import read_instruction_files
+    from distill.evaluation.rouge import rouge_l
+    from distill.models.causal_lm import load_causal_lm, load_lm_tokenizer
+    from distill.models.generation import generate_responses
+    from distill.models.load import resolve_model
+    from distill.teacher.generations import teacher_answers
+
+    rows = read_instruction_files({"eval": str(DATA / "selfinst_test.jsonl")})["eval"].head(count)
+    teacher_path = resolve_model(TEACHER, "teacher")
+    tokenizer = load_lm_tokenizer(teacher_path, "teacher")
+    teacher = load_causal_lm(teacher_path, "teacher")
+    settings = TeacherResponses(max_new_tokens=64)
+    answers, _ = teacher_answers(WORK / "cache", teacher, tokenizer, rows.prompts, settings, 8, 256)
+    student = load_causal_lm(str(out / "student"), "student")
+    generated = generate_responses(
+        student, tokenizer, rows.prompts, 64, batch_size=8, max_prompt_tokens=256
+    )
+    scores = {
+        "prompts": count,
+        "teacher_rouge_l": rouge_l(answers, rows.responses),
+        "rouge_l": rouge_l(generated.texts, rows.responses),
+        "rouge_l_vs_teacher": rouge_l(generated.texts, answers),
+        "side_by_side": [
+            {"prompt": p, "reference": r, "teacher": t, "student": s}
+            for p, r, t, s in list(
+                zip(rows.prompts, rows.responses, answers, generated.texts, strict=True)
+            )[:5]
+        ],
+    }
+    path.write_text(json.dumps(scores, indent=1))
+    return scores
 
 
 def write(args: argparse.Namespace, rows: list[dict], minutes: float) -> None:
     teacher = rows[0]["teacher"]
     lines = [
         "| student blocks | method | steps | train min | perplexity | agreement | ROUGE-L "
-        "| ROUGE-L vs teacher | teacher source |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| ROUGE-L vs teacher | Self-Instruct ROUGE-L | Self-Instruct vs teacher "
+        "| teacher source |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    nan = float("nan")
     for row in rows:
-        s = row["student"]
-        nan = float("nan")
+        s, selfinst = row["student"], row.get("selfinst", {})
         lines.append(
             f"| {row['layers']} | {row['method']} | {row['steps']} | "
             f"{row['train_seconds'] / 60:.1f} | {s['perplexity']:.2f} | {s['agreement']:.3f} | "
             f"{s.get('rouge_l', nan):.2f} | {s.get('rouge_l_vs_teacher', nan):.2f} "
+            f"| {selfinst.get('rouge_l', nan):.2f} | {selfinst.get('rouge_l_vs_teacher', nan):.2f} "
             f"| {row['teacher_source']} |"
         )
     command = "python benchmarks/causal_lm.py " + " ".join(sys.argv[1:])
@@ -125,7 +174,10 @@ def write(args: argparse.Namespace, rows: list[dict], minutes: float) -> None:
         f"response perplexity and token agreement over all 500 pairs, ROUGE-L of greedy "
         f"answers (up to 64 tokens) to the first {args.eval_rows}. One seed.\n\n"
         f"Teacher: response perplexity {teacher['perplexity']:.2f}, ROUGE-L "
-        f"{teacher.get('rouge_l', float('nan')):.2f}.\n\n" + "\n".join(lines) + "\n"
+        f"{teacher.get('rouge_l', nan):.2f}; on Self-Instruct "
+        f"{rows[0].get('selfinst', {}).get('teacher_rouge_l', nan):.2f}.\n\n"
+        + "\n".join(lines)
+        + "\n"
     )
     (RESULTS / "causal-lm.md").write_text(text)
     (RESULTS / "causal-lm.json").write_text(json.dumps(rows, indent=1))
