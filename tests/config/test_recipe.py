@@ -437,3 +437,13 @@ def test_the_causal_lm_recipe_parses_and_plans() -> None:
     assert recipe.teacher.model.endswith(".gguf") and len(recipe.student.layers or []) == 10
     lines = plan_lines(recipe)
     assert "loss = 1*forward_kl; the teacher's top-k log-probabilities are cached" in lines[2]
+
+
+def test_causal_lm_data_keys_are_refused_for_classification() -> None:
+    text = {"files": ["wiki.test.txt"]}
+    assert "data.eval_text: is for causal-LM tasks (task: instruction or text)" in _error(
+        _raw(data={**BASE["data"], "eval_text": text})
+    )
+    assert "data.on_policy: is for task: instruction (a causal LM)" in _error(
+        _raw(data={**BASE["data"], "on_policy": {}})
+    )

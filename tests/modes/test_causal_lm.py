@@ -170,6 +170,10 @@ def test_the_task_objective_is_supervised_fine_tuning_on_the_references(
             "data.on_policy: is for task: instruction",
         ),
         (
+            {"data": {"files": {"train": "t.jsonl"}, "eval_text": {"files": ["/nowhere.txt"]}}},
+            "data.eval_text.files: /nowhere.txt does not exist",
+        ),
+        (
             {"task": "text", "data": {"files": {"train": "/nowhere/c.txt"}}},
             "data.files: /nowhere/c.txt does not exist",
         ),
@@ -409,7 +413,9 @@ def test_the_text_task_distils_on_every_token_of_corpus_blocks(
         "eval": _corpus(tmp_path / "eval.txt", 10, seed=1),
     }
     train = {"epochs": 10, "batch_size": 8, "lr": 1e-2, "max_length": 32, "log_every": 4}
-    recipe = _recipe(tmp_path, tiny_llama_dir, files, task="text", train=train)
+    # the held-out text once more as data.eval_text: the same blocks, the same perplexity
+    data = {"files": files, "eval_text": {"files": [files["eval"]], "block_size": 32}}
+    recipe = _recipe(tmp_path, tiny_llama_dir, files, task="text", train=train, data=data)
     out = tmp_path / "run"
     checked = runner.invoke(app, ["check", str(recipe)])
     assert checked.exit_code == 0, checked.output
@@ -437,6 +443,10 @@ def test_the_text_task_distils_on_every_token_of_corpus_blocks(
         AutoModelForCausalLM.from_pretrained(out / "student"), held_out, 0, teacher
     )
     assert after["perplexity"] == pytest.approx(metrics["student"]["perplexity"], rel=1e-4)
+    for model in ("student", "teacher"):
+        assert metrics[model]["text_perplexity"] == pytest.approx(
+            metrics[model]["perplexity"], rel=1e-6
+        )
     assert after["agreement"] > before["agreement"] + 0.1, (before, after)
     # and its next-token distributions moved to the teacher's on every token of those blocks
     batch = InstructionBatches(held_out, 0).collate(None, list(range(len(held_out))))

@@ -272,6 +272,8 @@ class Recipe(_Strict):
         for key in ("teacher_responses", "on_policy"):
             if any(getattr(self.data_for(t), key) for t in self.task_names()):
                 raise ValueError(f"data.{key}: is for task: instruction (a causal LM)")
+        if any(self.data_for(t).eval_text for t in self.task_names()):
+            raise ValueError("data.eval_text: is for causal-LM tasks (task: instruction or text)")
         for j, task in enumerate(self.task_names()):
             where = f"tasks[{j}]" if self.tasks else "task"
             data = self.data_for(task)

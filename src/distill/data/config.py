@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 
 class Columns(BaseModel):
@@ -110,6 +110,40 @@ class OnPolicy(BaseModel):
     temperature: float = Field(default=1.0, gt=0)
 
 
+class CorpusConfig(BaseModel):
+    """`corpus`: the text a general student is distilled on (docs/general-distillation.md)."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    files: list[str] | None = None  # paths or glob patterns; .txt, .gz (any text)
+    name: str | None = None  # a hub dataset
+    path: str | None = None  # a dataset saved with save_to_disk
+    config: str | None = None
+    split: str = "train"
+    text: str = "text"  # the dataset's text column
+    sample_by: Literal["paragraph", "line"] = "paragraph"
+    skip_headings: bool = True  # WikiText's " = Title = " lines
+    block_size: int = Field(default=128, ge=8)  # tokens per block, special tokens included
+    max_tokens: int | None = Field(default=None, gt=0)  # read no more than this many tokens
+    # the recipe key errors name: `corpus` in a general recipe, `data` for a causal LM's text
+    _field: str = PrivateAttr(default="corpus")
+
+    def named(self, field: str) -> CorpusConfig:
+        """This corpus, its errors naming `field` (e.g. data.files) instead of corpus.*."""
+        self._field = field
+        return self
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CorpusConfig:
+        given = [key for key in ("files", "name", "path") if getattr(self, key)]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of corpus.files (text files or globs), corpus.name (a hub "
+                f"dataset) or corpus.path (a saved dataset); got {given or 'none'}"
+            )
+        return self
+
+
 class DataConfig(BaseModel):
     """Where the task's examples come from (see docs/tasks-and-data.md)."""
 
@@ -136,6 +170,8 @@ class DataConfig(BaseModel):
     teacher_responses: TeacherResponses | None = None
     # task: instruction only: batches answered by the student (on-policy distillation)
     on_policy: OnPolicy | None = None
+    # causal LMs only: a text (e.g. WikiText-2 test) both models' perplexity is measured on
+    eval_text: CorpusConfig | None = None
 
     @field_validator("labels", mode="before")
     @classmethod

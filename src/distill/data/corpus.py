@@ -22,12 +22,12 @@ import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any
 
 import numpy as np
 from filelock import FileLock
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
+from distill.data.config import CorpusConfig
 from distill.data.files import BINARY_PROBE, check_text_head
 from distill.data.load import load_dataset_split
 from distill.errors import DistillError
@@ -37,40 +37,6 @@ from distill.runtime.progress import progress_bar
 WIKITEXT_HEADING = re.compile(r"^\s*(=\s+)+\S.*?(\s+=)+\s*$")
 CORPUS_FORMAT = 1  # bump when the token file's layout or the reading rules change
 _TOKENIZE_BATCH = 1000  # text units per tokenizer call
-
-
-class CorpusConfig(BaseModel):
-    """`corpus`: the text a general student is distilled on (docs/general-distillation.md)."""
-
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
-
-    files: list[str] | None = None  # paths or glob patterns; .txt, .gz (any text)
-    name: str | None = None  # a hub dataset
-    path: str | None = None  # a dataset saved with save_to_disk
-    config: str | None = None
-    split: str = "train"
-    text: str = "text"  # the dataset's text column
-    sample_by: Literal["paragraph", "line"] = "paragraph"
-    skip_headings: bool = True  # WikiText's " = Title = " lines
-    block_size: int = Field(default=128, ge=8)  # tokens per block, special tokens included
-    max_tokens: int | None = Field(default=None, gt=0)  # read no more than this many tokens
-    # the recipe key errors name: `corpus` in a general recipe, `data` for a causal LM's text
-    _field: str = PrivateAttr(default="corpus")
-
-    def named(self, field: str) -> CorpusConfig:
-        """This corpus, its errors naming `field` (e.g. data.files) instead of corpus.*."""
-        self._field = field
-        return self
-
-    @model_validator(mode="after")
-    def _one_source(self) -> CorpusConfig:
-        given = [key for key in ("files", "name", "path") if getattr(self, key)]
-        if len(given) != 1:
-            raise ValueError(
-                "give exactly one of corpus.files (text files or globs), corpus.name (a hub "
-                f"dataset) or corpus.path (a saved dataset); got {given or 'none'}"
-            )
-        return self
 
 
 def corpus_files(config: CorpusConfig, field: str | None = None) -> list[Path]:

@@ -18,7 +18,13 @@ from distill.evaluation.rouge import rouge_l
 from distill.models.causal_lm import load_causal_lm, load_lm_tokenizer
 from distill.models.generation import generate_responses
 
-TEXT_SUFFIXES = (".txt", ".raw", ".gz")  # `distill eval --data`: a text file, not rows
+TEXT_SUFFIXES = (".txt", ".raw")  # `distill eval --data`: a text file, not rows
+
+
+def is_text_file(path: Path) -> bool:
+    """Plain text (.txt, .raw, or those gzipped), not a table of prompt/response rows."""
+    inner = Path(path.stem).suffix if path.suffix == ".gz" else path.suffix
+    return inner in TEXT_SUFFIXES
 
 
 def is_causal_lm_dir(model_dir: Path) -> bool:
@@ -78,7 +84,7 @@ def evaluate_causal_lm(
         )
     tokenizer = load_lm_tokenizer(str(model_dir), "MODEL_DIR")
     model = load_causal_lm(str(model_dir), "MODEL_DIR")
-    if data.suffix in TEXT_SUFFIXES:
+    if is_text_file(data):
         scores = {"task": "text", **text_perplexity(model, tokenizer, data, block_size, max_rows)}
         return {**scores, **generation_speed(model)}
     rows = read_instruction_files({"eval": str(data)})["eval"].head(max_rows)

@@ -170,6 +170,11 @@ def _metrics(
         scores["teacher"] = response_scores(parts.teacher, parts.eval, parts.pad)
         if recipe.train.eval_generations and parts.eval_rows is not None:
             samples = _generation_scores(recipe, parts, scores)
+    if parts.eval_text is not None:
+        console.print(f"[bold]scoring[/] both models on {len(parts.eval_text):,} blocks of text")
+        for name, model in (("student", parts.student), ("teacher", parts.teacher)):
+            text = response_scores(model, parts.eval_text, parts.pad)
+            scores.setdefault(name, {})["text_perplexity"] = text["perplexity"]
     console.print("[bold]measuring[/] prefill and decode speed at batch 1 and 8")
     for name, model in (("student", parts.student), ("teacher", parts.teacher)):
         scores.setdefault(name, {}).update(generation_speed(model))

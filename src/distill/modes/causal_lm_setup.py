@@ -14,6 +14,7 @@ import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from distill.config.recipe import ObjectiveConfig, Recipe
+from distill.data.corpus import load_corpus
 from distill.data.instructions import (
     EncodedInstructions,
     InstructionRows,
@@ -21,7 +22,7 @@ from distill.data.instructions import (
     pad_id,
     read_instruction_files,
 )
-from distill.data.lm_text import dataset_instructions, read_text_task
+from distill.data.lm_text import block_rows, dataset_instructions, read_text_task
 from distill.errors import DistillError
 from distill.models.causal_lm import (
     copy_decoder_layers,
@@ -53,6 +54,7 @@ class LMParts:
     pad: int
     eval_rows: InstructionRows | None = None
     teacher_source: str = ""  # "cached top-k", "live" or "not run"
+    eval_text: EncodedInstructions | None = None  # data.eval_text's blocks
 
 
 def prepare(recipe: Recipe) -> LMParts:
@@ -71,12 +73,29 @@ def prepare(recipe: Recipe) -> LMParts:
     student = _build_student(recipe, teacher)
     _check_vocabularies(recipe, tokenizer, teacher, student)
     setup_each(objectives, Shapes.of(student.config, teacher.config))
+    eval_text = _eval_text(recipe, tokenizer)  # first: a missing file is told before training
     train, evaluation, eval_rows = _rows(recipe, teacher, tokenizer)
     parts = LMParts(
         tokenizer, teacher, student, objectives, train, evaluation, pad_id(tokenizer), eval_rows
     )
+    parts.eval_text = eval_text
     _announce(recipe, parts)
     return parts
+
+
+def _eval_text(recipe: Recipe, tokenizer: Any) -> EncodedInstructions | None:
+    """data.eval_text's blocks (tokenised once, cached), scored by perplexity on every token."""
+    config = recipe.data.eval_text
+    if config is None:
+        return None
+    cache = Path(recipe.cache.dir) if recipe.cache.dir else default_cache_dir()
+    blocks = load_corpus(config.named("data.eval_text"), tokenizer, cache, _tokenizer_id(tokenizer))
+    return block_rows(blocks)
+
+
+def _tokenizer_id(tokenizer: Any) -> str:
+    """What a token file cached under cache.dir is keyed by, besides the text."""
+    return hashlib.sha256(tokenizer_json(tokenizer).encode()).hexdigest()[:16]
 
 
 def _rows(
@@ -88,8 +107,7 @@ def _rows(
     data, length = recipe.data, recipe.train.max_length
     if recipe.task == "text":
         cache = Path(recipe.cache.dir) if recipe.cache.dir else default_cache_dir()
-        tokenizer_id = hashlib.sha256(tokenizer_json(tokenizer).encode()).hexdigest()[:16]
-        train, evaluation = read_text_task(data, tokenizer, tokenizer_id, length, cache)
+        train, evaluation = read_text_task(data, tokenizer, _tokenizer_id(tokenizer), length, cache)
         return train, evaluation, None
     columns = data.columns
     prompt = (columns and columns.prompt) or "prompt"
@@ -136,7 +154,9 @@ def plan_lines(recipe: Recipe) -> list[str]:
         ),
         "4. score teacher and student on the eval split: "
         + ("perplexity" if recipe.task == "text" else "response perplexity")
-        + ", token agreement",
+        + ", token agreement"
+        + ("; perplexity on data.eval_text" if recipe.data.eval_text else "")
+        + "; prefill and decode speed",
     ]
 
 

@@ -37,6 +37,7 @@ def write_causal_lm_report(run_dir: Path) -> Path:
             value(model, "agreement", ".3f"),
             value(model, "rouge_l", ".2f"),
             value(model, "rouge_l_vs_teacher", ".2f"),
+            value(model, "text_perplexity", ".2f"),
             value(model, "generated_tokens_per_second", ",.0f"),
         ]
         for name, model in (("teacher", teacher), ("student", student))
@@ -58,6 +59,7 @@ def write_causal_lm_report(run_dir: Path) -> Path:
                 "agreement with teacher",
                 "ROUGE-L",
                 "ROUGE-L vs teacher",
+                "text perplexity (data.eval_text)",
                 "generated tokens/s",
             ],
             rows,
