@@ -49,6 +49,14 @@ def instruction_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str
     return files
 
 
+def _forward_kl(model: torch.nn.Module, teacher: torch.nn.Module, batch: dict) -> float:
+    """The forward KL from the teacher to `model` over the batch's labelled positions."""
+    kl = build_objective("forward_kl", None, {}, "o")
+    with torch.no_grad():
+        student = forward(model.eval(), batch, frozenset())
+        return float(kl(batch, student, forward(teacher.eval(), batch, frozenset())))
+
+
 def _recipe(tmp_path: Path, teacher: Path, files: dict[str, str], **changes) -> Path:
     recipe = {
         "task": "instruction",
@@ -92,15 +100,9 @@ def test_forward_kl_brings_the_student_to_the_teacher(
         32,
     )
     batch = InstructionBatches(held_out, 0).collate(None, list(range(len(held_out))))
-    kl = build_objective("forward_kl", None, {}, "o")
-
-    def held_out_kl(model) -> float:
-        with torch.no_grad():
-            student = forward(model.eval(), batch, frozenset())
-            return float(kl(batch, student, forward(teacher.eval(), batch, frozenset())))
-
     trained = AutoModelForCausalLM.from_pretrained(out / "student")
-    assert held_out_kl(trained) < 0.2 * held_out_kl(copy_decoder_layers(teacher, [0, 3]))
+    untrained = copy_decoder_layers(teacher, [0, 3])
+    assert _forward_kl(trained, teacher, batch) < 0.2 * _forward_kl(untrained, teacher, batch)
     assert metrics["student"]["agreement"] >= 0.9
     assert metrics["teacher"]["perplexity"] > 1.0 and metrics["student"]["response_tokens"] == 24
     assert metrics["teacher_source"] == "cached top-17"  # k capped at the vocabulary
@@ -451,15 +453,9 @@ def test_the_text_task_distils_on_every_token_of_corpus_blocks(
     # and its next-token distributions moved to the teacher's on every token of those blocks
     batch = InstructionBatches(held_out, 0).collate(None, list(range(len(held_out))))
     assert int((batch["labels"] != -100).sum()) == 32 * len(blocks)
-    kl = build_objective("forward_kl", None, {}, "o")
-
-    def held_out_kl(model) -> float:
-        with torch.no_grad():
-            student = forward(model.eval(), batch, frozenset())
-            return float(kl(batch, student, forward(teacher.eval(), batch, frozenset())))
-
     trained = AutoModelForCausalLM.from_pretrained(out / "student")
-    assert held_out_kl(trained) < 0.5 * held_out_kl(copy_decoder_layers(teacher, [0, 3]))
+    untrained = copy_decoder_layers(teacher, [0, 3])
+    assert _forward_kl(trained, teacher, batch) < 0.5 * _forward_kl(untrained, teacher, batch)
     history = [json.loads(line) for line in (out / "history.jsonl").open()]
     losses = [r["forward_kl"] for r in history if "forward_kl" in r]
     assert losses[-1] < 0.5 * losses[0]
