@@ -165,6 +165,12 @@ def test_a_time_budget_stops_cleanly_and_counts_over_a_resume(
     _, history = _run(parts, tmp_path / "a", budget, student)
     assert history[-1]["step"] == 4 and history[-1]["time_budget_reached"]
     assert (tmp_path / "a" / "training" / "final").is_dir()  # finished: saved, not crashed
+    # the learning rate decays over the budget, not over the 20 planned steps: after step k
+    # the schedule reads the seconds spent before it, 10 (k - 1); warm-up 10%, then linear
+    rates = {r["step"]: r["lr"] for r in history if "lr" in r}
+    for step in (2, 4):
+        spent = 10.0 * (step - 1) / 35.0
+        assert rates[step] == pytest.approx(1e-3 * (1 - (spent - 0.1) / 0.9))
     # interrupted after 2 steps (20 s), the resumed run has 15 s left: 2 more steps
     student = _student(parts[0])
     _ten_seconds_a_step(student, monkeypatch)
@@ -175,6 +181,7 @@ def test_a_time_budget_stops_cleanly_and_counts_over_a_resume(
     _ten_seconds_a_step(student, monkeypatch)
     resumed, history = _run(parts, tmp_path / "b", budget, student)
     assert history[-1]["step"] == 4 and history[-1]["time_budget_reached"]
+    assert history[-1]["lr"] == pytest.approx(rates[4])  # the restored seconds count
 
 
 def test_resuming_with_other_teacher_outputs_is_refused(parts, tmp_path: Path) -> None:

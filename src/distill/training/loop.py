@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from torch.profiler import record_function
-from transformers import PreTrainedModel, get_scheduler
+from transformers import PreTrainedModel
 
 from distill.data.batching import Batches, Encoded
 from distill.models.capture import ATTENTION_KINDS, capturing_attention
@@ -42,6 +42,7 @@ from distill.training.learners import (  # noqa: F401  (Learner, LiveTeacher, ..
 )
 from distill.training.nonfinite import gradients_finite, refuse_non_finite
 from distill.training.scalars import ScalarLog
+from distill.training.schedules import lr_scheduler
 from distill.training.state import (
     LoopState,
     global_rng_state,
@@ -148,11 +149,16 @@ def train_learners(
     # here for a 3-layer MiniLM on 2 CPU cores (the 11.7M-parameter embedding update dominates).
     optimizer = torch.optim.AdamW(groups, lr=schedule.lr, fused=True)
     total_steps = schedule.total_steps(batches.examples)
-    scheduler = get_scheduler(
-        schedule.schedule,
+    loop = LoopState()  # replaced by a checkpoint's on resume
+    # with a time budget the schedule follows the clock as well (training/schedules.py);
+    # `loop` is read when the rate is computed, so a resumed run's restored seconds count
+    scheduler = lr_scheduler(
         optimizer,
-        num_warmup_steps=int(schedule.warmup_ratio * total_steps),
-        num_training_steps=total_steps,
+        schedule.schedule,
+        schedule.warmup_ratio,
+        total_steps,
+        schedule.time_budget_seconds,
+        lambda: loop.seconds,
     )
     # Not the scheduler: accelerate's steps once per process, for data loaders it shards (our
     # steps are global already), so it would run the schedule N times too fast.
@@ -171,7 +177,6 @@ def train_learners(
     capture_models = [learner.model for learner in learners] + frozen
     setup = StepSetup(learners, runners, needs, accelerator, schedule.gradient_accumulation, bf16)
     sources = [source_key(learner.teacher) for learner in learners]
-    loop = LoopState()
     best_models: dict[str, Any] | None = None  # train.keep_best: the best-scoring weights
 
     # -- resume -------------------------------------------------------------------------------
