@@ -17,7 +17,7 @@ MODES = "standard, multi_teacher, co_distill, self_distill"
 
 ALL_RECIPES = sorted((Path(__file__).parents[2] / "recipes").glob("*.yaml"))
 GENERAL_RECIPES = [p for p in ALL_RECIPES if p.name.endswith("_general.yaml")]  # distill pretrain
-LM_RECIPES = [p for p in ALL_RECIPES if p.name.endswith("_instruction.yaml")]  # causal LMs
+LM_RECIPES = [p for p in ALL_RECIPES if p.name.startswith("smollm2_")]  # causal LMs
 RECIPES = [p for p in ALL_RECIPES if p not in GENERAL_RECIPES + LM_RECIPES]
 
 BASE: dict[str, Any] = {
@@ -431,12 +431,15 @@ def test_general_recipes_parse() -> None:
 def test_the_causal_lm_recipe_parses_and_plans() -> None:
     from distill.modes.causal_lm_setup import plan_lines
 
-    assert [p.name for p in LM_RECIPES] == ["smollm2_instruction.yaml"]
-    recipe = Recipe.from_yaml(LM_RECIPES[0])
-    assert recipe.task == "instruction" and recipe.teacher is not None
-    assert recipe.teacher.model.endswith(".gguf") and len(recipe.student.layers or []) == 10
-    lines = plan_lines(recipe)
-    assert "loss = 1*forward_kl; the teacher's top-k log-probabilities are cached" in lines[2]
+    assert [p.name for p in LM_RECIPES] == ["smollm2_instruction.yaml", "smollm2_text.yaml"]
+    for path, task in zip(LM_RECIPES, ("instruction", "text"), strict=True):
+        recipe = Recipe.from_yaml(path)
+        assert recipe.task == task and recipe.teacher is not None
+        assert recipe.teacher.model.endswith(".gguf") and len(recipe.student.layers or []) == 10
+        assert recipe.data.eval_text is not None and recipe.data.eval_text.block_size == 256
+        lines = plan_lines(recipe)
+        assert "loss = 1*forward_kl; the teacher's top-k log-probabilities are cached" in lines[2]
+        assert "perplexity on data.eval_text" in lines[3]
 
 
 def test_causal_lm_data_keys_are_refused_for_classification() -> None:

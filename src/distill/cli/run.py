@@ -279,8 +279,16 @@ def _print_summary(metrics: dict, path: Path) -> None:
 
 
 def _print_causal_lm_summary(metrics: dict, path: Path) -> None:
-    table = Table(title=f"{metrics['task']} — held-out response tokens")
-    for column in ("model", "parameters", "blocks", "perplexity", "agreement", "ROUGE-L"):
+    held_out = "blocks of text" if metrics["task"] == "text" else "response tokens"
+    table = Table(title=f"{metrics['task']} — held-out {held_out}")
+    columns = [
+        ("perplexity", "perplexity", ".3f"),
+        ("agreement", "agreement", ".3f"),
+        ("ROUGE-L", "rouge_l", ".2f"),
+        ("text perplexity", "text_perplexity", ".2f"),
+        ("decode tok/s (b1)", "decode_tokens_per_second_batch1", ",.0f"),
+    ]
+    for column in ("model", "parameters", "blocks", *(c for c, _, _ in columns)):
         table.add_column(column, justify="left" if column == "model" else "right")
     for name in ("teacher", "student"):
         entry = metrics[name]
@@ -288,9 +296,7 @@ def _print_causal_lm_summary(metrics: dict, path: Path) -> None:
             name,
             f"{entry['params']:,}",
             str(entry["layers"]),
-            f"{entry['perplexity']:.3f}" if "perplexity" in entry else "-",
-            f"{entry['agreement']:.3f}" if "agreement" in entry else "-",
-            f"{entry['rouge_l']:.2f}" if "rouge_l" in entry else "-",
+            *(format(entry[key], form) if key in entry else "-" for _, key, form in columns),
         )
     out.print(table)
     out.print(f"distillation {metrics['train_seconds']:.0f} s; student in {path / 'student'}")

@@ -250,8 +250,9 @@ def _summary(metrics: dict[str, Any]) -> None:
         f"({student['params'] / teacher['params']:.2f} of the teacher's)"
     )
     if "perplexity" in student:
+        kind = "perplexity" if metrics["task"] == "text" else "response perplexity"
         line += (
-            f"; response perplexity {student['perplexity']:.2f} (teacher "
+            f"; {kind} {student['perplexity']:.2f} (teacher "
             f"{teacher['perplexity']:.2f}), agreement with the teacher {student['agreement']:.3f}"
         )
     console.print(line)
