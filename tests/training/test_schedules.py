@@ -11,6 +11,9 @@ from transformers import get_scheduler
 
 from distill.training.schedules import lr_scheduler
 
+# the schedules are stepped here without training, which torch warns about
+pytestmark = pytest.mark.filterwarnings("ignore:Detected call of:UserWarning")
+
 
 def _optimizer() -> torch.optim.Optimizer:
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
