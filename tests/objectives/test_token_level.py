@@ -111,7 +111,7 @@ def test_chunking_changes_neither_value_nor_gradient() -> None:
     batch = {"labels": torch.randint(0, 11, (3, 8)).masked_fill(torch.rand(3, 8) < 0.3, -100)}
     logits = torch.randn(3, 8, 11, requires_grad=True)
     teacher = _outputs(torch.randn(3, 8, 11))
-    for name in NAMES:
+    for name in (*NAMES, "next_token"):  # the task loss of causal LMs is chunked too
         results = []
         for chunk in (1, 3, 512):
             objective = build_objective(name, None, {"chunk": chunk}, "o")
@@ -120,6 +120,12 @@ def test_chunking_changes_neither_value_nor_gradient() -> None:
         for value, grad in results[1:]:
             assert value == pytest.approx(results[0][0], rel=1e-6)
             assert torch.allclose(grad, results[0][1], atol=1e-7)
+    # next_token by hand: the cross-entropy of position t against label t + 1, averaged
+    targets = batch["labels"][:, 1:]
+    kept = targets != -100
+    expected = torch.nn.functional.cross_entropy(logits[:, :-1][kept], targets[kept])
+    value = build_objective("next_token", None, {"chunk": 3}, "o")(batch, _outputs(logits), None)
+    assert float(value) == pytest.approx(float(expected), rel=1e-6)
 
 
 def _top_k(teacher_logits: torch.Tensor, k: int) -> ModelOutput:

@@ -7,23 +7,39 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from distill.errors import DistillError
 from distill.models.outputs import StepOutput, TeacherOutput
 from distill.objectives.base import Access
 from distill.objectives.token_level import check_logits, response_positions
 
 
 class NextTokenObjective:
+    """`chunk`: response positions whose log-softmax over the vocabulary is computed at once;
+    the whole `[positions, vocabulary]` in fp32 is never materialised (measured on task text:
+    the unchunked loss made a student-only step slower and larger than a chunked KL step)."""
+
     access = Access.NONE
     averaged_over = "response_tokens"
     causal_lm_only = True
+
+    def __init__(self, chunk: int = 512) -> None:
+        if chunk < 1:
+            raise DistillError(f"params.chunk: {chunk} must be at least 1 position")
+        self.chunk = chunk
 
     def __call__(
         self, batch: dict[str, torch.Tensor], student: StepOutput, teacher: TeacherOutput | None
     ) -> torch.Tensor:
         logits = check_logits(student.logits, "student", "next_token")
         positions = response_positions(batch, "next_token")
-        if not positions.any():
+        count = int(positions.sum())
+        if count == 0:
             return logits.sum() * 0.0
         targets = torch.zeros_like(batch["labels"])
         targets[:, :-1] = batch["labels"][:, 1:]  # position t predicts token t + 1
-        return F.cross_entropy(logits[positions].float(), targets[positions])
+        rows = positions.nonzero(as_tuple=True)
+        total = logits.new_zeros((), dtype=torch.float32)
+        for start in range(0, count, self.chunk):
+            at = (rows[0][start : start + self.chunk], rows[1][start : start + self.chunk])
+            total = total + F.cross_entropy(logits[at].float(), targets[at], reduction="sum")
+        return total / count
