@@ -102,7 +102,21 @@ def main() -> None:
                 metrics["selfinst"] = self_instruct(out, args.selfinst_rows)
             rows.append({"method": method, "layers": layers, "run": str(out), **metrics})
             print(f"{method} L{layers}: {metrics['student']}", file=sys.stderr)
-    write(args, rows, (time.perf_counter() - start) / 60)
+    minutes = (time.perf_counter() - start) / 60
+    command = "python benchmarks/causal_lm.py " + " ".join(sys.argv[1:])
+    for row in rows:
+        row.update(command=command, invocation_minutes=round(minutes), train_rows=args.train_rows)
+    write(args, merged(rows))
+
+
+def merged(rows: list[dict]) -> list[dict]:
+    """This invocation's rows plus earlier invocations' rows it did not rerun (same method,
+    depth and training rows), so methods and depths can be added one invocation at a time."""
+    key = lambda r: (r["method"], r["layers"], r.get("train_rows"))  # noqa: E731
+    fresh = {key(r) for r in rows}
+    path = RESULTS / "causal-lm.json"
+    earlier = json.loads(path.read_text()) if path.is_file() else []
+    return [r for r in earlier if key(r) not in fresh] + rows
 
 
 def self_instruct(out: Path, count: int) -> dict:
@@ -146,36 +160,47 @@ def self_instruct(out: Path, count: int) -> dict:
     return scores
 
 
-def write(args: argparse.Namespace, rows: list[dict], minutes: float) -> None:
+def _two(scores: dict, key: str) -> str:
+    """A score to two decimals; `-` where it was not measured."""
+    return f"{scores[key]:.2f}" if key in scores else "-"
+
+
+def write(args: argparse.Namespace, rows: list[dict]) -> None:
     teacher = rows[0]["teacher"]
     lines = [
-        "| student blocks | method | steps | train min | perplexity | agreement | ROUGE-L "
-        "| ROUGE-L vs teacher | Self-Instruct ROUGE-L | Self-Instruct vs teacher "
+        "| student blocks | method | training pairs | steps | train min | perplexity | agreement "
+        "| ROUGE-L | ROUGE-L vs teacher | Self-Instruct ROUGE-L | Self-Instruct vs teacher "
         "| teacher source |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     nan = float("nan")
     for row in rows:
         s, selfinst = row["student"], row.get("selfinst", {})
         lines.append(
-            f"| {row['layers']} | {row['method']} | {row['steps']} | "
+            f"| {row['layers']} | {row['method']} | {row['train_rows']:,} | {row['steps']} | "
             f"{row['train_seconds'] / 60:.1f} | {s['perplexity']:.2f} | {s['agreement']:.3f} | "
             f"{s.get('rouge_l', nan):.2f} | {s.get('rouge_l_vs_teacher', nan):.2f} "
-            f"| {selfinst.get('rouge_l', nan):.2f} | {selfinst.get('rouge_l_vs_teacher', nan):.2f} "
+            f"| {_two(selfinst, 'rouge_l')} | {_two(selfinst, 'rouge_l_vs_teacher')} "
             f"| {row['teacher_source']} |"
         )
-    command = "python benchmarks/causal_lm.py " + " ".join(sys.argv[1:])
+    commands = dict.fromkeys((r["command"], r["invocation_minutes"]) for r in rows)
+    said = "; ".join(f"`{c}` ({m} min)" for c, m in commands)
     text = (
         "# Causal-LM distillation: SmolLM2-135M-Instruct -> 10 and 6 blocks\n\n"
-        f"Command: `{command}` ({minutes:.0f} min for this invocation; finished runs are "
-        f"reused).  \nMachine: {environment()['cpu']}. Training: the first "
-        f"{args.train_rows:,} S-NI training pairs, one epoch, batch 8, lr 1e-4, max_length "
+        f"Commands: {said} (finished runs are reused; each row in the .json names its "
+        f"command).  \nMachine: {environment()['cpu']}. Training: the first "
+        "training pairs of S-NI (the column), one epoch, batch 8, lr 1e-4, max_length "
         f"{args.max_length}, the same for every method. Scores on S-NI test (unseen tasks): "
         f"response perplexity and token agreement over all 500 pairs, ROUGE-L of greedy "
         f"answers (up to 64 tokens) to the first {args.eval_rows}. One seed.\n\n"
         f"Teacher: response perplexity {teacher['perplexity']:.2f}, ROUGE-L "
-        f"{teacher.get('rouge_l', nan):.2f}; on Self-Instruct "
-        f"{rows[0].get('selfinst', {}).get('teacher_rouge_l', nan):.2f}.\n\n"
+        f"{teacher.get('rouge_l', nan):.2f}"
+        + "".join(
+            f"; on Self-Instruct {r['selfinst']['teacher_rouge_l']:.2f}"
+            for r in rows[:1]
+            if "selfinst" in r
+        )
+        + ".\n\n"
         + "\n".join(lines)
         + "\n"
     )
