@@ -65,6 +65,12 @@ def config_json(config: Any) -> str:
     return json.dumps(fields, sort_keys=True, default=str)
 
 
+def tokenizer_id(tokenizer: Any) -> str:
+    """A short key for what decides the tokenizer's ids (token files cached under cache.dir are
+    keyed by it, besides their text)."""
+    return hashlib.sha256(tokenizer_json(tokenizer).encode()).hexdigest()[:16]
+
+
 def tokenizer_json(tokenizer: Any) -> str:
     """What decides a tokenizer's token ids, as canonical JSON: a fast tokenizer's backend (its
     vocabulary, normaliser, pre-tokeniser, model and post-processor), else its vocabulary and

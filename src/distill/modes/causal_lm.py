@@ -35,7 +35,7 @@ from distill.reports.causal_lm_report import causal_lm_model_card, write_causal_
 from distill.reports.rundir import environment, run_directory, save_model, write_json, write_jsonl
 from distill.runtime.progress import console
 from distill.teacher import lm_cache
-from distill.teacher.cache import default_cache_dir
+from distill.teacher.cache import cache_root
 from distill.teacher.generations import teacher_answers
 from distill.training.learners import Learner, LiveTeacher
 from distill.training.loop import train_learners
@@ -128,7 +128,7 @@ def teacher_source(recipe: Recipe, parts: LMParts) -> tuple[Any, str]:
     token_level = all(isinstance(o.objective, TokenDivergenceObjective) for o in readers)
     on_policy = recipe.data.on_policy is not None
     if recipe.cache.enabled and token_level and len(temperatures) == 1 and not on_policy:
-        directory = Path(recipe.cache.dir) if recipe.cache.dir else default_cache_dir()
+        directory = cache_root(recipe.cache.dir)
         k = min(recipe.cache.top_k, parts.teacher.config.vocab_size)
         cached, hit = lm_cache.load_or_build(
             directory,
@@ -220,7 +220,7 @@ def _generation_scores(
     }
     console.print(f"[bold]generating[/] greedy responses to {count} held-out prompts")
     # the teacher's answers are the same for every student: generated once, then cached
-    directory = Path(recipe.cache.dir) if recipe.cache.dir else default_cache_dir()
+    directory = cache_root(recipe.cache.dir)
     teacher_texts, _ = teacher_answers(
         directory,
         parts.teacher,

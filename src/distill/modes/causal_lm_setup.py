@@ -5,9 +5,7 @@ objectives; and the plan `distill check` prints."""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -30,11 +28,11 @@ from distill.models.causal_lm import (
     load_causal_lm,
     load_lm_tokenizer,
 )
-from distill.models.fingerprint import tokenizer_json
+from distill.models.fingerprint import tokenizer_id
 from distill.models.load import count_parameters, resolve_model, student_config
 from distill.objectives import Access, Shapes, WeightedObjective
 from distill.runtime.progress import console
-from distill.teacher.cache import default_cache_dir
+from distill.teacher.cache import cache_root
 from distill.teacher.generations import teacher_answers
 from distill.teacher.plan import setup_each, weighted_objectives
 
@@ -76,9 +74,16 @@ def prepare(recipe: Recipe) -> LMParts:
     eval_text = _eval_text(recipe, tokenizer)  # first: a missing file is told before training
     train, evaluation, eval_rows = _rows(recipe, teacher, tokenizer)
     parts = LMParts(
-        tokenizer, teacher, student, objectives, train, evaluation, pad_id(tokenizer), eval_rows
+        tokenizer,
+        teacher,
+        student,
+        objectives,
+        train,
+        evaluation,
+        pad_id(tokenizer),
+        eval_rows,
+        eval_text=eval_text,
     )
-    parts.eval_text = eval_text
     _announce(recipe, parts)
     return parts
 
@@ -88,14 +93,9 @@ def _eval_text(recipe: Recipe, tokenizer: Any) -> EncodedInstructions | None:
     config = recipe.data.eval_text
     if config is None:
         return None
-    cache = Path(recipe.cache.dir) if recipe.cache.dir else default_cache_dir()
-    blocks = load_corpus(config.named("data.eval_text"), tokenizer, cache, _tokenizer_id(tokenizer))
+    cache = cache_root(recipe.cache.dir)
+    blocks = load_corpus(config.named("data.eval_text"), tokenizer, cache, tokenizer_id(tokenizer))
     return block_rows(blocks)
-
-
-def _tokenizer_id(tokenizer: Any) -> str:
-    """What a token file cached under cache.dir is keyed by, besides the text."""
-    return hashlib.sha256(tokenizer_json(tokenizer).encode()).hexdigest()[:16]
 
 
 def _rows(
@@ -106,8 +106,8 @@ def _rows(
     of train.max_length tokens."""
     data, length = recipe.data, recipe.train.max_length
     if recipe.task == "text":
-        cache = Path(recipe.cache.dir) if recipe.cache.dir else default_cache_dir()
-        train, evaluation = read_text_task(data, tokenizer, _tokenizer_id(tokenizer), length, cache)
+        cache = cache_root(recipe.cache.dir)
+        train, evaluation = read_text_task(data, tokenizer, tokenizer_id(tokenizer), length, cache)
         return train, evaluation, None
     columns = data.columns
     prompt = (columns and columns.prompt) or "prompt"
@@ -183,7 +183,7 @@ def _teacher_rows(
     """Sequence-level distillation: the training prompts with the teacher's answers (rows it
     answers with nothing are dropped, and counted)."""
     assert recipe.data.teacher_responses is not None
-    directory = Path(recipe.cache.dir) if recipe.cache.dir else default_cache_dir()
+    directory = cache_root(recipe.cache.dir)
     answers, hit = teacher_answers(
         directory,
         teacher,

@@ -149,7 +149,7 @@ def cached_outputs(
     """The teacher's training-set outputs from the on-disk cache (built on a miss): logits
     (top-k of them beyond cache.top_k classes) and the hidden states of `layers`."""
     start = time.perf_counter()
-    cache_dir = Path(recipe.cache.dir) if recipe.cache.dir else teacher_cache.default_cache_dir()
+    cache_dir = teacher_cache.cache_root(recipe.cache.dir)
     with distributed.local_main_first():  # one process per machine builds, the others read
         cached, hit = teacher_cache.load_or_build(
             cache_dir,

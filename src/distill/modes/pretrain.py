@@ -10,7 +10,6 @@ too large to cache for a corpus.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from distill.config.pretrain import MASKED_LM_OBJECTIVES, PretrainRecipe
 from distill.data.corpus import CorpusBatches, CorpusBlocks, load_corpus
 from distill.errors import DistillError
 from distill.models.capture import ATTENTION_KINDS, capturing_attention, forward
-from distill.models.fingerprint import tokenizer_json
+from distill.models.fingerprint import tokenizer_id
 from distill.models.load import (
     architecture_name,
     copy_teacher_layers,
@@ -47,7 +46,7 @@ from distill.reports.rundir import (
     write_jsonl,
 )
 from distill.runtime.progress import console
-from distill.teacher.cache import default_cache_dir
+from distill.teacher.cache import cache_root
 from distill.teacher.corpus_states import (
     CorpusStatesPlan,
     CorpusStatesTeacher,
@@ -102,11 +101,11 @@ def prepare(recipe: PretrainRecipe) -> Parts:
     student = _build_student(recipe, teacher)
     set_embeddings_trainable(student, not recipe.train.freeze_embeddings)
     setup_each(objectives, Shapes.of(student.config, teacher.config))
-    cache = Path(recipe.cache.dir) if recipe.cache.dir else default_cache_dir()
-    tokenizer_id = hashlib.sha256(tokenizer_json(tokenizer).encode()).hexdigest()[:16]
-    blocks = load_corpus(recipe.corpus, tokenizer, cache, tokenizer_id)
+    cache = cache_root(recipe.cache.dir)
+    key = tokenizer_id(tokenizer)
+    blocks = load_corpus(recipe.corpus, tokenizer, cache, key)
     eval_blocks = (
-        load_corpus(recipe.eval_corpus, tokenizer, cache, tokenizer_id)
+        load_corpus(recipe.eval_corpus, tokenizer, cache, key)
         if recipe.eval_corpus is not None
         else None
     )

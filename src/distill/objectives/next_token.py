@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from distill.errors import DistillError
 from distill.models.outputs import StepOutput, TeacherOutput
 from distill.objectives.base import Access
-from distill.objectives.token_level import check_logits, response_positions
+from distill.objectives.token_level import check_logits, position_chunks, response_positions
 
 
 class NextTokenObjective:
@@ -37,9 +37,7 @@ class NextTokenObjective:
             return logits.sum() * 0.0
         targets = torch.zeros_like(batch["labels"])
         targets[:, :-1] = batch["labels"][:, 1:]  # position t predicts token t + 1
-        rows = positions.nonzero(as_tuple=True)
         total = logits.new_zeros((), dtype=torch.float32)
-        for start in range(0, count, self.chunk):
-            at = (rows[0][start : start + self.chunk], rows[1][start : start + self.chunk])
+        for at in position_chunks(positions, self.chunk):
             total = total + F.cross_entropy(logits[at].float(), targets[at], reduction="sum")
         return total / count

@@ -22,7 +22,7 @@ the dense one (tested).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -60,6 +60,17 @@ def check_logits(logits: torch.Tensor | None, which: str, name: str) -> torch.Te
     return logits
 
 
+def position_chunks(
+    positions: torch.Tensor, chunk: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Index tuples (rows, columns) of the True entries of `positions`, `chunk` at a time:
+    what a loss over the vocabulary gathers per step, so that no `[positions, vocabulary]`
+    tensor of all of them exists at once."""
+    rows, columns = positions.nonzero(as_tuple=True)
+    for start in range(0, len(rows), chunk):
+        yield rows[start : start + chunk], columns[start : start + chunk]
+
+
 def mean_divergence(
     batch: dict[str, torch.Tensor],
     student_logits: torch.Tensor,
@@ -77,7 +88,6 @@ def mean_divergence(
     count = int(positions.sum())
     if count == 0:
         return student_logits.sum() * 0.0
-    rows = positions.nonzero(as_tuple=True)
     if teacher_top_k is None:
         teacher_logits = check_logits(teacher_logits, "teacher", name)
         shared = teacher_logits.shape[-1]
@@ -88,8 +98,7 @@ def mean_divergence(
     # on the teacher's range: the padding ids are never real tokens
     student_logits = student_logits[..., :shared]
     total = student_logits.new_zeros((), dtype=torch.float32)
-    for start in range(0, count, chunk):
-        at = (rows[0][start : start + chunk], rows[1][start : start + chunk])
+    for at in position_chunks(positions, chunk):
         student = torch.log_softmax(student_logits[at].float() / temperature, dim=-1)
         if teacher_top_k is None:
             assert teacher_logits is not None

@@ -66,6 +66,11 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("DISTILL_CACHE", Path.home() / ".cache" / "distill"))
 
 
+def cache_root(directory: str | None) -> Path:
+    """Where a recipe's caches live: its `cache.dir`, else $DISTILL_CACHE or ~/.cache/distill."""
+    return Path(directory) if directory else default_cache_dir()
+
+
 def fingerprint(
     teacher: PreTrainedModel, encoded: Encoded, task: Task, tokenizer: Any = None
 ) -> str:
