@@ -175,3 +175,21 @@ def test_wikitext_valid_reads_its_paragraphs_without_headings(tokenizer, tmp_pat
     by_paragraph = load_corpus(CorpusConfig(files=[str(path)]), tokenizer, tmp_path, "t")
     assert by_paragraph.units < prose
     assert np.array_equal(by_line.tokens, by_paragraph.tokens)
+
+
+def test_a_byte_level_tokenizer_sees_the_break_between_units(tmp_path: Path) -> None:
+    """Byte-level BPE (causal LMs) encodes whitespace: units glued together would read
+    "cabbage and old rag mats.The hallway" and teach a causal LM text that never occurs."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    core = Tokenizer(models.BPE())
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    core.train_from_iterator([BOOK], trainers.BpeTrainer(vocab_size=300, show_progress=False))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core)
+    for sample_by, end in (("paragraph", "\n\n"), ("line", "\n")):
+        config = _config(tmp_path, BOOK, sample_by=sample_by)
+        blocks = load_corpus(config, tokenizer, tmp_path / "cache", "bpe")
+        units = list(text_units(BOOK.splitlines(), sample_by, True))
+        assert tokenizer.decode(blocks.tokens.tolist()) == "".join(u + end for u in units)

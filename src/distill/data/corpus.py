@@ -35,7 +35,11 @@ from distill.runtime.progress import progress_bar
 
 # WikiText headings: " = Title = ", " = = Section = = ", " = = = Sub = = = "
 WIKITEXT_HEADING = re.compile(r"^\s*(=\s+)+\S.*?(\s+=)+\s*$")
-CORPUS_FORMAT = 1  # bump when the token file's layout or the reading rules change
+CORPUS_FORMAT = 2  # bump when the token file's layout or the reading rules change
+# What ends a unit in the token stream: the text's own break, so a tokenizer that encodes
+# whitespace (byte-level BPE of causal LMs) sees paragraphs as text has them rather than glued
+# together ("end.Next"); WordPiece drops whitespace, so encoder corpora tokenise as before.
+UNIT_END = {"line": "\n", "paragraph": "\n\n"}
 _TOKENIZE_BATCH = 1000  # text units per tokenizer call
 
 
@@ -238,8 +242,10 @@ def _build(config: CorpusConfig, tokenizer: Any, entry: Path) -> None:
             progress_bar("tokenising corpus", limit, unit="tokens") as advance,
         ):
             units_read = text_units(raw_lines(config), config.sample_by, config.skip_headings)
+            end = UNIT_END[config.sample_by]
             for batch in _batches(units_read):
-                ids = tokenizer(batch, add_special_tokens=False, verbose=False)["input_ids"]
+                texts = [unit + end for unit in batch]
+                ids = tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
                 flat = np.fromiter((t for row in ids for t in row), dtype=np.uint32)
                 if limit is not None:
                     flat = flat[: limit - total]
