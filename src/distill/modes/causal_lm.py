@@ -22,9 +22,10 @@ from distill.data.instructions import (
     InstructionBatches,
     OnPolicyBatches,
 )
-from distill.evaluation.lm_scores import response_scores
+from distill.evaluation.lm_scores import response_pass
 from distill.evaluation.lm_speed import generation_speed
 from distill.evaluation.rouge import rouge_l
+from distill.evaluation.teacher_pass import teacher_pass
 from distill.models.generation import continue_ids, generate_responses, stop_ids
 from distill.models.load import count_parameters
 from distill.modes.causal_lm_setup import LMParts, prepare
@@ -165,16 +166,21 @@ def _metrics(
     last = logged[-1] if logged else {}
     scores: dict[str, Any] = {}
     samples: list[dict[str, str]] = []
+    # the teacher's passes over held-out rows are the same for every student: cached once
+    directory = cache_root(recipe.cache.dir)
     if parts.eval is not None:
-        scores["student"] = response_scores(parts.student, parts.eval, parts.pad, parts.teacher)
-        scores["teacher"] = response_scores(parts.teacher, parts.eval, parts.pad)
+        teacher, _ = teacher_pass(directory, parts.teacher, parts.eval, parts.pad)
+        student = response_pass(parts.student, parts.eval, parts.pad)
+        scores["student"] = student.scores(teacher.choices)
+        scores["teacher"] = teacher.scores()
         if recipe.train.eval_generations and parts.eval_rows is not None:
             samples = _generation_scores(recipe, parts, scores)
     if parts.eval_text is not None:
         console.print(f"[bold]scoring[/] both models on {len(parts.eval_text):,} blocks of text")
-        for name, model in (("student", parts.student), ("teacher", parts.teacher)):
-            text = response_scores(model, parts.eval_text, parts.pad)
-            scores.setdefault(name, {})["text_perplexity"] = text["perplexity"]
+        teacher, _ = teacher_pass(directory, parts.teacher, parts.eval_text, parts.pad)
+        student = response_pass(parts.student, parts.eval_text, parts.pad)
+        scores.setdefault("student", {})["text_perplexity"] = student.scores()["perplexity"]
+        scores.setdefault("teacher", {})["text_perplexity"] = teacher.scores()["perplexity"]
     console.print("[bold]measuring[/] prefill and decode speed at batch 1 and 8")
     for name, model in (("student", parts.student), ("teacher", parts.teacher)):
         scores.setdefault(name, {}).update(generation_speed(model))

@@ -31,14 +31,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from filelock import FileLock, Timeout
 from transformers import PreTrainedModel
 
 from distill.data.batching import Encoded, iterate, model_inputs, to_device
 from distill.data.tasks import Task
 from distill.models.fingerprint import model_fingerprint
 from distill.models.outputs import TeacherOutput, TopKLogits
-from distill.runtime.progress import console, progress_bar
+from distill.runtime.locks import entry_lock
+from distill.runtime.progress import progress_bar
 
 FORMAT_VERSION = 3  # 3: the key covers the teacher's config and tokenizer
 
@@ -156,23 +156,6 @@ def load_or_build(
             return cached, True
         built = _build(directory, key, teacher, encoded, batch_size, pad_token_id, k, layers)
     return built, False
-
-
-@contextmanager
-def entry_lock(directory: Path, key: str) -> Iterator[None]:
-    """Held by whoever builds the entry `key`: a second process waits here, then reads what the
-    first built. An OS lock (flock), so a killed builder releases it; the file stays (removing a
-    lock file that another process is about to lock would let two builders in)."""
-    lock = FileLock(directory / f".{key}.lock")
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        console.print(f"[bold]teacher cache[/]: waiting for another process to build {key}")
-        lock.acquire()
-    try:
-        yield
-    finally:
-        lock.release()
 
 
 class CachedTeacher:

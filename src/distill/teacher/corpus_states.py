@@ -31,8 +31,9 @@ from distill.data.corpus import CorpusBlocks
 from distill.models.fingerprint import model_fingerprint
 from distill.models.outputs import TeacherOutput
 from distill.objectives import Access, WeightedObjective, needs_of
+from distill.runtime.locks import entry_lock
 from distill.runtime.progress import progress_bar
-from distill.teacher.cache import entry_lock, sha256_file, staged_entry, verified_arrays
+from distill.teacher.cache import sha256_file, staged_entry, verified_arrays
 
 FORMAT_VERSION = 1
 

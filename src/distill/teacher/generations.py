@@ -15,8 +15,8 @@ from transformers import PreTrainedModel
 from distill.data.config import TeacherResponses
 from distill.models.fingerprint import model_fingerprint
 from distill.models.generation import generate_responses
+from distill.runtime.locks import entry_lock
 from distill.runtime.progress import console
-from distill.teacher.cache import entry_lock
 
 FORMAT_VERSION = 1
 

@@ -28,8 +28,9 @@ from distill.data.instructions import EncodedInstructions, InstructionBatches
 from distill.models.fingerprint import model_fingerprint
 from distill.models.outputs import TeacherOutput, TokenTopK
 from distill.objectives.token_level import response_positions
+from distill.runtime.locks import entry_lock
 from distill.runtime.progress import progress_bar
-from distill.teacher.cache import entry_lock, sha256_file, staged_entry, verified_arrays
+from distill.teacher.cache import sha256_file, staged_entry, verified_arrays
 
 FORMAT_VERSION = 1
 FILES = ("values", "indices", "offsets")
