@@ -53,6 +53,25 @@ def test_labels_cover_the_response_tokens_only(lm_tokenizer) -> None:
     assert response_positions(batch, "t")[1].nonzero().flatten().tolist() == [8, 9]
 
 
+def test_prompt_loss_puts_labels_on_every_token_and_keeps_the_prompt_boundary(
+    lm_tokenizer,
+) -> None:
+    rows = InstructionRows(["say hi", "what is the capital of france"], ["hello", "paris"], "t")
+    encoded = encode_instructions(rows, lm_tokenizer, max_length=64, prompt_loss=True)
+    assert encoded.response_starts == [5, 9]  # generation still finds the prompt's end
+    assert encoded.loss_starts() == [0, 0] and encoded.response_tokens() == 7 + 11
+    batch = InstructionBatches(encoded, lm_tokenizer.pad_token_id).collate(None, [0, 1])
+    assert batch["labels"][0].tolist() == encoded.input_ids[0] + [-100] * 4
+    assert batch["labels"][1].tolist() == encoded.input_ids[1]
+    # every position but each row's last predicts a token of its row
+    assert response_positions(batch, "t")[0].nonzero().flatten().tolist() == list(range(6))
+    assert int(response_positions(batch, "t").sum()) == 6 + 10
+    # on-policy rows keep it: the student's answer follows the prompt, the loss covers both
+    on_policy = OnPolicyBatches(encoded, 0, lambda prompts, seed: [[7] for _ in prompts], 1.0)
+    answered = on_policy.collate(None, [0])
+    assert answered["labels"][0].tolist() == encoded.input_ids[0][:5] + [7]
+
+
 def test_long_prompts_lose_their_beginning_and_are_counted(lm_tokenizer) -> None:
     rows = InstructionRows(
         ["the " * 20 + "say hi", "say hi", "say hi"],

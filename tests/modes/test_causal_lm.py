@@ -172,6 +172,10 @@ def test_the_task_objective_is_supervised_fine_tuning_on_the_references(
             "data.on_policy: is for task: instruction",
         ),
         (
+            {"task": "text", "data": {"files": {"train": "c.txt"}, "prompt_loss": True}},
+            "data.prompt_loss: is for task: instruction",
+        ),
+        (
             {"data": {"files": {"train": "t.jsonl"}, "eval_text": {"files": ["/nowhere.txt"]}}},
             "data.eval_text.files: /nowhere.txt does not exist",
         ),
@@ -257,6 +261,41 @@ def test_the_cached_teacher_trains_the_student_as_the_live_one(
     assert finals["cached"]["student"]["perplexity"] == pytest.approx(
         finals["live"]["student"]["perplexity"], rel=1e-2
     )
+
+
+def test_prompt_loss_distils_on_every_token_cached_as_live(
+    tmp_path: Path, tiny_llama_dir: Path, instruction_files: dict[str, str]
+) -> None:
+    """data.prompt_loss: the cache holds every position's top-k, its loss is the live
+    teacher's, and it is another loss than the response-only one (the prompts count)."""
+    train = {"max_steps": 2, "batch_size": 8, "lr": 1e-2, "max_length": 32, "log_every": 1}
+    first, tokens = {}, {}
+    for name, prompt_loss, cache in (
+        ("cached", True, {}),
+        ("live", True, {"enabled": False}),
+        ("response", False, {}),
+    ):
+        recipe = _recipe(
+            tmp_path,
+            tiny_llama_dir,
+            instruction_files,
+            objectives=[{"name": "forward_kl"}],
+            data={"files": instruction_files, "prompt_loss": prompt_loss},
+            train=train,
+            cache={"dir": str(tmp_path / "cache"), **cache},
+        )
+        result = runner.invoke(app, ["run", str(recipe), "--out", str(tmp_path / name)])
+        assert result.exit_code == 0, result.output
+        metrics = json.loads((tmp_path / name / "metrics.json").read_text())
+        history = [json.loads(line) for line in (tmp_path / name / "history.jsonl").open()]
+        first[name] = next(r["forward_kl"] for r in history if "forward_kl" in r)
+        tokens[name] = metrics["train_response_tokens"]
+        assert metrics["prompt_loss"] is prompt_loss
+        card = (tmp_path / name / "student" / "README.md").read_text()
+        assert ("prompt and response tokens under the loss" in card) is prompt_loss
+    assert tokens["cached"] == tokens["live"] > 2 * tokens["response"]  # prompts are longer
+    assert first["cached"] == pytest.approx(first["live"], rel=2e-2)
+    assert abs(first["cached"] - first["response"]) > 0.05 * first["response"]
 
 
 def test_sequence_level_distillation_trains_on_the_teachers_cached_answers(

@@ -269,7 +269,7 @@ class Recipe(_Strict):
         if self.task in CAUSAL_LM_TASKS:
             self._check_causal_lm()
             return self
-        for key in ("teacher_responses", "on_policy"):
+        for key in ("teacher_responses", "on_policy", "prompt_loss"):
             if any(getattr(self.data_for(t), key) for t in self.task_names()):
                 raise ValueError(f"data.{key}: is for task: instruction (a causal LM)")
         if any(self.data_for(t).eval_text for t in self.task_names()):
@@ -311,11 +311,11 @@ class Recipe(_Strict):
                     "data.columns: task text reads one text column (columns: {text: ...}); "
                     "prompt/response columns are for task: instruction"
                 )
-            for key in ("teacher_responses", "on_policy"):
-                if getattr(self.data, key) is not None:
+            for key in ("teacher_responses", "on_policy", "prompt_loss"):
+                if getattr(self.data, key) not in (None, False):
                     raise ValueError(
                         f"data.{key}: is for task: instruction (prompts the models answer); "
-                        "task text has no prompts"
+                        "task text has no prompts (its loss covers every token)"
                     )
         elif columns is not None and (columns.text or columns.text_pair):
             raise ValueError(

@@ -170,6 +170,9 @@ class DataConfig(BaseModel):
     teacher_responses: TeacherResponses | None = None
     # task: instruction only: batches answered by the student (on-policy distillation)
     on_policy: OnPolicy | None = None
+    # task: instruction only: every training loss (the task's and the teacher objectives') also
+    # covers the prompt's tokens, chat template included; held-out scores stay on responses
+    prompt_loss: bool = False
     # causal LMs only: a text (e.g. WikiText-2 test) both models' perplexity is measured on
     eval_text: CorpusConfig | None = None
 

@@ -116,21 +116,35 @@ class EncodedInstructions:
     truncated_prompts: int = 0
     truncated_responses: int = 0
     plain_format: bool = False  # the tokenizer had no chat template
+    # every loss also covers the prompt's tokens (data.prompt_loss); response_starts still say
+    # where the prompt ends (generation needs it)
+    prompt_loss: bool = False
 
     def __len__(self) -> int:
         return len(self.input_ids)
 
+    def loss_starts(self) -> list[int]:
+        """Where each row's loss begins: its response, or its first token with prompt_loss."""
+        return [0] * len(self.input_ids) if self.prompt_loss else self.response_starts
+
     def response_tokens(self) -> int:
-        pairs = zip(self.input_ids, self.response_starts, strict=True)
+        """Tokens the loss covers (the response's, or the whole row's with prompt_loss)."""
+        pairs = zip(self.input_ids, self.loss_starts(), strict=True)
         return sum(len(ids) - start for ids, start in pairs)
 
 
+def loss_tokens_named(prompt_loss: bool) -> str:
+    """What the training loss covers, in words for logs, reports and model cards."""
+    return "prompt and response tokens under the loss" if prompt_loss else "response tokens"
+
+
 def encode_instructions(
-    rows: InstructionRows, tokenizer: Any, max_length: int
+    rows: InstructionRows, tokenizer: Any, max_length: int, prompt_loss: bool = False
 ) -> EncodedInstructions:
     if max_length < 2:
         raise DistillError(f"train.max_length: {max_length} leaves no room for a response")
-    encoded = EncodedInstructions([], [], plain_format=not has_chat_template(tokenizer))
+    plain = not has_chat_template(tokenizer)
+    encoded = EncodedInstructions([], [], plain_format=plain, prompt_loss=prompt_loss)
     for prompt, response in zip(rows.prompts, rows.responses, strict=True):
         before, after = format_pair(tokenizer, prompt, response)
         prompt_ids = tokenizer(before, add_special_tokens=False)["input_ids"]
@@ -158,7 +172,7 @@ def pad_id(tokenizer: Any) -> int:
 class InstructionBatches:
     """The training loop's batch source for instruction rows: each row once per epoch in a
     seeded shuffle, batches of similar lengths (less padding), right-padded, with `labels` on
-    the response tokens only."""
+    the response tokens only (on every token with prompt_loss)."""
 
     def __init__(self, encoded: EncodedInstructions, pad_token_id: int) -> None:
         self.encoded, self.pad = encoded, pad_token_id
@@ -187,8 +201,9 @@ class InstructionBatches:
         input_ids = torch.full((len(indices), length), self.pad, dtype=torch.long)
         attention_mask = torch.zeros((len(indices), length), dtype=torch.long)
         labels = torch.full((len(indices), length), IGNORED, dtype=torch.long)
+        starts = self.encoded.loss_starts()
         for row, i in enumerate(indices):
-            ids, start = self.encoded.input_ids[i], self.encoded.response_starts[i]
+            ids, start = self.encoded.input_ids[i], starts[i]
             input_ids[row, : len(ids)] = torch.tensor(ids)
             attention_mask[row, : len(ids)] = 1
             labels[row, start : len(ids)] = torch.tensor(ids[start:])
@@ -232,7 +247,9 @@ class OnPolicyBatches(InstructionBatches):
         self.generated_batches += 1
         self.generated_tokens += sum(len(a) for a in answers)
         rows = EncodedInstructions(
-            [p + a for p, a in zip(prompts, answers, strict=True)], [len(p) for p in prompts]
+            [p + a for p, a in zip(prompts, answers, strict=True)],
+            [len(p) for p in prompts],
+            prompt_loss=self.encoded.prompt_loss,
         )
         batch = InstructionBatches(rows, self.pad).collate(task, list(range(len(indices))))
         batch["index"] = torch.tensor(indices, dtype=torch.long)

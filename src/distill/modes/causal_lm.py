@@ -201,6 +201,7 @@ def _metrics(
         "teacher_source": parts.teacher_source,
         "train_rows": len(parts.train),
         "train_response_tokens": parts.train.response_tokens(),
+        "prompt_loss": parts.train.prompt_loss,
         "truncated_prompts": parts.train.truncated_prompts,
         "steps": int(last.get("step", 0)),
         "train_seconds": seconds,

@@ -17,6 +17,7 @@ from distill.data.instructions import (
     EncodedInstructions,
     InstructionRows,
     encode_instructions,
+    loss_tokens_named,
     pad_id,
     read_instruction_files,
 )
@@ -120,7 +121,7 @@ def _rows(
     train_rows = rows["train"].head(data.max_train_examples)
     if data.teacher_responses is not None:
         train_rows = _teacher_rows(recipe, teacher, tokenizer, train_rows)
-    train = encode_instructions(train_rows, tokenizer, length)
+    train = encode_instructions(train_rows, tokenizer, length, prompt_loss=data.prompt_loss)
     eval_rows = rows.get("eval") or rows.get("validation")
     if eval_rows is not None:
         eval_rows = eval_rows.head(data.max_eval_examples)
@@ -171,9 +172,10 @@ def _data_line(recipe: Recipe) -> str:
             f"read text from {where}, tokenise it once (cached) into blocks of {length} "
             "tokens; the loss on every next token"
         )
+    covered = "prompt and response tokens" if data.prompt_loss else "response tokens"
     return (
         f"read prompt/response rows from {where}, format them with the chat template; labels "
-        f"on response tokens (max_length {length})"
+        f"on {covered} (max_length {length})"
     )
 
 
@@ -278,8 +280,8 @@ def _own_tokenizer(recipe: Recipe) -> Any:
 def _announce(recipe: Recipe, parts: LMParts) -> None:
     train = parts.train
     console.print(
-        f"[bold]data[/] {len(train):,} training rows, {train.response_tokens():,} response "
-        f"tokens (max_length {recipe.train.max_length})"
+        f"[bold]data[/] {len(train):,} training rows, {train.response_tokens():,} "
+        f"{loss_tokens_named(train.prompt_loss)} (max_length {recipe.train.max_length})"
         + (f"; held out: {len(parts.eval):,} rows" if parts.eval else "")
     )
     if train.truncated_prompts or train.truncated_responses:

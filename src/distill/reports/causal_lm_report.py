@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from distill.data.instructions import loss_tokens_named
 from distill.reports import document, figures
 from distill.reports.document import Block, Figure, Table
 
@@ -47,7 +48,8 @@ def write_causal_lm_report(run_dir: Path) -> Path:
     blocks: list[Block] = [
         f"# Causal-LM distillation report: `{teacher['model']}`",
         f"- task: {metrics['task']}; {metrics['train_rows']:,} training rows, "
-        f"{metrics['train_response_tokens']:,} response tokens; {metrics['steps']} steps in "
+        f"{metrics['train_response_tokens']:,} "
+        f"{loss_tokens_named(metrics.get('prompt_loss', False))}; {metrics['steps']} steps in "
         f"{metrics['train_seconds']:.0f} s",
         "- objectives: " + ", ".join(f"{w:g} x {n}" for n, w in metrics["objectives"].items()),
         Table(
@@ -107,6 +109,7 @@ def causal_lm_model_card(recipe: Any, metrics: dict[str, Any]) -> str:
     )
     data = recipe.data
     source = (data.files or {}).get("train") or data.name or data.path or "-"
+    covered = loss_tokens_named(metrics.get("prompt_loss", False))
     speed = "decode_tokens_per_second_batch1"
     if speed in student and speed in teacher:
         scores += (
@@ -121,7 +124,7 @@ tags: [distill, knowledge-distillation]
 # Student distilled from `{teacher["model"]}`
 
 - task: {recipe.task}, trained on {source} ({metrics["train_rows"]:,} rows,
-  {metrics["train_response_tokens"]:,} response tokens), {metrics["steps"]} steps
+  {metrics["train_response_tokens"]:,} {covered}), {metrics["steps"]} steps
 - objectives: {", ".join(f"{w:g} x {n}" for n, w in metrics["objectives"].items())}
 - parameters: {student["params"]:,} ({student["layers"]} blocks; the teacher has
   {teacher["params"]:,} in {teacher["layers"]})

@@ -41,7 +41,7 @@ def entry_key(
 ) -> str:
     digest = hashlib.sha256(f"lm-top-k-v{FORMAT_VERSION}|{k}|{t!r}".encode())
     digest.update(model_fingerprint(teacher, tokenizer).encode())
-    for ids, start in zip(encoded.input_ids, encoded.response_starts, strict=True):
+    for ids, start in zip(encoded.input_ids, encoded.loss_starts(), strict=True):
         digest.update(np.asarray([start, len(ids), *ids], dtype=np.int64).tobytes())
     return f"lm-top{k}-{digest.hexdigest()[:24]}"
 
@@ -161,4 +161,4 @@ def _build(
 
 
 def _rows(encoded: EncodedInstructions):  # noqa: ANN202
-    return zip(encoded.input_ids, encoded.response_starts, strict=True)
+    return zip(encoded.input_ids, encoded.loss_starts(), strict=True)
