@@ -335,3 +335,23 @@ def test_recipe_errors_of_multi_teacher(
     with pytest.raises(DistillError) as error:
         Recipe.from_dict(raw)
     assert str(error.value) == message
+
+
+def test_a_second_teacher_with_fewer_positions_bounds_max_length(
+    tmp_path: Path, tiny_classifier_dir: Path, tokenizer, synthetic_files: dict[str, str]
+) -> None:
+    """Every teacher reads the student's inputs, not only the first one."""
+    from transformers import BertForSequenceClassification
+
+    from tests.conftest import tiny_config
+
+    short = tiny_config(len(tokenizer))
+    short.max_position_embeddings = 64
+    BertForSequenceClassification(short).save_pretrained(tmp_path / "short")
+    tokenizer.save_pretrained(tmp_path / "short")
+    recipe = _same_task(tmp_path, tiny_classifier_dir, tmp_path / "short", synthetic_files)
+    recipe["train"] = {**recipe.get("train", {}), "max_length": 100}
+    assert _error(tmp_path, recipe).startswith(
+        "train.max_length: 100 is longer than teachers[1].model can read "
+        "(max_position_embeddings 64)"
+    )

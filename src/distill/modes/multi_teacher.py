@@ -23,6 +23,7 @@ from distill.evaluation.metrics import compute_scores, headline, predictions_fro
 from distill.evaluation.speed import latency_ms
 from distill.models.load import (
     build_student,
+    check_max_length,
     load_tokenizer,
     resolve_model,
     same_vocabulary,
@@ -299,6 +300,8 @@ def _load_teachers(
         if labels is not None:
             labels_of.setdefault(task, (field, labels))
         teachers[config.name] = load_teacher(config, inputs[task].task, field)
+        # every teacher reads the student's inputs: each one's positions bound max_length
+        check_max_length(recipe.train.max_length, {field: teachers[config.name].config})
     return teachers
 
 

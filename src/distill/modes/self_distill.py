@@ -18,7 +18,12 @@ from transformers import AutoConfig, set_seed
 from distill.config.recipe import Recipe
 from distill.errors import DistillError
 from distill.evaluation.speed import latency_ms
-from distill.models.load import load_tokenizer, resolve_model, set_embeddings_trainable
+from distill.models.load import (
+    check_max_length,
+    load_tokenizer,
+    resolve_model,
+    set_embeddings_trainable,
+)
 from distill.modes.common import (
     TaskInputs,
     announce,
@@ -58,6 +63,8 @@ def run_self_distill(recipe: Recipe, output: Path, overwrite: bool) -> dict[str,
     tokenizer = load_tokenizer(teacher_path, "teacher.model")
     inputs = load_inputs(recipe, recipe.task, tokenizer, recipe.teacher.model)
     model = load_teacher(recipe.teacher, inputs.task, "teacher.model")
+    # the students are the model's own parts, so the one model's positions bound every input
+    check_max_length(recipe.train.max_length, {"teacher.model": model.config})
     if recipe.mode.early_exits:
         return _early_exits(recipe, output, overwrite, model, tokenizer, inputs)
     return _born_again(recipe, output, overwrite, model, tokenizer, inputs)
