@@ -72,7 +72,8 @@ def recipe(method: str, layers: int, args: argparse.Namespace) -> Recipe:
             "student": {"init": "teacher_layers", "layers": every_kth_layer(30, layers)},
             "objectives": settings["objectives"],
             "train": {
-                "epochs": 1,
+                "epochs": args.epochs,
+                **({"time_budget_minutes": args.minutes} if args.minutes else {}),
                 "batch_size": 8,
                 "lr": 1e-4,
                 "max_length": args.max_length,
@@ -94,12 +95,20 @@ def main() -> None:
     parser.add_argument("--eval-rows", type=int, default=100)
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--selfinst-rows", type=int, default=252, help="0: skip Self-Instruct")
+    parser.add_argument(
+        "--minutes",
+        type=float,
+        default=None,
+        help="equal time: every run stops at this training budget (train.time_budget_minutes; "
+        "give enough --train-rows or --epochs that none runs out of data first)",
+    )
+    parser.add_argument("--epochs", type=int, default=1)
     args = parser.parse_args()
     start = time.perf_counter()
     rows = []
     for layers in [int(n) for n in args.layers.split(",")]:
         for method in args.methods.split(","):
-            out = WORK / f"L{layers}-{method}-{args.train_rows}"
+            out = WORK / f"L{layers}-{method}-{args.train_rows}{_budget_suffix(args)}"
             if not (out / "metrics.json").is_file():
                 run(recipe(method, layers, args), out=out)
             metrics = json.loads((out / "metrics.json").read_text())
@@ -110,14 +119,32 @@ def main() -> None:
     minutes = (time.perf_counter() - start) / 60
     command = "python benchmarks/causal_lm.py " + " ".join(sys.argv[1:])
     for row in rows:
-        row.update(command=command, invocation_minutes=round(minutes), train_rows=args.train_rows)
+        row.update(
+            command=command,
+            invocation_minutes=round(minutes),
+            train_rows=args.train_rows,
+            budget_minutes=args.minutes,
+            epochs=args.epochs,
+        )
     write(args, merged(rows))
+
+
+def _budget_suffix(args: argparse.Namespace) -> str:
+    """Run folders of equal-time or multi-epoch runs are named apart from equal-step ones."""
+    epochs = f"-e{args.epochs}" if args.epochs != 1 else ""
+    return epochs + (f"-{args.minutes:g}min" if args.minutes else "")
 
 
 def merged(rows: list[dict]) -> list[dict]:
     """This invocation's rows plus earlier invocations' rows it did not rerun (same method,
     depth and training rows), so methods and depths can be added one invocation at a time."""
-    key = lambda r: (r["method"], r["layers"], r.get("train_rows"))  # noqa: E731
+    key = lambda r: (  # noqa: E731
+        r["method"],
+        r["layers"],
+        r.get("train_rows"),
+        r.get("budget_minutes"),
+        r.get("epochs", 1),
+    )
     fresh = {key(r) for r in rows}
     path = RESULTS / "causal-lm.json"
     earlier = json.loads(path.read_text()) if path.is_file() else []
@@ -165,6 +192,11 @@ def self_instruct(out: Path, count: int) -> dict:
     return scores
 
 
+def _budget(row: dict) -> str:
+    """An equal-time row's training budget; `-` for equal-step rows (one pass over the rows)."""
+    return f"{row['budget_minutes']:g} min" if row.get("budget_minutes") else "-"
+
+
 def _two(scores: dict, key: str) -> str:
     """A score to two decimals; `-` where it was not measured."""
     return f"{scores[key]:.2f}" if key in scores else "-"
@@ -173,17 +205,19 @@ def _two(scores: dict, key: str) -> str:
 def write(args: argparse.Namespace, rows: list[dict]) -> None:
     teacher = rows[0]["teacher"]
     lines = [
-        "| student blocks | method | training pairs | steps | train min | perplexity | agreement "
-        "| ROUGE-L | ROUGE-L vs teacher | Self-Instruct ROUGE-L | Self-Instruct vs teacher "
-        "| teacher source |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| student blocks | method | training pairs | epochs | budget | steps | tokens under the "
+        "loss | train min | perplexity | agreement | ROUGE-L | ROUGE-L vs teacher | Self-Instruct "
+        "ROUGE-L | Self-Instruct vs teacher | teacher source |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     nan = float("nan")
     for row in rows:
         s, selfinst = row["student"], row.get("selfinst", {})
         lines.append(
-            f"| {row['layers']} | {row['method']} | {row['train_rows']:,} | {row['steps']} | "
-            f"{row['train_seconds'] / 60:.1f} | {s['perplexity']:.2f} | {s['agreement']:.3f} | "
+            f"| {row['layers']} | {row['method']} | {row['train_rows']:,} | "
+            f"{row.get('epochs', 1)} | {_budget(row)} | {row['steps']} | "
+            f"{row['train_response_tokens']:,} | {row['train_seconds'] / 60:.1f} | "
+            f"{s['perplexity']:.2f} | {s['agreement']:.3f} | "
             f"{s.get('rouge_l', nan):.2f} | {s.get('rouge_l_vs_teacher', nan):.2f} "
             f"| {_two(selfinst, 'rouge_l')} | {_two(selfinst, 'rouge_l_vs_teacher')} "
             f"| {row['teacher_source']} |"
@@ -194,16 +228,17 @@ def write(args: argparse.Namespace, rows: list[dict]) -> None:
         "# Causal-LM distillation: SmolLM2-135M-Instruct -> 10 and 6 blocks\n\n"
         f"Commands: {said} (finished runs are reused; each row in the .json names its "
         f"command).  \nMachine: {environment()['cpu']}. Training: the first "
-        "training pairs of S-NI (the column), one epoch, batch 8, lr 1e-4, max_length "
-        f"{args.max_length}, the same for every method. Scores on S-NI test (unseen tasks): "
+        "training pairs of S-NI (the column), the epochs of the column, or until the time "
+        f"budget where one is given, batch 8, lr 1e-4, max_length {args.max_length}, the same "
+        "for every method; the loss on response tokens only unless the method ends in +prompt "
+        "(data.prompt_loss: prompt tokens too). Scores on S-NI test (unseen tasks): "
         f"response perplexity and token agreement over all 500 pairs, ROUGE-L of greedy "
         f"answers (up to 64 tokens) to the first {args.eval_rows}. One seed.\n\n"
         f"Teacher: response perplexity {teacher['perplexity']:.2f}, ROUGE-L "
         f"{teacher.get('rouge_l', nan):.2f}"
         + "".join(
             f"; on Self-Instruct {r['selfinst']['teacher_rouge_l']:.2f}"
-            for r in rows[:1]
-            if "selfinst" in r
+            for r in [r for r in rows if "selfinst" in r][:1]
         )
         + ".\n\n"
         + "\n".join(lines)
