@@ -115,34 +115,35 @@ def test_early_exit_run_saves_every_exit_as_a_model(
     assert "| layer_1 | sentiment |" in report and "| exits/layer_1 |" in report
 
 
+def _refusal(tmp_path: Path, recipe: dict) -> str:
+    """The one-line error of a recipe refused before anything is written."""
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["run", str(write_recipe(tmp_path, recipe)), "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    assert not out.exists() and not out.with_name("run.partial").exists()
+    return result.output
+
+
 def test_exit_out_of_range_is_refused_before_any_output(
     tmp_path: Path, tiny_classifier_dir: Path, synthetic_files: dict[str, str]
 ) -> None:
     recipe = _exit_recipe(tiny_classifier_dir, synthetic_files, exits=[2, 4])
-    out = tmp_path / "run"
-    result = runner.invoke(app, ["run", str(write_recipe(tmp_path, recipe)), "--out", str(out)])
-    assert result.exit_code == 1
-    assert result.output.startswith(
+    assert _refusal(tmp_path, recipe).startswith(
         "error: mode.exits: 4 is out of range; the model has 4 blocks, so an exit goes after "
         "block 1..3"
     )
-    assert not out.exists() and not out.with_name("run.partial").exists()
 
 
 @pytest.mark.parametrize("mode", [{"exits": [2]}, {"generations": 1}])
 def test_a_max_length_beyond_the_models_positions_is_refused_before_any_output(
     tmp_path: Path, tiny_classifier_dir: Path, synthetic_files: dict[str, str], mode: dict
 ) -> None:
-    recipe = {**_exit_recipe(tiny_classifier_dir, synthetic_files, **mode)}
+    recipe = _exit_recipe(tiny_classifier_dir, synthetic_files, **mode)
     recipe["train"] = {"max_length": 512}  # the tiny model has 128 positions
-    out = tmp_path / "run"
-    result = runner.invoke(app, ["run", str(write_recipe(tmp_path, recipe)), "--out", str(out)])
-    assert result.exit_code == 1
-    assert result.output.startswith(
+    assert _refusal(tmp_path, recipe).startswith(
         "error: train.max_length: 512 is longer than teacher.model can read "
         "(max_position_embeddings 128)"
     )
-    assert not out.exists() and not out.with_name("run.partial").exists()
 
 
 def test_born_again_generations(
