@@ -11,7 +11,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from distill.data.batching import model_inputs
+from distill.data.batching import model_inputs, to_device
 from distill.data.instructions import EncodedInstructions, InstructionBatches
 from distill.objectives.token_level import response_positions
 
@@ -49,10 +49,12 @@ def response_pass(
 ) -> ResponsePass:
     """The model's summed cross-entropy and next-token choices over every response token."""
     model.eval()
+    device = next(model.parameters()).device  # after training on a GPU the model stays there
     batches = InstructionBatches(encoded, pad_token_id)
     nll, tokens, choices = 0.0, 0, []
     for start in range(0, len(encoded), batch_size):
-        batch = batches.collate(None, list(range(start, min(start + batch_size, len(encoded)))))
+        rows = list(range(start, min(start + batch_size, len(encoded))))
+        batch = to_device(batches.collate(None, rows), device)
         positions = response_positions(batch, "evaluation")
         targets = torch.zeros_like(batch["labels"])
         targets[:, :-1] = batch["labels"][:, 1:]

@@ -33,22 +33,32 @@ def generation_speed(
     last_only = {"logits_to_keep": 1} if "logits_to_keep" in parameters else {}
     # transformers 5.25 renamed `past_key_values` to `cache` (in and out); both are read
     cache_key = "cache" if "cache" in parameters else "past_key_values"
+    device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
     speeds: dict[str, float] = {}
     for batch in batch_sizes:
         ids = torch.randint(0, model.config.vocab_size, (batch, prompt_tokens), generator=generator)
+        ids = ids.to(device)
         model(input_ids=ids[:, :8], use_cache=True, **last_only)  # warm-up: first-call costs
         prefill = decode = float("inf")
         for _ in range(repeats):
-            start = time.perf_counter()
+            start = _clock(device)
             output = model(input_ids=ids, use_cache=True, **last_only)
-            prefill = min(prefill, time.perf_counter() - start)
+            prefill = min(prefill, _clock(device) - start)
             past, token = output[cache_key], output.logits[:, -1:].argmax(-1)
-            start = time.perf_counter()
+            start = _clock(device)
             for _ in range(new_tokens):
                 output = model(input_ids=token, use_cache=True, **{cache_key: past})
                 past, token = output[cache_key], output.logits[:, -1:].argmax(-1)
-            decode = min(decode, time.perf_counter() - start)
+            decode = min(decode, _clock(device) - start)
         speeds[f"prefill_tokens_per_second_batch{batch}"] = batch * prompt_tokens / prefill
         speeds[f"decode_tokens_per_second_batch{batch}"] = batch * new_tokens / decode
     return speeds
+
+
+def _clock(device: torch.device) -> float:
+    """Seconds, once the device's queued work is done (CUDA runs kernels asynchronously: without
+    waiting, a GPU would be timed on launching them)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
