@@ -171,7 +171,8 @@ def self_instruct(out: Path, count: int) -> dict:
     tokenizer = load_lm_tokenizer(teacher_path, "teacher")
     teacher = load_causal_lm(teacher_path, "teacher")
     settings = TeacherResponses(max_new_tokens=64)
-    answers, _ = teacher_answers(WORK / "cache", teacher, tokenizer, rows.prompts, settings, 8, 256)
+    answers = teacher_answers(WORK / "cache", teacher, tokenizer, rows.prompts, settings, 8, 256)
+    answers = answers.texts
     student = load_causal_lm(str(out / "student"), "student")
     generated = generate_responses(
         student, tokenizer, rows.prompts, 64, batch_size=8, max_prompt_tokens=256

@@ -310,10 +310,16 @@ def test_sequence_level_distillation_trains_on_the_teachers_cached_answers(
     recipe = _recipe(tmp_path, tiny_llama_dir, instruction_files, **changes)
     first = runner.invoke(app, ["run", str(recipe), "--out", str(tmp_path / "a")])
     assert first.exit_code == 0, first.output
-    assert "training on the teacher's answers to 64 prompts (generated now)" in first.output
+    assert "training on the teacher's answers to 64 prompts (generated in " in first.output
     again = runner.invoke(app, ["run", str(recipe), "--out", str(tmp_path / "b")])
-    assert "(cached)" in again.output
     metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    cost = metrics["teacher_responses"]
+    assert cost["prompts"] == cost["kept"] == 64 and cost["cached"] is False
+    assert 0 < cost["generated_tokens"] <= 64 * 4 and cost["generation_seconds"] > 0
+    # a run that reuses the answers still says what building them cost
+    assert f"(cached; generated once in {cost['generation_seconds']:.0f} s)" in again.output
+    reused = json.loads((tmp_path / "b" / "metrics.json").read_text())["teacher_responses"]
+    assert reused == {**cost, "cached": True}
     assert metrics["student"]["rouge_l_vs_teacher"] > 75
     assert metrics["student"]["rouge_l_vs_teacher"] > metrics["student"]["rouge_l"]
 

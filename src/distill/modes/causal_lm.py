@@ -206,6 +206,7 @@ def _metrics(
         "steps": int(last.get("step", 0)),
         "train_seconds": seconds,
         "final_losses": {o.name: last[o.name] for o in parts.objectives if o.name in last},
+        **({"teacher_responses": parts.sequence_level} if parts.sequence_level else {}),
         "generations": len(samples),
         "samples": samples,  # written to generations.jsonl, not metrics.json
     }
@@ -228,7 +229,7 @@ def _generation_scores(
     console.print(f"[bold]generating[/] greedy responses to {count} held-out prompts")
     # the teacher's answers are the same for every student: generated once, then cached
     directory = cache_root(recipe.cache.dir)
-    teacher_texts, _ = teacher_answers(
+    teacher_texts = teacher_answers(
         directory,
         parts.teacher,
         parts.tokenizer,
@@ -236,7 +237,7 @@ def _generation_scores(
         TeacherResponses(max_new_tokens=recipe.train.max_new_tokens),
         recipe.train.eval_batch_size,
         recipe.train.max_length,
-    )
+    ).texts
     student = generate_responses(parts.student, parts.tokenizer, prompts, **settings)
     scores["teacher"]["rouge_l"] = rouge_l(teacher_texts, references)
     scores["student"]["rouge_l"] = rouge_l(student.texts, references)

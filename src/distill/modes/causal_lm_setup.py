@@ -5,7 +5,7 @@ objectives; and the plan `distill check` prints."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -54,6 +54,8 @@ class LMParts:
     eval_rows: InstructionRows | None = None
     teacher_source: str = ""  # "cached top-k", "live" or "not run"
     eval_text: EncodedInstructions | None = None  # data.eval_text's blocks
+    # data.teacher_responses: prompts, answers kept, whether cached, generation seconds/tokens
+    sequence_level: dict[str, Any] = field(default_factory=dict)
 
 
 def prepare(recipe: Recipe) -> LMParts:
@@ -73,7 +75,8 @@ def prepare(recipe: Recipe) -> LMParts:
     _check_vocabularies(recipe, tokenizer, teacher, student)
     setup_each(objectives, Shapes.of(student.config, teacher.config))
     eval_text = _eval_text(recipe, tokenizer)  # first: a missing file is told before training
-    train, evaluation, eval_rows = _rows(recipe, teacher, tokenizer)
+    sequence_level: dict[str, Any] = {}
+    train, evaluation, eval_rows = _rows(recipe, teacher, tokenizer, sequence_level)
     parts = LMParts(
         tokenizer,
         teacher,
@@ -84,6 +87,7 @@ def prepare(recipe: Recipe) -> LMParts:
         pad_id(tokenizer),
         eval_rows,
         eval_text=eval_text,
+        sequence_level=sequence_level,
     )
     _announce(recipe, parts)
     return parts
@@ -100,7 +104,7 @@ def _eval_text(recipe: Recipe, tokenizer: Any) -> EncodedInstructions | None:
 
 
 def _rows(
-    recipe: Recipe, teacher: PreTrainedModel, tokenizer: Any
+    recipe: Recipe, teacher: PreTrainedModel, tokenizer: Any, sequence_level: dict[str, Any]
 ) -> tuple[EncodedInstructions, EncodedInstructions | None, InstructionRows | None]:
     """Training rows, held-out rows, and the held-out prompts/references to generate for
     (instruction only): from files, or a hub or saved dataset; for task text, corpus blocks
@@ -120,7 +124,7 @@ def _rows(
         rows = dataset_instructions(data, prompt, response)
     train_rows = rows["train"].head(data.max_train_examples)
     if data.teacher_responses is not None:
-        train_rows = _teacher_rows(recipe, teacher, tokenizer, train_rows)
+        train_rows = _teacher_rows(recipe, teacher, tokenizer, train_rows, sequence_level)
     train = encode_instructions(train_rows, tokenizer, length, prompt_loss=data.prompt_loss)
     eval_rows = rows.get("eval") or rows.get("validation")
     if eval_rows is not None:
@@ -180,13 +184,18 @@ def _data_line(recipe: Recipe) -> str:
 
 
 def _teacher_rows(
-    recipe: Recipe, teacher: PreTrainedModel, tokenizer: Any, rows: InstructionRows
+    recipe: Recipe,
+    teacher: PreTrainedModel,
+    tokenizer: Any,
+    rows: InstructionRows,
+    sequence_level: dict[str, Any],
 ) -> InstructionRows:
     """Sequence-level distillation: the training prompts with the teacher's answers (rows it
-    answers with nothing are dropped, and counted)."""
+    answers with nothing are dropped, and counted); what that cost goes into `sequence_level`
+    (the run's metrics)."""
     assert recipe.data.teacher_responses is not None
     directory = cache_root(recipe.cache.dir)
-    answers, hit = teacher_answers(
+    answers = teacher_answers(
         directory,
         teacher,
         tokenizer,
@@ -195,11 +204,19 @@ def _teacher_rows(
         recipe.train.eval_batch_size,
         recipe.train.max_length,
     )
-    kept = [(p, a) for p, a in zip(rows.prompts, answers, strict=True) if a.strip()]
+    kept = [(p, a) for p, a in zip(rows.prompts, answers.texts, strict=True) if a.strip()]
+    cost = f"{answers.seconds:.0f} s" if answers.seconds is not None else "time not recorded"
     console.print(
         f"[bold]sequence-level[/] training on the teacher's answers to {len(kept):,} prompts "
-        f"({'cached' if hit else 'generated now'})"
+        + (f"(cached; generated once in {cost})" if answers.cached else f"(generated in {cost})")
         + (f"; {len(rows) - len(kept):,} empty answers dropped" if len(kept) < len(rows) else "")
+    )
+    sequence_level.update(
+        prompts=len(rows),
+        kept=len(kept),
+        cached=answers.cached,
+        generation_seconds=answers.seconds,
+        generated_tokens=answers.new_tokens,
     )
     if not kept:
         raise DistillError(

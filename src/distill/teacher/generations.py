@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,18 @@ from distill.runtime.progress import console
 FORMAT_VERSION = 1
 
 
+@dataclass
+class TeacherAnswers:
+    """The answers, whether they came from the cache, and what generating them cost when the
+    entry was built (kept beside it, so a run that reuses it can still say; None for an entry
+    written before that was recorded)."""
+
+    texts: list[str]
+    cached: bool
+    seconds: float | None = None
+    new_tokens: int | None = None
+
+
 def teacher_answers(
     directory: Path,
     teacher: PreTrainedModel,
@@ -29,8 +42,8 @@ def teacher_answers(
     settings: TeacherResponses,
     batch_size: int,
     max_prompt_tokens: int,
-) -> tuple[list[str], bool]:
-    """One answer per prompt, and whether they came from the cache."""
+) -> TeacherAnswers:
+    """One answer per prompt, generated once and cached."""
     digest = hashlib.sha256(
         f"answers-v{FORMAT_VERSION}|{settings.model_dump_json()}|{max_prompt_tokens}".encode()
     )
@@ -40,12 +53,12 @@ def teacher_answers(
     path = directory / f"{key}.jsonl"
     cached = _read(path, len(prompts))
     if cached is not None:
-        return cached, True
+        return TeacherAnswers(cached, True, **_cost(path))
     directory.mkdir(parents=True, exist_ok=True)
     with entry_lock(directory, key):
         cached = _read(path, len(prompts))
         if cached is not None:
-            return cached, True
+            return TeacherAnswers(cached, True, **_cost(path))
         console.print(f"[bold]teacher answers[/] generating {len(prompts):,} (cached once)")
         generated = generate_responses(
             teacher,
@@ -58,10 +71,24 @@ def teacher_answers(
             seed=settings.seed,
             max_prompt_tokens=max_prompt_tokens,
         )
+        cost = {"seconds": generated.seconds, "new_tokens": generated.new_tokens}
+        _cost_path(path).write_text(json.dumps(cost))  # before the answers: never without them
         staging = path.with_name(f".{path.name}.{os.getpid()}")
         staging.write_text("\n".join(json.dumps(text) for text in generated.texts) + "\n")
         os.replace(staging, path)
-    return generated.texts, False
+    return TeacherAnswers(generated.texts, False, **cost)
+
+
+def _cost_path(path: Path) -> Path:
+    return path.with_name(path.stem + ".cost.json")
+
+
+def _cost(path: Path) -> dict[str, Any]:
+    try:
+        cost = json.loads(_cost_path(path).read_text())
+        return {"seconds": float(cost["seconds"]), "new_tokens": int(cost["new_tokens"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 def _read(path: Path, count: int) -> list[str] | None:
