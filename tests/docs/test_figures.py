@@ -64,7 +64,10 @@ def evidence_text() -> str:
 
 def evidence_numbers(text: str) -> tuple[set[str], list[Decimal]]:
     literal = set(NUMBER.findall(text))
-    return {_normal(n) for n in literal}, [Decimal(n) for n in literal if "e" not in n.lower()]
+    # digit runs longer than a measurement (e.g. a degenerate student's "1000...0" answer in a
+    # results .json) are text, not figures; Decimal could not round them anyway
+    values = [Decimal(n) for n in literal if "e" not in n.lower() and len(n) <= 24]
+    return {_normal(n) for n in literal}, values
 
 
 def whole_with_unit_found(number: str, unit: str, text: str) -> bool:
