@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from distill.data.files import load_files
@@ -126,6 +127,12 @@ class EncodedInstructions:
     def loss_starts(self) -> list[int]:
         """Where each row's loss begins: its response, or its first token with prompt_loss."""
         return [0] * len(self.input_ids) if self.prompt_loss else self.response_starts
+
+    def update_digest(self, digest: Any) -> None:
+        """Feed every row's loss start, length and token ids to a hashlib digest: what a cache
+        entry of per-token teacher outputs on these rows depends on."""
+        for ids, start in zip(self.input_ids, self.loss_starts(), strict=True):
+            digest.update(np.asarray([start, len(ids), *ids], dtype=np.int64).tobytes())
 
     def response_tokens(self) -> int:
         """Tokens the loss covers (the response's, or the whole row's with prompt_loss)."""

@@ -20,7 +20,7 @@ from distill.objectives.token_level import response_positions
 class ResponsePass:
     """One model's pass over every response token of some rows: what the scores need, and
     what a teacher's pass must keep to score a student's agreement later (its choices), so a
-    teacher's pass can be cached and reused by every student (teacher/eval_scores.py)."""
+    teacher's pass can be cached and reused by every student (evaluation/teacher_pass.py)."""
 
     nll: float  # summed next-token cross-entropy against the references
     tokens: int

@@ -29,8 +29,7 @@ FORMAT_VERSION = 1
 def entry_key(teacher: torch.nn.Module, encoded: EncodedInstructions) -> str:
     digest = hashlib.sha256(f"lm-eval-v{FORMAT_VERSION}".encode())
     digest.update(model_fingerprint(teacher).encode())
-    for ids, start in zip(encoded.input_ids, encoded.loss_starts(), strict=True):
-        digest.update(np.asarray([start, len(ids), *ids], dtype=np.int64).tobytes())
+    encoded.update_digest(digest)
     return f"lm-eval-{digest.hexdigest()[:24]}"
 
 

@@ -41,8 +41,7 @@ def entry_key(
 ) -> str:
     digest = hashlib.sha256(f"lm-top-k-v{FORMAT_VERSION}|{k}|{t!r}".encode())
     digest.update(model_fingerprint(teacher, tokenizer).encode())
-    for ids, start in zip(encoded.input_ids, encoded.loss_starts(), strict=True):
-        digest.update(np.asarray([start, len(ids), *ids], dtype=np.int64).tobytes())
+    encoded.update_digest(digest)
     return f"lm-top{k}-{digest.hexdigest()[:24]}"
 
 
