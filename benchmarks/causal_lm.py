@@ -2,15 +2,18 @@
 30 blocks on Super-NaturalInstructions, one row per method, at equal steps.
 
     .venv/bin/python benchmarks/causal_lm.py [--methods sft,forward_kl,...] [--layers 10,6]
-        [--train-rows 1000] [--eval-rows 100] [--max-length 256]
+        [--train-rows 1000] [--eval-rows 100] [--max-length 256] [--minutes M] [--epochs N]
+        [--lr 1e-4] [--selection spread|influence]
 
 Methods: `sft` (the task loss on the references, no teacher), `forward_kl`, `reverse_kl`,
 `jsd` (beta 0.5), `seqkd` (the task loss on the teacher's greedy answers, cached once) and
 `onpolicy_jsd` (JSD on batches answered by the student with probability 0.5); `sft+prompt` and
 `forward_kl+prompt` are those two with the loss on prompt tokens too (`data.prompt_loss`). The
 default `--methods` is the first six. Every run: the
-first `--train-rows` S-NI training pairs, one epoch, batch 8, lr 1e-4 (the same optimizer
-settings for every method), the teacher's top-64 cache built once and reused by every
+first `--train-rows` S-NI training pairs, one epoch (`--epochs`; or until `--minutes` of
+training), batch 8, `--lr` (the same optimizer settings for every method; lr and the teacher
+blocks a student keeps, `--selection`, are chosen on S-NI valid by causal_lm_blocks.py and
+causal_lm_select.py), the teacher's top-64 cache built once and reused by every
 token-level run. Scores: S-NI test (unseen tasks) response perplexity, token agreement with
 the teacher, ROUGE-L of greedy answers to its first `--eval-rows` prompts against the
 references and against the teacher's answers; then the 252 Self-Instruct user-oriented
@@ -69,13 +72,13 @@ def recipe(method: str, layers: int, args: argparse.Namespace) -> Recipe:
                 **settings.get("data", {}),
             },
             "teacher": {"model": TEACHER},
-            "student": {"init": "teacher_layers", "layers": every_kth_layer(30, layers)},
+            "student": {"init": "teacher_layers", "layers": kept_blocks(args.selection, layers)},
             "objectives": settings["objectives"],
             "train": {
                 "epochs": args.epochs,
                 **({"time_budget_minutes": args.minutes} if args.minutes else {}),
                 "batch_size": 8,
-                "lr": 1e-4,
+                "lr": args.lr,
                 "max_length": args.max_length,
                 "eval_batch_size": 8,
                 "eval_generations": args.eval_rows,
@@ -85,6 +88,20 @@ def recipe(method: str, layers: int, args: argparse.Namespace) -> Recipe:
             "cache": {"dir": str(WORK / "cache")},
         }
     )
+
+
+def kept_blocks(selection: str, layers: int) -> list[int]:
+    """The teacher's blocks a student keeps: `spread` evenly from the first to the last, or
+    `influence`, ShortGPT's choice measured by benchmarks/causal_lm_blocks.py (its .json)."""
+    if selection == "spread":
+        return every_kth_layer(30, layers)
+    probe = RESULTS / "causal-lm-blocks.json"
+    if not probe.is_file():
+        raise SystemExit(f"--selection {selection}: run benchmarks/causal_lm_blocks.py first")
+    for row in json.loads(probe.read_text())["students"]:
+        if row["selection"] == selection and row["blocks"] == layers:
+            return row["layers"]
+    raise SystemExit(f"--selection {selection}: causal-lm-blocks.json has no {layers}-block row")
 
 
 def main() -> None:
@@ -103,6 +120,13 @@ def main() -> None:
         "give enough --train-rows or --epochs that none runs out of data first)",
     )
     parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument(
+        "--selection",
+        default="spread",
+        choices=["spread", "influence", "halves", "first+last"],
+        help="which teacher blocks the student keeps (benchmarks/causal_lm_blocks.py)",
+    )
     args = parser.parse_args()
     start = time.perf_counter()
     rows = []
@@ -125,6 +149,9 @@ def main() -> None:
             train_rows=args.train_rows,
             budget_minutes=args.minutes,
             epochs=args.epochs,
+            lr=args.lr,
+            selection=args.selection,
+            kept_blocks=kept_blocks(args.selection, row["layers"]),
         )
     write(args, merged(rows))
 
@@ -132,7 +159,10 @@ def main() -> None:
 def _budget_suffix(args: argparse.Namespace) -> str:
     """Run folders of equal-time or multi-epoch runs are named apart from equal-step ones."""
     epochs = f"-e{args.epochs}" if args.epochs != 1 else ""
-    return epochs + (f"-{args.minutes:g}min" if args.minutes else "")
+    settings = (f"-lr{args.lr:g}" if args.lr != 1e-4 else "") + (
+        f"-{args.selection}" if args.selection != "spread" else ""
+    )
+    return epochs + (f"-{args.minutes:g}min" if args.minutes else "") + settings
 
 
 def merged(rows: list[dict]) -> list[dict]:
@@ -144,6 +174,8 @@ def merged(rows: list[dict]) -> list[dict]:
         r.get("train_rows"),
         r.get("budget_minutes"),
         r.get("epochs", 1),
+        r.get("lr", 1e-4),
+        r.get("selection", "spread"),
     )
     fresh = {key(r) for r in rows}
     path = RESULTS / "causal-lm.json"
@@ -198,6 +230,19 @@ def _budget(row: dict) -> str:
     return f"{row['budget_minutes']:g} min" if row.get("budget_minutes") else "-"
 
 
+def _paid_once(row: dict) -> str:
+    """Minutes of teacher work outside the train minutes, paid once and reused: building the
+    top-k cache, or generating the sequence-level answers; `not timed` for runs before either
+    was recorded, `-` where there is none (sft; on-policy runs its teacher inside training)."""
+    if row.get("teacher_source", "").startswith("cached"):
+        seconds = row.get("teacher_cache", {}).get("build_seconds")
+    elif row.get("teacher_responses"):
+        seconds = row["teacher_responses"].get("generation_seconds")
+    else:
+        return "-"
+    return f"{seconds / 60:.1f}" if seconds is not None else "not timed"
+
+
 def _two(scores: dict, key: str) -> str:
     """A score to two decimals; `-` where it was not measured."""
     return f"{scores[key]:.2f}" if key in scores else "-"
@@ -206,18 +251,21 @@ def _two(scores: dict, key: str) -> str:
 def write(args: argparse.Namespace, rows: list[dict]) -> None:
     teacher = rows[0]["teacher"]
     lines = [
-        "| student blocks | method | training pairs | epochs | budget | steps | tokens under the "
-        "loss | train min | perplexity | agreement | ROUGE-L | ROUGE-L vs teacher | Self-Instruct "
-        "ROUGE-L | Self-Instruct vs teacher | teacher source |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| student blocks | kept | lr | method | training pairs | epochs | budget | steps | "
+        "tokens under the loss | train min | teacher min, paid once | perplexity | agreement | "
+        "ROUGE-L | ROUGE-L vs teacher | Self-Instruct ROUGE-L | Self-Instruct vs teacher | "
+        "teacher source |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     nan = float("nan")
     for row in rows:
         s, selfinst = row["student"], row.get("selfinst", {})
         lines.append(
-            f"| {row['layers']} | {row['method']} | {row['train_rows']:,} | "
+            f"| {row['layers']} | {row.get('selection', 'spread')} | {row.get('lr', 1e-4):g} | "
+            f"{row['method']} | {row['train_rows']:,} | "
             f"{row.get('epochs', 1)} | {_budget(row)} | {row['steps']} | "
             f"{row['train_response_tokens']:,} | {row['train_seconds'] / 60:.1f} | "
+            f"{_paid_once(row)} | "
             f"{s['perplexity']:.2f} | {s['agreement']:.3f} | "
             f"{s.get('rouge_l', nan):.2f} | {s.get('rouge_l_vs_teacher', nan):.2f} "
             f"| {_two(selfinst, 'rouge_l')} | {_two(selfinst, 'rouge_l_vs_teacher')} "
@@ -230,8 +278,11 @@ def write(args: argparse.Namespace, rows: list[dict]) -> None:
         f"Commands: {said} (finished runs are reused; each row in the .json names its "
         f"command).  \nMachine: {environment()['cpu']}. Training: the first "
         "training pairs of S-NI (the column), the epochs of the column, or until the time "
-        f"budget where one is given, batch 8, lr 1e-4, max_length {args.max_length}, the same "
-        "for every method; the loss on response tokens only unless the method ends in +prompt "
+        f"budget where one is given, batch 8, the lr of the column, max_length {args.max_length}"
+        ", the same for every method in a comparison; `kept`: which of the teacher's blocks the "
+        "student starts from (`spread` evenly, `influence` ShortGPT's, chosen on S-NI valid: "
+        "causal-lm-blocks.md, causal-lm-select.md); the loss on response tokens only unless "
+        "the method ends in +prompt "
         "(data.prompt_loss: prompt tokens too). Scores on S-NI test (unseen tasks): "
         f"response perplexity and token agreement over all 500 pairs, ROUGE-L of greedy "
         f"answers (up to 64 tokens) to the first {args.eval_rows}. One seed.\n\n"

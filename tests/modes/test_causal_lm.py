@@ -254,7 +254,10 @@ def test_the_cached_teacher_trains_the_student_as_the_live_one(
         assert result.exit_code == 0, result.output
         metrics = json.loads((tmp_path / name / "metrics.json").read_text())
         finals[name] = metrics
-    assert finals["live"]["teacher_source"] == "live"
+    assert finals["live"]["teacher_source"] == "live" and "teacher_cache" not in finals["live"]
+    cache = finals["cached"]["teacher_cache"]
+    assert cache["reused"] is False and cache["build_seconds"] >= 0
+    assert cache["bytes_per_token"] == 4 * cache["k"]  # float16 values, uint16 ids
     assert finals["cached"]["final_losses"]["jsd"] == pytest.approx(
         finals["live"]["final_losses"]["jsd"], rel=2e-2
     )

@@ -61,6 +61,9 @@ def test_an_entry_is_built_once_and_rebuilt_when_damaged(tmp_path: Path, setup) 
     teacher.register_forward_hook(lambda *args: calls.append(1))
     again, hit = load_or_build(tmp_path, teacher, tokenizer, encoded, 0, 4, 1.0, 2)
     assert hit and not calls and again.key == first.key
+    # the pass that built the entry is timed once and read back by every run reusing it
+    assert first.build_seconds is not None and first.build_seconds >= 0
+    assert again.build_seconds == first.build_seconds
     _, hit = load_or_build(tmp_path, teacher, tokenizer, encoded, 0, 4, 2.0, 2)
     assert not hit  # another temperature is another entry
     before = np.array(first.values)

@@ -142,10 +142,20 @@ def teacher_source(recipe: Recipe, parts: LMParts) -> tuple[Any, str]:
             recipe.train.eval_batch_size,
         )
         size = lm_cache.bytes_per_token(k, parts.teacher.config.vocab_size)
+        seconds = cached.build_seconds
+        built = f"in {seconds:.0f} s" if seconds is not None else "(time not recorded)"
         console.print(
             f"[bold]teacher cache[/] top-{k} log-probabilities per response token ({size} "
-            f"bytes per token), {'reused' if hit else 'built now'}: {cached.key}"
+            f"bytes per token), {f'reused (built once {built})' if hit else f'built now {built}'}"
+            f": {cached.key}"
         )
+        parts.teacher_cache = {
+            "key": cached.key,
+            "k": k,
+            "bytes_per_token": size,
+            "reused": hit,
+            "build_seconds": seconds,
+        }
         return cached, f"cached top-{k}"
     needs = frozenset().union(*(needs_of(o.objective) for o in parts.objectives))
     if on_policy:
@@ -199,6 +209,7 @@ def _metrics(
         },
         "objectives": {o.name: o.weight for o in parts.objectives},
         "teacher_source": parts.teacher_source,
+        **({"teacher_cache": parts.teacher_cache} if parts.teacher_cache else {}),
         "train_rows": len(parts.train),
         "train_response_tokens": parts.train.response_tokens(),
         "prompt_loss": parts.train.prompt_loss,

@@ -53,6 +53,8 @@ class LMParts:
     pad: int
     eval_rows: InstructionRows | None = None
     teacher_source: str = ""  # "cached top-k", "live" or "not run"
+    # the cached top-k's entry: key, k, bytes per token, whether reused, its build seconds
+    teacher_cache: dict[str, Any] = field(default_factory=dict)
     eval_text: EncodedInstructions | None = None  # data.eval_text's blocks
     # data.teacher_responses: prompts, answers kept, whether cached, generation seconds/tokens
     sequence_level: dict[str, Any] = field(default_factory=dict)

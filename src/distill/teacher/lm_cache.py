@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +55,18 @@ class CachedLMTeacher:
     """A teacher source reading the cached top-k of a batch's rows (`batch["index"]`); nothing
     is run. Positions other than response positions hold zeros (objectives never read them)."""
 
-    def __init__(self, arrays: dict[str, np.ndarray], key: str, vocabulary: int) -> None:
+    def __init__(
+        self,
+        arrays: dict[str, np.ndarray],
+        key: str,
+        vocabulary: int,
+        build_seconds: float | None = None,
+    ) -> None:
         self.values, self.indices, self.offsets = (arrays[name] for name in FILES)
         self.key, self.vocabulary = key, vocabulary
+        # the one teacher pass that built the entry, so a run reusing it can show what the
+        # cached rows' minutes leave out (None: an entry built before this was recorded)
+        self.build_seconds = build_seconds
 
     def __call__(self, batch: dict[str, torch.Tensor]) -> TeacherOutput:
         positions = response_positions(batch, "teacher cache")
@@ -92,25 +102,27 @@ def load_or_build(
     vocabulary: then the cache holds every token's probability)."""
     k = min(k, teacher.config.vocab_size)
     key = entry_key(teacher, tokenizer, encoded, k, temperature)
-    arrays = _load(directory / key, key)
-    if arrays is not None:
-        return CachedLMTeacher(arrays, key, teacher.config.vocab_size), True
-    directory.mkdir(parents=True, exist_ok=True)
-    with entry_lock(directory, key):
-        arrays = _load(directory / key, key)
-        hit = arrays is not None
-        if arrays is None:
-            _build(directory, key, teacher, encoded, pad_token_id, k, temperature, batch_size)
-            arrays = _load(directory / key, key)
-            assert arrays is not None
-    return CachedLMTeacher(arrays, key, teacher.config.vocab_size), hit
+    found = _load(directory / key, key)
+    hit = found is not None
+    if found is None:
+        directory.mkdir(parents=True, exist_ok=True)
+        with entry_lock(directory, key):
+            found = _load(directory / key, key)
+            hit = found is not None
+            if found is None:
+                _build(directory, key, teacher, encoded, pad_token_id, k, temperature, batch_size)
+                found = _load(directory / key, key)
+                assert found is not None
+    meta, arrays = found
+    seconds = meta.get("build_seconds")
+    return CachedLMTeacher(arrays, key, teacher.config.vocab_size, seconds), hit
 
 
-def _load(entry: Path, key: str) -> dict[str, np.ndarray] | None:
+def _load(entry: Path, key: str) -> tuple[dict, dict[str, np.ndarray]] | None:
     found = verified_arrays(entry, key)
     if found is None or set(found[1]) != set(FILES):
         return None
-    return found[1]
+    return found
 
 
 @torch.no_grad()
@@ -125,6 +137,7 @@ def _build(
     batch_size: int,
 ) -> None:
     """One teacher pass over the rows, top-k of each response position written to memmaps."""
+    started = time.perf_counter()
     with staged_entry(directory, key) as staging:
         counts = [len(ids) - max(start, 1) for ids, start in _rows(encoded)]
         offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
@@ -155,7 +168,13 @@ def _build(
         values.flush()
         indices.flush()
         files = {name: {"sha256": sha256_file(staging / f"{name}.npy")} for name in FILES}
-        meta = {"key": key, "format_version": FORMAT_VERSION, "k": k, "files": files}
+        meta = {
+            "key": key,
+            "format_version": FORMAT_VERSION,
+            "k": k,
+            "files": files,
+            "build_seconds": round(time.perf_counter() - started, 1),
+        }
         (staging / "meta.json").write_text(json.dumps(meta, indent=1))
 
 
