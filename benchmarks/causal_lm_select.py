@@ -40,6 +40,20 @@ def chosen_layers(selection: str, layers: int) -> list[int]:
     raise SystemExit(f"causal-lm-blocks.json has no {selection} selection of {layers} blocks")
 
 
+def commands(rows: list[dict]) -> str:
+    return "Commands: " + "; ".join(f"`{c}`" for c in dict.fromkeys(r["command"] for r in rows))
+
+
+def merged(rows: list[dict]) -> list[dict]:
+    """Earlier invocations' rows this one did not rerun, then this one's, so the grid can grow
+    one invocation at a time (each row names its command)."""
+    path = RESULTS / "causal-lm-select.json"
+    earlier = json.loads(path.read_text())["rows"] if path.is_file() else []
+    fresh = {(r["selection"], r["lr"]) for r in rows}
+    kept = [r for r in earlier if (r["selection"], r["lr"]) not in fresh]
+    return sorted(kept + rows, key=lambda r: (r["selection"] != "spread", r["lr"]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=60)
@@ -71,12 +85,15 @@ def main() -> None:
                 "lr": float(lr),
                 "perplexity": student["perplexity"],
                 "agreement": student["agreement"],
-                "train_minutes": metrics.get("train_minutes"),
+                "train_minutes": round(metrics["train_seconds"] / 60, 1),
             }
             print(json.dumps(row), file=sys.stderr, flush=True)
             rows.append(row)
     minutes = (time.perf_counter() - start) / 60
     command = "python benchmarks/causal_lm_select.py " + " ".join(sys.argv[1:])
+    for row in rows:
+        row["command"] = command
+    rows = merged(rows)
     result = {
         "command": command,
         "invocation_minutes": round(minutes, 1),
@@ -85,22 +102,23 @@ def main() -> None:
         "valid_rows": args.valid_rows,
         "rows": rows,
     }
+    result["invocation_minutes"] = round(minutes, 1)
     (RESULTS / "causal-lm-select.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [
         "# Causal-LM settings chosen on S-NI valid rows",
         "",
-        f"`{command}` ({minutes:.0f} min). {args.layers}-block students of SmolLM2-135M-Instruct, "
+        f"{commands(rows)}. {args.layers}-block students of SmolLM2-135M-Instruct, "
         f"`{args.method}` from the top-64 cache, {args.steps} steps of batch 8 on the first 1,000 "
         "S-NI training pairs, 10% warm-up then linear decay, scored on the first "
         f"{args.valid_rows} S-NI valid pairs.",
         "",
-        "| selection | blocks | lr | perplexity | agreement |",
-        "|---|---|---|---|---|",
+        "| selection | blocks | lr | train min | perplexity | agreement |",
+        "|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
             f"| {row['selection']} | {' '.join(map(str, row['layers']))} | {row['lr']:g} | "
-            f"{row['perplexity']:.2f} | {row['agreement']:.3f} |"
+            f"{row['train_minutes']} | {row['perplexity']:.2f} | {row['agreement']:.3f} |"
         )
     (RESULTS / "causal-lm-select.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
