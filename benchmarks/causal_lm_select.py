@@ -64,7 +64,15 @@ def main() -> None:
     parser.add_argument("--method", default="forward_kl")
     args = parser.parse_args()
     start = time.perf_counter()
-    table = argparse.Namespace(train_rows=1000, epochs=1, minutes=None, max_length=256, eval_rows=0)
+    table = argparse.Namespace(
+        train_rows=1000,
+        epochs=1,
+        minutes=None,
+        max_length=256,
+        eval_rows=0,
+        lr=1e-4,
+        selection="spread",
+    )
     rows = []
     for selection in args.selections.split(","):
         for lr in args.lrs.split(","):
