@@ -143,11 +143,15 @@ def teacher_source(recipe: Recipe, parts: LMParts) -> tuple[Any, str]:
         )
         size = lm_cache.bytes_per_token(k, parts.teacher.config.vocab_size)
         seconds = cached.build_seconds
-        built = f"in {seconds:.0f} s" if seconds is not None else "(time not recorded)"
+        if seconds is None:  # an entry built before its build was timed
+            state = "reused (its build was not timed)"
+        elif hit:
+            state = f"reused (built once in {seconds:.0f} s)"
+        else:
+            state = f"built in {seconds:.0f} s"
         console.print(
             f"[bold]teacher cache[/] top-{k} log-probabilities per response token ({size} "
-            f"bytes per token), {f'reused (built once {built})' if hit else f'built now {built}'}"
-            f": {cached.key}"
+            f"bytes per token), {state}: {cached.key}"
         )
         parts.teacher_cache = {
             "key": cached.key,
