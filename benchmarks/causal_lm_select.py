@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from causal_lm import DATA, RESULTS, WORK, recipe  # noqa: E402
 
 from distill.config.recipe import Recipe  # noqa: E402
-from distill.models.causal_lm import every_kth_layer  # noqa: E402
+from distill.models.blocks import every_kth_layer  # noqa: E402
 from distill.modes.run import run  # noqa: E402
 
 

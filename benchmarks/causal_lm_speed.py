@@ -57,7 +57,7 @@ CONFIGS: dict[str, dict] = {
 
 def recipe_for(config: str, layers: int, args: argparse.Namespace):  # noqa: ANN201
     from distill.config.recipe import Recipe
-    from distill.models.causal_lm import every_kth_layer
+    from distill.models.blocks import every_kth_layer
 
     settings = CONFIGS[config]
     train = str(DATA / "train.jsonl")
@@ -151,7 +151,8 @@ def one_config(config: str, layers: int, args: argparse.Namespace) -> dict:
 def generation(layers: list[int]) -> list[dict]:
     """Prefill/decode tokens per second of the teacher and each student (teacher blocks)."""
     from distill.evaluation.lm_speed import generation_speed
-    from distill.models.causal_lm import copy_decoder_layers, every_kth_layer, load_causal_lm
+    from distill.models.blocks import every_kth_layer
+    from distill.models.causal_lm import copy_decoder_layers, load_causal_lm
     from distill.models.load import count_parameters, resolve_model
 
     teacher = load_causal_lm(resolve_model(TEACHER, "teacher"), "teacher")

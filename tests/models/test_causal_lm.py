@@ -12,9 +12,9 @@ import torch
 from transformers import AutoModelForCausalLM, LlamaForCausalLM
 
 from distill.errors import DistillError
+from distill.models.blocks import every_kth_layer
 from distill.models.causal_lm import (
     copy_decoder_layers,
-    every_kth_layer,
     load_causal_lm,
     load_lm_tokenizer,
     pretrained_arguments,

@@ -50,6 +50,23 @@ def test_default_student_is_every_other_block(teacher: BertForSequenceClassifica
     )
 
 
+def test_num_layers_spreads_blocks_and_influence_is_for_causal_lms(
+    teacher: BertForSequenceClassification,
+) -> None:
+    student = build_student(teacher, StudentConfig(num_layers=3), SST2)
+    # 3 of 4 spread from the first block to the last: 0, 2 (round(1.5)), 3
+    kept = [0, 2, 3]
+    for position, index in enumerate(kept):
+        assert torch.equal(
+            student.bert.encoder.layer[position].output.dense.weight,
+            teacher.bert.encoder.layer[index].output.dense.weight,
+        )
+    with pytest.raises(DistillError, match="student.num_layers: 5 is more blocks than the teacher"):
+        build_student(teacher, StudentConfig(num_layers=5), SST2)
+    with pytest.raises(DistillError, match="student.layers_by: influence is built for causal-LM"):
+        build_student(teacher, StudentConfig(num_layers=2, layers_by="influence"), SST2)
+
+
 def test_layer_copy_student_round_trips_through_save_pretrained(
     teacher: BertForSequenceClassification, tmp_path: Path
 ) -> None:

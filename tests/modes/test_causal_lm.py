@@ -14,13 +14,16 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
 from typer.testing import CliRunner
 
 from distill.cli import app
+from distill.data.batching import model_inputs
 from distill.data.instructions import (
     EncodedInstructions,
     InstructionBatches,
     InstructionRows,
     encode_instructions,
+    pad_id,
 )
 from distill.evaluation.lm_scores import response_scores
+from distill.models.block_influence import block_influence, most_influential
 from distill.models.capture import forward
 from distill.models.causal_lm import copy_decoder_layers
 from distill.objectives import build_objective
@@ -161,6 +164,18 @@ def test_the_task_objective_is_supervised_fine_tuning_on_the_references(
         (
             {"student": {"init": "teacher_layers", "layers": [0, 7]}},
             "student.layers: 7 is out of range",
+        ),
+        (
+            {"student": {"init": "teacher_layers", "num_layers": 9, "layers_by": "influence"}},
+            "student.num_layers: 9 is more blocks than the teacher has (4)",
+        ),
+        (
+            {"student": {"init": "teacher_layers", "layers": [0, 1], "num_layers": 2}},
+            "give either student.layers (the blocks) or num_layers/layers_by (a rule), not both",
+        ),
+        (
+            {"student": {"init": "config", "config": {"hidden_size": 8}, "layers_by": "spread"}},
+            "num_layers and layers_by choose teacher blocks: init teacher_layers",
         ),
         ({"data": {"path": "/x"}}, "data.path: /x is not a dataset saved with save_to_disk"),
         (
@@ -551,3 +566,38 @@ def test_instruction_rows_come_from_a_saved_dataset_with_named_columns(
     assert "data.columns.prompt: column 'question' is not in disk:" in refused.output.replace(
         "\n", ""
     )
+
+
+def test_a_student_keeps_the_teachers_most_influential_blocks(
+    tmp_path: Path, tiny_llama_dir: Path, instruction_files: dict[str, str]
+) -> None:
+    """layers_by: influence measures each teacher block on the first 64 training rows and
+    copies the num_layers that change their input most; the run says which and records them."""
+    student = {"init": "teacher_layers", "num_layers": 2, "layers_by": "influence"}
+    train = {"max_steps": 1, "batch_size": 8, "lr": 1e-9, "max_length": 32}
+    recipe = _recipe(tmp_path, tiny_llama_dir, instruction_files, student=student, train=train)
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["run", str(recipe), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    kept = json.loads((out / "metrics.json").read_text())["student"]["kept_blocks"]
+    teacher = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    rows = [json.loads(line) for line in Path(instruction_files["train"]).open()]
+    encoded = encode_instructions(
+        InstructionRows([r["prompt"] for r in rows], [r["response"] for r in rows], "t"),
+        tokenizer,
+        32,
+    )
+    collate = InstructionBatches(encoded, pad_id(tokenizer)).collate
+    batches = [model_inputs(collate(None, list(range(i, i + 8)))) for i in range(0, 64, 8)]
+    influence = block_influence(teacher, batches)
+    assert kept == most_influential(influence, 2) and len(set(influence)) == 4
+    said = result.output.replace("\n", " ")
+    assert "keeps the 2 of 4 teacher blocks that change their input most" in said
+    assert str(kept) in said
+    # the saved student is made of those blocks (lr 1e-9: one step leaves them as copied)
+    saved = AutoModelForCausalLM.from_pretrained(out / "student")
+    for position, block in enumerate(kept):
+        ours = saved.model.layers[position].mlp.up_proj.weight
+        theirs = teacher.model.layers[block].mlp.up_proj.weight
+        torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=0)

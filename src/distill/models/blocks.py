@@ -30,3 +30,13 @@ def block_list(model: torch.nn.Module) -> tuple[torch.nn.Module, str]:
 def encoder_blocks(model: torch.nn.Module) -> torch.nn.ModuleList:
     parent, name = block_list(model)
     return getattr(parent, name)
+
+
+def every_kth_layer(total: int, count: int) -> list[int]:
+    """`count` blocks spread evenly from the first, ending at the last (10 of 30: 0, 3, ... 29,
+    as the issue's 'every 3rd block' while keeping the top block that feeds the head)."""
+    if count >= total:
+        return list(range(total))
+    if count == 1:
+        return [total - 1]
+    return sorted({round(i * (total - 1) / (count - 1)) for i in range(count)})

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class StudentConfig(BaseModel):
@@ -18,6 +18,11 @@ class StudentConfig(BaseModel):
 
     init: Literal["teacher_layers", "config", "pretrained"] = "teacher_layers"
     layers: list[int] | None = None
+    # Without a list of blocks: how many to keep, and how to choose them: `spread` evenly
+    # from the first to the last, or `influence`, the blocks that change their input most
+    # (ShortGPT; causal LMs, measured in docs/causal-lm.md).
+    num_layers: int | None = Field(default=None, gt=0)
+    layers_by: Literal["spread", "influence"] | None = None
     config: dict[str, Any] | None = None
     model: str | None = None
 
@@ -27,6 +32,13 @@ class StudentConfig(BaseModel):
             raise ValueError("init 'pretrained' needs student.model (a path or hub name)")
         if self.init == "config" and not self.config:
             raise ValueError("init 'config' needs student.config (e.g. {num_hidden_layers: 3})")
+        chooses = self.num_layers is not None or self.layers_by is not None
+        if chooses and self.init != "teacher_layers":
+            raise ValueError("num_layers and layers_by choose teacher blocks: init teacher_layers")
+        if chooses and self.layers is not None:
+            raise ValueError(
+                "give either student.layers (the blocks) or num_layers/layers_by (a rule), not both"
+            )
         return self
 
     @field_validator("layers")

@@ -21,7 +21,7 @@ from transformers import (
 
 from distill.data.tasks import Task
 from distill.errors import DistillError
-from distill.models.blocks import block_list
+from distill.models.blocks import block_list, every_kth_layer
 from distill.models.config import StudentConfig
 
 
@@ -152,10 +152,28 @@ def build_student(teacher: PreTrainedModel, config: StudentConfig, task: Task) -
 
 
 def student_layers(teacher_config: PretrainedConfig, config: StudentConfig) -> list[int]:
-    """The teacher blocks a `teacher_layers` student copies: as listed, or every other one."""
+    """The teacher blocks a `teacher_layers` student copies: as listed, `num_layers` spread
+    evenly, or every other one."""
     if config.layers is not None:
         return config.layers
-    return list(range(0, teacher_config.num_hidden_layers, 2))
+    if config.layers_by == "influence":
+        raise DistillError(
+            "student.layers_by: influence is built for causal-LM students (task instruction "
+            "or text); for this task list student.layers or use layers_by: spread"
+        )
+    total = teacher_config.num_hidden_layers
+    if config.num_layers is not None:
+        return every_kth_layer(total, checked_count(config.num_layers, total))
+    return list(range(0, total, 2))
+
+
+def checked_count(count: int, total: int) -> int:
+    if count > total:
+        raise DistillError(
+            f"student.num_layers: {count} is more blocks than the teacher has ({total}); "
+            f"give {total} or fewer"
+        )
+    return count
 
 
 def student_config(teacher_config: PretrainedConfig, config: StudentConfig) -> PretrainedConfig:

@@ -209,6 +209,7 @@ def _metrics(
         "student": {
             "params": count_parameters(parts.student),
             "layers": parts.student.config.num_hidden_layers,
+            **({"kept_blocks": parts.kept_blocks} if parts.kept_blocks is not None else {}),
             **scores.get("student", {}),
         },
         "objectives": {o.name: o.weight for o in parts.objectives},

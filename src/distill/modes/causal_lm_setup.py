@@ -12,9 +12,11 @@ import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from distill.config.recipe import ObjectiveConfig, Recipe
+from distill.data.batching import model_inputs
 from distill.data.corpus import load_corpus
 from distill.data.instructions import (
     EncodedInstructions,
+    InstructionBatches,
     InstructionRows,
     encode_instructions,
     loss_tokens_named,
@@ -23,14 +25,16 @@ from distill.data.instructions import (
 )
 from distill.data.lm_text import block_rows, dataset_instructions, read_text_task
 from distill.errors import DistillError
+from distill.models.block_influence import block_influence, most_influential
+from distill.models.blocks import every_kth_layer
 from distill.models.causal_lm import (
     copy_decoder_layers,
-    every_kth_layer,
     load_causal_lm,
     load_lm_tokenizer,
 )
+from distill.models.config import StudentConfig
 from distill.models.fingerprint import tokenizer_id
-from distill.models.load import count_parameters, resolve_model, student_config
+from distill.models.load import checked_count, count_parameters, resolve_model, student_config
 from distill.objectives import Access, Shapes, WeightedObjective
 from distill.runtime.progress import console
 from distill.teacher.cache import cache_root
@@ -58,6 +62,7 @@ class LMParts:
     eval_text: EncodedInstructions | None = None  # data.eval_text's blocks
     # data.teacher_responses: prompts, answers kept, whether cached, generation seconds/tokens
     sequence_level: dict[str, Any] = field(default_factory=dict)
+    kept_blocks: list[int] | None = None  # the teacher blocks a teacher_layers student copied
 
 
 def prepare(recipe: Recipe) -> LMParts:
@@ -73,12 +78,18 @@ def prepare(recipe: Recipe) -> LMParts:
     path = resolve_model(recipe.teacher.model, "teacher.model")
     tokenizer = load_lm_tokenizer(path, "teacher.model")
     teacher = load_causal_lm(path, "teacher.model")
-    student = _build_student(recipe, teacher)
-    _check_vocabularies(recipe, tokenizer, teacher, student)
-    setup_each(objectives, Shapes.of(student.config, teacher.config))
+    # a student chosen by block influence needs the training rows: built after them, the others
+    # first, so their errors come before any teacher generation
+    by_influence = recipe.student.init == "teacher_layers" and recipe.student.layers_by == (
+        "influence"
+    )
+    built = None if by_influence else _checked_student(recipe, tokenizer, teacher, objectives)
     eval_text = _eval_text(recipe, tokenizer)  # first: a missing file is told before training
     sequence_level: dict[str, Any] = {}
     train, evaluation, eval_rows = _rows(recipe, teacher, tokenizer, sequence_level)
+    if built is None:
+        built = _checked_student(recipe, tokenizer, teacher, objectives, train)
+    student, kept_blocks = built
     parts = LMParts(
         tokenizer,
         teacher,
@@ -90,6 +101,7 @@ def prepare(recipe: Recipe) -> LMParts:
         eval_rows,
         eval_text=eval_text,
         sequence_level=sequence_level,
+        kept_blocks=kept_blocks,
     )
     _announce(recipe, parts)
     return parts
@@ -140,7 +152,7 @@ def plan_lines(recipe: Recipe) -> list[str]:
     objectives = _objectives(recipe.objectives or [])
     student = recipe.student
     built = {
-        "teacher_layers": f"teacher blocks {student.layers or 'half, spread evenly'}",
+        "teacher_layers": f"teacher blocks {_blocks_named(student)}",
         "config": f"a configuration ({student.config})",
         "pretrained": f"{student.model}",
     }[student.init]
@@ -165,6 +177,15 @@ def plan_lines(recipe: Recipe) -> list[str]:
         + ("; perplexity on data.eval_text" if recipe.data.eval_text else "")
         + "; prefill and decode speed",
     ]
+
+
+def _blocks_named(student: StudentConfig) -> str:
+    if student.layers is not None:
+        return str(student.layers)
+    count = student.num_layers or "half"
+    if student.layers_by == "influence":
+        return f"{count} chosen by block influence on the first {INFLUENCE_ROWS} training rows"
+    return f"{count}, spread evenly"
 
 
 def _data_line(recipe: Recipe) -> str:
@@ -243,17 +264,61 @@ def _objectives(configs: list[ObjectiveConfig]) -> list[WeightedObjective]:
     return built
 
 
+def _checked_student(
+    recipe: Recipe,
+    tokenizer: Any,
+    teacher: PreTrainedModel,
+    objectives: list[WeightedObjective],
+    train: EncodedInstructions | None = None,
+) -> tuple[PreTrainedModel, list[int] | None]:
+    """The student and, when it copies teacher blocks, which ones; checked against the
+    teacher's vocabulary and the objectives' layer maps."""
+    kept = None
+    if recipe.student.init == "teacher_layers":
+        kept = _kept_blocks(recipe.student, teacher, train, pad_id(tokenizer))
+        student = copy_decoder_layers(teacher, kept)  # out-of-range blocks refused in one line
+    else:
+        student = _build_student(recipe, teacher)
+    _check_vocabularies(recipe, tokenizer, teacher, student)
+    setup_each(objectives, Shapes.of(student.config, teacher.config))
+    return student, kept
+
+
 def _build_student(recipe: Recipe, teacher: PreTrainedModel) -> PreTrainedModel:
+    """A student from a configuration or a saved model."""
     config = recipe.student
-    if config.init == "teacher_layers":
-        total = teacher.config.num_hidden_layers
-        layers = config.layers or every_kth_layer(total, max(1, total // 2))
-        return copy_decoder_layers(teacher, layers)  # out-of-range blocks refused in one line
     if config.init == "config":
         torch.manual_seed(recipe.train.seed)
         return AutoModelForCausalLM.from_config(student_config(teacher.config, config))
     assert config.model is not None
     return load_causal_lm(resolve_model(config.model, "student.model"), "student.model")
+
+
+# training rows the teacher's block influence is measured on (a few seconds of teacher time)
+INFLUENCE_ROWS = 64
+
+
+def _kept_blocks(
+    config: StudentConfig, teacher: PreTrainedModel, train: EncodedInstructions | None, pad: int
+) -> list[int]:
+    """The teacher blocks the student copies: as listed; else `num_layers` (half by default)
+    spread evenly, or the most influential by ShortGPT's measure on the first training rows."""
+    if config.layers is not None:
+        return config.layers
+    total = teacher.config.num_hidden_layers
+    count = checked_count(config.num_layers or max(1, total // 2), total)
+    if config.layers_by != "influence":
+        return every_kth_layer(total, count)
+    assert train is not None
+    rows = list(range(min(INFLUENCE_ROWS, len(train))))
+    batches = InstructionBatches(train, pad)
+    inputs = (model_inputs(batches.collate(None, rows[i : i + 8])) for i in range(0, len(rows), 8))
+    kept = most_influential(block_influence(teacher, inputs), count)
+    console.print(
+        f"[bold]student[/] keeps the {count} of {total} teacher blocks that change their input "
+        f"most (block influence on {len(rows)} training rows): {kept}"
+    )
+    return kept
 
 
 def _check_vocabularies(
