@@ -40,8 +40,22 @@ def chosen_layers(selection: str, layers: int) -> list[int]:
     raise SystemExit(f"causal-lm-blocks.json has no {selection} selection of {layers} blocks")
 
 
+def chosen(rows: list[dict]) -> str:
+    """The rule: the lowest held-out perplexity; and whether a larger lr was tried and lost."""
+    best = min(rows, key=lambda r: r["perplexity"])
+    larger = [r for r in rows if r["selection"] == best["selection"] and r["lr"] > best["lr"]]
+    bracket = (
+        "a larger lr was tried and is worse" if larger else "the largest lr tried: widen the grid"
+    )
+    return (
+        f"Chosen by the lowest perplexity: `{best['selection']}`, lr {best['lr']:g} "
+        f"(agreement {best['agreement']:.3f}; {bracket})."
+    )
+
+
 def commands(rows: list[dict]) -> str:
-    return "Commands: " + "; ".join(f"`{c}`" for c in dict.fromkeys(r["command"] for r in rows))
+    said = dict.fromkeys((r["command"], r["invocation_minutes"]) for r in rows)
+    return "Commands: " + "; ".join(f"`{c}` ({m:g} min)" for c, m in said)
 
 
 def merged(rows: list[dict]) -> list[dict]:
@@ -100,17 +114,17 @@ def main() -> None:
     minutes = (time.perf_counter() - start) / 60
     command = "python benchmarks/causal_lm_select.py " + " ".join(sys.argv[1:])
     for row in rows:
-        row["command"] = command
-    rows = merged(rows)
+        row.update(command=command.strip(), invocation_minutes=round(minutes, 1))
+    write(merged(rows), args)
+
+
+def write(rows: list[dict], args: argparse.Namespace) -> None:
     result = {
-        "command": command,
-        "invocation_minutes": round(minutes, 1),
         "steps": args.steps,
         "method": args.method,
         "valid_rows": args.valid_rows,
         "rows": rows,
     }
-    result["invocation_minutes"] = round(minutes, 1)
     (RESULTS / "causal-lm-select.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [
         "# Causal-LM settings chosen on S-NI valid rows",
@@ -118,7 +132,8 @@ def main() -> None:
         f"{commands(rows)}. {args.layers}-block students of SmolLM2-135M-Instruct, "
         f"`{args.method}` from the top-64 cache, {args.steps} steps of batch 8 on the first 1,000 "
         "S-NI training pairs, 10% warm-up then linear decay, scored on the first "
-        f"{args.valid_rows} S-NI valid pairs.",
+        f"{args.valid_rows} S-NI valid pairs (response perplexity; token agreement with the "
+        f"teacher). One seed. {chosen(rows)}",
         "",
         "| selection | blocks | lr | train min | perplexity | agreement |",
         "|---|---|---|---|---|---|",
