@@ -232,10 +232,17 @@ def _budget(row: dict) -> str:
 
 def _paid_once(row: dict) -> str:
     """Minutes of teacher work outside the train minutes, paid once and reused: building the
-    top-k cache, or generating the sequence-level answers; `not timed` for runs before either
-    was recorded, `-` where there is none (sft; on-policy runs its teacher inside training)."""
+    top-k cache, or generating the sequence-level answers; for a cache built before builds
+    were timed, its rebuild timed by causal_lm_cache_build.py (same entry key), else `not
+    timed`; `-` where there is none (sft; on-policy runs its teacher inside training)."""
     if row.get("teacher_source", "").startswith("cached"):
-        seconds = row.get("teacher_cache", {}).get("build_seconds")
+        cache = row.get("teacher_cache", {})
+        seconds = cache.get("build_seconds")
+        timed_apart = RESULTS / "causal-lm-cache-build.json"
+        if seconds is None and cache and timed_apart.is_file():
+            build = json.loads(timed_apart.read_text())
+            if build["key"] == cache["key"]:  # the same entry, rebuilt and timed on its own
+                return f"{build['build_seconds'] / 60:.1f} (timed apart)"
     elif row.get("teacher_responses"):
         seconds = row["teacher_responses"].get("generation_seconds")
     else:
