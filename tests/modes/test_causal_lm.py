@@ -60,6 +60,13 @@ def _forward_kl(model: torch.nn.Module, teacher: torch.nn.Module, batch: dict) -
         return float(kl(batch, student, forward(teacher.eval(), batch, frozenset())))
 
 
+def _encoded(file: str, tokenizer, max_length: int = 32) -> EncodedInstructions:  # noqa: ANN001
+    """A jsonl file's prompt/response rows, tokenised as a run with max_length 32 does."""
+    rows = [json.loads(line) for line in Path(file).open()]
+    pairs = InstructionRows([r["prompt"] for r in rows], [r["response"] for r in rows], file)
+    return encode_instructions(pairs, tokenizer, max_length)
+
+
 def _recipe(tmp_path: Path, teacher: Path, files: dict[str, str], **changes) -> Path:
     recipe = {
         "task": "instruction",
@@ -96,12 +103,7 @@ def test_forward_kl_brings_the_student_to_the_teacher(
     # the trained student is a fraction of that of the untrained copy of blocks 0 and 3
     teacher = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
     tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
-    rows = [json.loads(line) for line in Path(instruction_files["eval"]).open()]
-    held_out = encode_instructions(
-        InstructionRows([r["prompt"] for r in rows], [r["response"] for r in rows], "e"),
-        tokenizer,
-        32,
-    )
+    held_out = _encoded(instruction_files["eval"], tokenizer)
     batch = InstructionBatches(held_out, 0).collate(None, list(range(len(held_out))))
     trained = AutoModelForCausalLM.from_pretrained(out / "student")
     untrained = copy_decoder_layers(teacher, [0, 3])
@@ -582,12 +584,7 @@ def test_a_student_keeps_the_teachers_most_influential_blocks(
     kept = json.loads((out / "metrics.json").read_text())["student"]["kept_blocks"]
     teacher = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
     tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
-    rows = [json.loads(line) for line in Path(instruction_files["train"]).open()]
-    encoded = encode_instructions(
-        InstructionRows([r["prompt"] for r in rows], [r["response"] for r in rows], "t"),
-        tokenizer,
-        32,
-    )
+    encoded = _encoded(instruction_files["train"], tokenizer)
     collate = InstructionBatches(encoded, pad_id(tokenizer)).collate
     batches = [model_inputs(collate(None, list(range(i, i + 8)))) for i in range(0, 64, 8)]
     influence = block_influence(teacher, batches)
