@@ -92,14 +92,8 @@ def main() -> None:
     pad = pad_id(tokenizer)
     prompts = rows.prompts[:2]
     total = teacher.config.num_hidden_layers
-    collate = InstructionBatches(encoded, pad).collate
-    influence = block_influence(
-        teacher,
-        (
-            model_inputs(collate(None, list(range(i, min(i + 8, len(encoded))))))
-            for i in range(0, len(encoded), 8)
-        ),
-    )
+    batches = InstructionBatches(encoded, pad).in_order(8)
+    influence = block_influence(teacher, (model_inputs(batch) for _, batch in batches))
     reference = response_pass(teacher, encoded, pad)
     results = {
         "rows": len(encoded),

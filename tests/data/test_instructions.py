@@ -115,6 +115,15 @@ def test_every_row_once_per_epoch_in_a_seeded_order(lm_tokenizer) -> None:
     assert first == [indices for _, indices in batches.epoch(8, seed=1)]
     assert first != [indices for _, indices in batches.epoch(8, seed=2)]
     assert batches.examples == 50
+    # passes that keep one result per row read the first rows in order instead
+    ordered = list(batches.in_order(8, rows=20))
+    assert [indices for indices, _ in ordered] == [
+        [*range(0, 8)],
+        [*range(8, 16)],
+        [16, 17, 18, 19],
+    ]
+    assert torch.equal(ordered[2][1]["index"], torch.tensor([16, 17, 18, 19]))
+    assert [len(i) for i, _ in batches.in_order(32)] == [32, 18]
 
 
 @pytest.mark.skipif(

@@ -203,6 +203,17 @@ class InstructionBatches:
         for indices in batches:
             yield None, indices
 
+    def in_order(
+        self, batch_size: int, rows: int | None = None
+    ) -> Iterator[tuple[list[int], dict[str, torch.Tensor]]]:
+        """The first `rows` rows (all by default) in their order, collated in batches, with
+        their indices: for passes that keep one result per row (held-out scores, the teacher's
+        top-k cache, block influence), where the training shuffle would not do."""
+        count = len(self.encoded) if rows is None else min(rows, len(self.encoded))
+        for start in range(0, count, batch_size):
+            indices = list(range(start, min(start + batch_size, count)))
+            yield indices, self.collate(None, indices)
+
     def collate(self, task: str | None, indices: list[int]) -> dict[str, torch.Tensor]:
         length = max(len(self.encoded.input_ids[i]) for i in indices)
         input_ids = torch.full((len(indices), length), self.pad, dtype=torch.long)

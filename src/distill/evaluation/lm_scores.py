@@ -52,9 +52,8 @@ def response_pass(
     device = next(model.parameters()).device  # after training on a GPU the model stays there
     batches = InstructionBatches(encoded, pad_token_id)
     nll, tokens, choices = 0.0, 0, []
-    for start in range(0, len(encoded), batch_size):
-        rows = list(range(start, min(start + batch_size, len(encoded))))
-        batch = to_device(batches.collate(None, rows), device)
+    for _, collated in batches.in_order(batch_size):
+        batch = to_device(collated, device)
         positions = response_positions(batch, "evaluation")
         targets = torch.zeros_like(batch["labels"])
         targets[:, :-1] = batch["labels"][:, 1:]

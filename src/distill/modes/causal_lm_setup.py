@@ -80,9 +80,7 @@ def prepare(recipe: Recipe) -> LMParts:
     teacher = load_causal_lm(path, "teacher.model")
     # a student chosen by block influence needs the training rows: built after them, the others
     # first, so their errors come before any teacher generation
-    by_influence = recipe.student.init == "teacher_layers" and recipe.student.layers_by == (
-        "influence"
-    )
+    by_influence = recipe.student.layers_by == "influence"  # only with init teacher_layers
     built = None if by_influence else _checked_student(recipe, tokenizer, teacher, objectives)
     eval_text = _eval_text(recipe, tokenizer)  # first: a missing file is told before training
     sequence_level: dict[str, Any] = {}
@@ -310,13 +308,11 @@ def _kept_blocks(
     if config.layers_by != "influence":
         return every_kth_layer(total, count)
     assert train is not None
-    rows = list(range(min(INFLUENCE_ROWS, len(train))))
-    batches = InstructionBatches(train, pad)
-    inputs = (model_inputs(batches.collate(None, rows[i : i + 8])) for i in range(0, len(rows), 8))
-    kept = most_influential(block_influence(teacher, inputs), count)
+    batches = InstructionBatches(train, pad).in_order(8, INFLUENCE_ROWS)
+    kept = most_influential(block_influence(teacher, (model_inputs(b) for _, b in batches)), count)
     console.print(
         f"[bold]student[/] keeps the {count} of {total} teacher blocks that change their input "
-        f"most (block influence on {len(rows)} training rows): {kept}"
+        f"most (block influence on {min(INFLUENCE_ROWS, len(train))} training rows): {kept}"
     )
     return kept
 

@@ -151,9 +151,7 @@ def _build(
         device = next(teacher.parameters()).device
         teacher.eval()
         with progress_bar("caching teacher top-k", len(encoded)) as advance:
-            for first in range(0, len(encoded), batch_size):
-                rows = list(range(first, min(first + batch_size, len(encoded))))
-                batch = batches.collate(None, rows)
+            for rows, batch in batches.in_order(batch_size):
                 positions = response_positions(batch, "teacher cache")
                 inputs = {name: t.to(device) for name, t in model_inputs(batch).items()}
                 logits = teacher(**inputs).logits
