@@ -26,18 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from causal_lm import DATA, RESULTS, WORK, recipe  # noqa: E402
 
 from distill.config.recipe import Recipe  # noqa: E402
-from distill.models.blocks import every_kth_layer  # noqa: E402
 from distill.modes.run import run  # noqa: E402
-
-
-def chosen_layers(selection: str, layers: int) -> list[int]:
-    if selection == "spread":
-        return every_kth_layer(30, layers)
-    probe = json.loads((RESULTS / "causal-lm-blocks.json").read_text())
-    for row in probe["students"]:
-        if row["selection"] == selection and row["blocks"] == layers:
-            return row["layers"]
-    raise SystemExit(f"causal-lm-blocks.json has no {selection} selection of {layers} blocks")
 
 
 def chosen(rows: list[dict]) -> str:
@@ -78,21 +67,22 @@ def main() -> None:
     parser.add_argument("--method", default="forward_kl")
     args = parser.parse_args()
     start = time.perf_counter()
-    table = argparse.Namespace(
-        train_rows=1000,
-        epochs=1,
-        minutes=None,
-        max_length=256,
-        eval_rows=0,
-        lr=1e-4,
-        selection="spread",
-    )
     rows = []
     for selection in args.selections.split(","):
         for lr in args.lrs.split(","):
+            # the method table's recipe with these blocks and lr (causal_lm.kept_blocks reads
+            # the influence choice from causal-lm-blocks.json)
+            table = argparse.Namespace(
+                train_rows=1000,
+                epochs=1,
+                minutes=None,
+                max_length=256,
+                eval_rows=0,
+                lr=float(lr),
+                selection=selection,
+            )
             base = recipe(args.method, args.layers, table).model_dump(mode="json")
-            base["student"]["layers"] = chosen_layers(selection, args.layers)
-            base["train"].update(lr=float(lr), max_steps=args.steps)
+            base["train"].update(max_steps=args.steps)
             base["data"]["files"]["eval"] = str(DATA / "valid.jsonl")
             base["data"]["max_eval_examples"] = args.valid_rows
             name = f"select-L{args.layers}-{args.method}-{selection}-lr{lr}-s{args.steps}"
