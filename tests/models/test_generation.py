@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from transformers import AutoModelForCausalLM
 
 from distill.evaluation.rouge import rouge_l
@@ -35,6 +36,17 @@ def test_batched_greedy_generation_equals_one_prompt_at_a_time(
     assert batched.texts == alone  # left padding changes nothing
     assert 0 < batched.new_tokens <= 4 * 6
     assert all("<|end|>" not in text and "<pad>" not in text for text in batched.texts)
+
+
+def test_an_answer_cut_by_max_new_tokens_did_not_end_its_turn(
+    tiny_llama_dir: Path, lm_tokenizer
+) -> None:
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
+    with torch.no_grad():  # every logit 0: greedy picks token 0, <pad>, and never stops
+        model.get_output_embeddings().weight.zero_()
+    looping = generate_responses(model, lm_tokenizer, PROMPTS, max_new_tokens=5)
+    assert looping.ended_turn == [False] * 4 and looping.new_tokens == 4 * 5
+    # (answers that do end their turn: the fine-tuned student of tests/modes/test_causal_lm.py)
 
 
 def test_sampling_is_seeded(tiny_llama_dir: Path, lm_tokenizer) -> None:

@@ -150,6 +150,9 @@ def test_the_task_objective_is_supervised_fine_tuning_on_the_references(
     assert metrics["student"]["perplexity"] < 1.5 < metrics["teacher"]["perplexity"]
     # and answers them: most of its greedy responses are the references
     assert metrics["student"]["rouge_l"] > 75 > metrics["teacher"]["rouge_l"]
+    # it ends its turn where the references end (a random model seldom does), without loops
+    assert metrics["student"]["ended_turn"] >= 0.75
+    assert metrics["student"]["repetition_4"] < 0.1
 
 
 @pytest.mark.parametrize(
@@ -439,6 +442,8 @@ def test_eval_and_predict_work_on_a_saved_causal_lm(
     assert compared["rouge_l_vs_teacher"] == pytest.approx(
         metrics["student"]["rouge_l_vs_teacher"], abs=1e-6
     )
+    for key in ("repetition_4", "ended_turn"):  # the same greedy answers as the run scored
+        assert compared[key] == pytest.approx(metrics["student"][key], abs=1e-9)
     # a text file: perplexity over non-overlapping blocks, as for WikiText
     text = tmp_path / "wiki.test.txt"
     text.write_text(" = Title = \n\n" + "say hi say hello " * 40 + "\n")

@@ -94,6 +94,8 @@ def _causal_lm_table(model_dir: Path, data: str, scores: dict) -> Table:
         ("rouge_l", "ROUGE-L (greedy, vs references)", ".2f"),
         ("teacher_rouge_l", "--against's ROUGE-L (vs references)", ".2f"),
         ("rouge_l_vs_teacher", "ROUGE-L vs --against's answers", ".2f"),
+        ("repetition_4", "repeated 4-grams in its answers (seq-rep-4)", ".3f"),
+        ("ended_turn", "answers ending their turn within --max-new-tokens", ".2f"),
         ("generated_tokens_per_second", "generated tokens/s", ",.0f"),
     ]
     formats += [

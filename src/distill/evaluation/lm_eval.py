@@ -14,6 +14,7 @@ from distill.data.lm_text import block_rows
 from distill.errors import DistillError
 from distill.evaluation.lm_scores import response_scores
 from distill.evaluation.lm_speed import generation_speed
+from distill.evaluation.repetition import repetition
 from distill.evaluation.rouge import rouge_l
 from distill.models.causal_lm import load_causal_lm, load_lm_tokenizer
 from distill.models.generation import generate_responses
@@ -97,6 +98,8 @@ def evaluate_causal_lm(
         "examples": len(rows),
         **scores,
         "rouge_l": rouge_l(generated.texts, rows.responses),
+        "repetition_4": repetition(generated.texts),
+        "ended_turn": sum(generated.ended_turn) / max(len(generated.ended_turn), 1),
         "generated_tokens_per_second": generated.new_tokens / max(generated.seconds, 1e-9),
     }
     if teacher is not None:

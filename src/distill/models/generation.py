@@ -5,7 +5,7 @@ of sequence-level distillation and the student's of on-policy distillation."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -18,6 +18,8 @@ class Generated:
     texts: list[str]
     new_tokens: int  # generated tokens over all prompts
     seconds: float
+    # per answer: it ended its turn (a stop token) before max_new_tokens ran out
+    ended_turn: list[bool] = field(default_factory=list)
 
 
 @torch.no_grad()
@@ -103,7 +105,8 @@ def generate_responses(
         tokenizer.decode([t for t in a if t not in stop], skip_special_tokens=True).strip()
         for a in answers
     ]
-    return Generated(texts, sum(len(a) for a in answers), seconds)
+    ended = [bool(a) and a[-1] in stop for a in answers]
+    return Generated(texts, sum(len(a) for a in answers), seconds, ended)
 
 
 def stop_ids(tokenizer: Any) -> list[int]:

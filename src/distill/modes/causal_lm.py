@@ -24,6 +24,7 @@ from distill.data.instructions import (
 )
 from distill.evaluation.lm_scores import response_pass
 from distill.evaluation.lm_speed import generation_speed
+from distill.evaluation.repetition import repetition
 from distill.evaluation.rouge import rouge_l
 from distill.evaluation.teacher_pass import teacher_pass
 from distill.models.generation import continue_ids, generate_responses, stop_ids
@@ -261,6 +262,10 @@ def _generation_scores(
     scores["student"]["generated_tokens_per_second"] = student.new_tokens / max(
         student.seconds, 1e-9
     )
+    # loops: repeated 4-grams, and answers that never ended their turn within max_new_tokens
+    scores["teacher"]["repetition_4"] = repetition(teacher_texts)
+    scores["student"]["repetition_4"] = repetition(student.texts)
+    scores["student"]["ended_turn"] = sum(student.ended_turn) / max(len(student.ended_turn), 1)
     return [
         {"prompt": p, "reference": r, "teacher": t, "student": s}
         for p, r, t, s in zip(prompts, references, teacher_texts, student.texts, strict=True)

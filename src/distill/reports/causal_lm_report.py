@@ -38,6 +38,8 @@ def write_causal_lm_report(run_dir: Path) -> Path:
             value(model, "agreement", ".3f"),
             value(model, "rouge_l", ".2f"),
             value(model, "rouge_l_vs_teacher", ".2f"),
+            value(model, "repetition_4", ".3f"),
+            value(model, "ended_turn", ".2f"),
             value(model, "text_perplexity", ".2f"),
             value(model, "generated_tokens_per_second", ",.0f"),
         ]
@@ -61,6 +63,8 @@ def write_causal_lm_report(run_dir: Path) -> Path:
                 "agreement with teacher",
                 "ROUGE-L",
                 "ROUGE-L vs teacher",
+                "repeated 4-grams",
+                "answers ending their turn",
                 "text perplexity (data.eval_text)",
                 "generated tokens/s",
             ],
