@@ -3,7 +3,7 @@
 
     .venv/bin/python benchmarks/causal_lm.py [--methods sft,forward_kl,...] [--layers 10,6]
         [--train-rows 1000] [--eval-rows 100] [--max-length 256] [--minutes M] [--epochs N]
-        [--lr 1e-4] [--selection spread|influence]
+        [--lr 1e-4] [--selection spread|influence] [--seed 0] [--render]
 
 Methods: `sft` (the task loss on the references, no teacher), `forward_kl`, `reverse_kl`,
 `jsd` (beta 0.5), `seqkd` (the task loss on the teacher's greedy answers, cached once) and
@@ -20,13 +20,15 @@ references and against the teacher's answers; then the 252 Self-Instruct user-or
 instructions (`--selfinst-rows`), answered greedily by the student and by the teacher (its
 answers cached once), ROUGE-L against the references and against the teacher (MiniLLM's two
 reference sets), with the first five side by side in the .json. Finished runs are reused, so
-the command resumes. Writes benchmarks/results/causal-lm.md (and .json).
+the command resumes; rows of other invocations (depths, methods, seeds) are kept, settings run
+with several `--seed`s are averaged in a second table, and `--render` rewrites the .md alone. Writes benchmarks/results/causal-lm.md (and .json).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -84,6 +86,7 @@ def recipe(method: str, layers: int, args: argparse.Namespace) -> Recipe:
                 "eval_generations": args.eval_rows,
                 "max_new_tokens": 64,
                 "log_every": 10,
+                "seed": args.seed,
             },
             "cache": {"dir": str(WORK / "cache")},
         }
@@ -127,7 +130,19 @@ def main() -> None:
         choices=["spread", "influence", "halves", "first+last"],
         help="which teacher blocks the student keeps (benchmarks/causal_lm_blocks.py)",
     )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="train.seed (data order, on-policy sampling); rows of several seeds are averaged",
+    )
+    parser.add_argument(
+        "--render", action="store_true", help="only rewrite the .md from the .json, run nothing"
+    )
     args = parser.parse_args()
+    if args.render:
+        write(args, json.loads((RESULTS / "causal-lm.json").read_text()))
+        return
     start = time.perf_counter()
     rows = []
     for layers in [int(n) for n in args.layers.split(",")]:
@@ -151,6 +166,7 @@ def main() -> None:
             epochs=args.epochs,
             lr=args.lr,
             selection=args.selection,
+            seed=args.seed,
             kept_blocks=kept_blocks(args.selection, row["layers"]),
         )
     write(args, merged(rows))
@@ -162,21 +178,27 @@ def _budget_suffix(args: argparse.Namespace) -> str:
     settings = (f"-lr{args.lr:g}" if args.lr != 1e-4 else "") + (
         f"-{args.selection}" if args.selection != "spread" else ""
     )
-    return epochs + (f"-{args.minutes:g}min" if args.minutes else "") + settings
+    seed = f"-seed{args.seed}" if args.seed else ""
+    return epochs + (f"-{args.minutes:g}min" if args.minutes else "") + settings + seed
+
+
+def setting(row: dict) -> tuple:
+    """What makes two rows the same comparison, less the seed."""
+    return (
+        row["method"],
+        row["layers"],
+        row.get("train_rows"),
+        row.get("budget_minutes"),
+        row.get("epochs", 1),
+        row.get("lr", 1e-4),
+        row.get("selection", "spread"),
+    )
 
 
 def merged(rows: list[dict]) -> list[dict]:
-    """This invocation's rows plus earlier invocations' rows it did not rerun (same method,
-    depth and training rows), so methods and depths can be added one invocation at a time."""
-    key = lambda r: (  # noqa: E731
-        r["method"],
-        r["layers"],
-        r.get("train_rows"),
-        r.get("budget_minutes"),
-        r.get("epochs", 1),
-        r.get("lr", 1e-4),
-        r.get("selection", "spread"),
-    )
+    """This invocation's rows plus earlier invocations' rows it did not rerun (same setting
+    and seed), so methods, depths and seeds can be added one invocation at a time."""
+    key = lambda r: (*setting(r), r.get("seed", 0))  # noqa: E731
     fresh = {key(r) for r in rows}
     path = RESULTS / "causal-lm.json"
     earlier = json.loads(path.read_text()) if path.is_file() else []
@@ -255,26 +277,75 @@ def _two(scores: dict, key: str) -> str:
     return f"{scores[key]:.2f}" if key in scores else "-"
 
 
+def _three(scores: dict, key: str) -> str:
+    return f"{scores[key]:.3f}" if key in scores else "-"
+
+
+SEED_SCORES = [
+    ("perplexity", lambda r: r["student"]["perplexity"]),
+    ("agreement", lambda r: r["student"]["agreement"]),
+    ("ROUGE-L", lambda r: r["student"].get("rouge_l")),
+    ("ROUGE-L vs teacher", lambda r: r["student"].get("rouge_l_vs_teacher")),
+    ("Self-Instruct ROUGE-L", lambda r: r.get("selfinst", {}).get("rouge_l")),
+    ("Self-Instruct vs teacher", lambda r: r.get("selfinst", {}).get("rouge_l_vs_teacher")),
+]
+
+
+def over_seeds(rows: list[dict]) -> str:
+    """Mean and sample standard deviation over seeds of every setting run with two or more;
+    empty while none is."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(setting(row), []).append(row)
+    lines = []
+    for group in groups.values():
+        if len(group) < 2:
+            continue
+        first = group[0]
+        cells = []
+        for _, score in SEED_SCORES:
+            values = [score(r) for r in group]
+            if any(v is None for v in values):
+                cells.append("-")
+                continue
+            form = ".3f" if abs(statistics.mean(values)) < 1 else ".2f"
+            cells.append(f"{statistics.mean(values):{form}} ± {statistics.stdev(values):{form}}")
+        lines.append(
+            f"| {first['layers']} | {first.get('selection', 'spread')} | "
+            f"{first.get('lr', 1e-4):g} | {first['method']} | {_budget(first)} | "
+            f"{', '.join(str(r.get('seed', 0)) for r in group)} | " + " | ".join(cells) + " |"
+        )
+    if not lines:
+        return ""
+    header = " | ".join(name for name, _ in SEED_SCORES)
+    return (
+        "\n## Over seeds (mean ± sample standard deviation)\n\n"
+        f"| student blocks | kept | lr | method | budget | seeds | {header} |\n"
+        "|---|---|---|---|---|---|" + "---|" * len(SEED_SCORES) + "\n" + "\n".join(lines) + "\n"
+    )
+
+
 def write(args: argparse.Namespace, rows: list[dict]) -> None:
     teacher = rows[0]["teacher"]
     lines = [
-        "| student blocks | kept | lr | method | training pairs | epochs | budget | steps | "
-        "tokens under the loss | train min | teacher min, paid once | perplexity | agreement | "
-        "ROUGE-L | ROUGE-L vs teacher | Self-Instruct ROUGE-L | Self-Instruct vs teacher | "
-        "teacher source |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| student blocks | kept | lr | method | seed | training pairs | epochs | budget | "
+        "steps | tokens under the loss | train min | teacher min, paid once | perplexity | "
+        "agreement | ROUGE-L | ROUGE-L vs teacher | repeated 4-grams | ended turn | "
+        "Self-Instruct ROUGE-L | Self-Instruct vs teacher | teacher source |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     nan = float("nan")
     for row in rows:
         s, selfinst = row["student"], row.get("selfinst", {})
         lines.append(
             f"| {row['layers']} | {row.get('selection', 'spread')} | {row.get('lr', 1e-4):g} | "
-            f"{row['method']} | {row['train_rows']:,} | "
+            f"{row['method']} | {row.get('seed', 0)} | {row['train_rows']:,} | "
             f"{row.get('epochs', 1)} | {_budget(row)} | {row['steps']} | "
             f"{row['train_response_tokens']:,} | {row['train_seconds'] / 60:.1f} | "
             f"{_paid_once(row)} | "
             f"{s['perplexity']:.2f} | {s['agreement']:.3f} | "
             f"{s.get('rouge_l', nan):.2f} | {s.get('rouge_l_vs_teacher', nan):.2f} "
+            f"| {_three(s, 'repetition_4')} | {_two(s, 'ended_turn')} "
             f"| {_two(selfinst, 'rouge_l')} | {_two(selfinst, 'rouge_l_vs_teacher')} "
             f"| {row['teacher_source']} |"
         )
@@ -292,7 +363,10 @@ def write(args: argparse.Namespace, rows: list[dict]) -> None:
         "the method ends in +prompt "
         "(data.prompt_loss: prompt tokens too). Scores on S-NI test (unseen tasks): "
         f"response perplexity and token agreement over all 500 pairs, ROUGE-L of greedy "
-        f"answers (up to 64 tokens) to the first {args.eval_rows}. One seed.\n\n"
+        f"answers (up to 64 tokens) to the first {args.eval_rows}, their repeated "
+        "4-grams (seq-rep-4) and the share that ended their turn within the 64 tokens (runs "
+        "from before these were recorded: `-`; causal-lm-repetition.md measures them from the "
+        "saved answers). Seed: the column (train.seed: data order, on-policy sampling).\n\n"
         f"Teacher: response perplexity {teacher['perplexity']:.2f}, ROUGE-L "
         f"{teacher.get('rouge_l', nan):.2f}"
         + "".join(
@@ -302,6 +376,7 @@ def write(args: argparse.Namespace, rows: list[dict]) -> None:
         + ".\n\n"
         + "\n".join(lines)
         + "\n"
+        + over_seeds(rows)
     )
     (RESULTS / "causal-lm.md").write_text(text)
     (RESULTS / "causal-lm.json").write_text(json.dumps(rows, indent=1))
