@@ -10,7 +10,9 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from distill.evaluation.rouge import rouge_l
-from distill.models.generation import generate_responses
+from distill.errors import DistillError
+from distill.evaluation.repetition import repetition
+from distill.models.generation import Penalties, generate_responses
 
 PROMPTS = ["say hi", "what is the capital of france", "say hello", "is paris the capital"]
 
@@ -58,3 +60,40 @@ def test_sampling_is_seeded(tiny_llama_dir: Path, lm_tokenizer) -> None:
 
     assert sample(1) == sample(1)
     assert sample(1) != sample(2)
+
+
+def test_penalties_reach_generation(tiny_llama_dir: Path, lm_tokenizer) -> None:
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
+    with torch.no_grad():  # every logit 0: ties, which greedy breaks towards the lowest id
+        model.get_output_embeddings().weight.zero_()
+    # no 1-gram twice: the prompt's tokens are banned, <pad> (id 0) is said once, then the
+    # lowest id left is <eos> (1), which ends the turn: two tokens per answer (one prompt at a
+    # time: a batch's left padding would ban <pad> from the start)
+    once = Penalties(no_repeat_ngram_size=1)
+    banned = generate_responses(
+        model, lm_tokenizer, PROMPTS, max_new_tokens=5, batch_size=1, penalties=once
+    )
+    assert banned.ended_turn == [True] * 4 and banned.new_tokens == 4 * 2
+
+
+def test_repetition_penalty_changes_a_random_models_answers(
+    tiny_llama_dir: Path, lm_tokenizer
+) -> None:
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
+    plain = generate_responses(model, lm_tokenizer, PROMPTS, max_new_tokens=12)
+    penalised = generate_responses(
+        model, lm_tokenizer, PROMPTS, max_new_tokens=12, penalties=Penalties(100.0)
+    )
+    assert repetition(penalised.texts, n=1) < repetition(plain.texts, n=1)
+
+
+@pytest.mark.parametrize(
+    ("penalties", "message"),
+    [
+        ({"repetition_penalty": 0.0}, "--repetition-penalty: 0 is not positive"),
+        ({"no_repeat_ngram_size": -1}, "--no-repeat-ngram-size: -1 is negative"),
+    ],
+)
+def test_bad_penalties_are_refused_in_one_line(penalties: dict, message: str) -> None:
+    with pytest.raises(DistillError, match=message):
+        Penalties(**penalties)

@@ -464,6 +464,36 @@ def test_eval_and_predict_work_on_a_saved_causal_lm(
     assert [r["prompt"] for r in rows] == ["say hi", "what is the capital of france"]
     assert all(isinstance(r["response"], str) for r in rows)
     assert metrics["generations"] == 12  # the run scored the same 12 answers
+    # a bad penalty against loops: one line, nothing written
+    refused = runner.invoke(
+        app,
+        ["predict", str(student), "--input", str(prompts), "--repetition-penalty", "0"]
+        + ["--output", str(tmp_path / "refused.jsonl")],
+    )
+    assert refused.exit_code != 0 and "--repetition-penalty: 0 is not positive" in refused.output
+    assert not (tmp_path / "refused.jsonl").exists()
+
+
+def test_eval_decodes_with_penalties_against_loops(
+    tmp_path: Path, tiny_llama_dir: Path, instruction_files: dict[str, str]
+) -> None:
+    """A model whose logits are all 0 says <pad> (the lowest id) forever; with no 1-gram twice
+    it says <pad> once, then <eos>, and every answer ends its turn."""
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
+    with torch.no_grad():
+        model.get_output_embeddings().weight.zero_()
+    model.save_pretrained(tmp_path / "flat")
+    AutoTokenizer.from_pretrained(tiny_llama_dir).save_pretrained(tmp_path / "flat")
+
+    def ended_turn(*options: str) -> float:
+        args = ["eval", str(tmp_path / "flat"), "--data", instruction_files["eval"], "--json"]
+        result = runner.invoke(app, [*args, "--max-new-tokens", "4", *options])
+        assert result.exit_code == 0, result.output
+        line = next(ln for ln in result.output.splitlines() if ln.startswith("{"))
+        return json.loads(line)["ended_turn"]
+
+    assert ended_turn() == 0.0
+    assert ended_turn("--no-repeat-ngram-size", "1") == 1.0
 
 
 # a corpus over the tiny tokenizer's words: "the capital of france is paris" and friends

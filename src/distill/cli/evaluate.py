@@ -39,12 +39,20 @@ def eval_command(
     block_size: Annotated[
         int, typer.Option(help="Causal LMs on a text file: tokens per scored block.")
     ] = 512,
+    repetition_penalty: Annotated[
+        float,
+        typer.Option(help="Causal LMs: divide the logits of tokens already said by this (1: off)."),
+    ] = 1.0,
+    no_repeat_ngram_size: Annotated[
+        int, typer.Option(help="Causal LMs: never say an n-gram of this size twice (0: off).")
+    ] = 0,
 ) -> None:
     """Score a saved model on a task's evaluation split (a causal LM: on prompt/response rows
     given with --data FILE: response perplexity and ROUGE-L of its greedy answers)."""
     with errors():
         from distill.evaluation.lm_eval import evaluate_causal_lm, is_causal_lm_dir
         from distill.evaluation.scoring import score_model
+        from distill.models.generation import Penalties
 
         if is_causal_lm_dir(model_dir):
             if data is None:
@@ -59,6 +67,7 @@ def eval_command(
                 max_rows,
                 against,
                 block_size,
+                Penalties(repetition_penalty, no_repeat_ngram_size),
             )
             if as_json:
                 print(json.dumps(scores))
@@ -130,12 +139,20 @@ def predict(
     max_new_tokens: Annotated[
         int, typer.Option(help="Causal LMs: the longest answer generated.")
     ] = 64,
+    repetition_penalty: Annotated[
+        float,
+        typer.Option(help="Causal LMs: divide the logits of tokens already said by this (1: off)."),
+    ] = 1.0,
+    no_repeat_ngram_size: Annotated[
+        int, typer.Option(help="Causal LMs: never say an n-gram of this size twice (0: off).")
+    ] = 0,
 ) -> None:
     """Label new text with a saved model: each row gets `prediction` (and `probability`); a
     causal LM answers each row's prompt: `response`."""
     with errors():
         from distill.evaluation.lm_eval import is_causal_lm_dir, predict_responses
         from distill.evaluation.predict import predict_file, read_rows, write_rows
+        from distill.models.generation import Penalties
 
         if is_causal_lm_dir(model_dir):
             if not input_path.is_file():
@@ -143,8 +160,15 @@ def predict(
             rows, columns = read_rows(input_path)
             if not rows:
                 raise DistillError(f"--input: {input_path} has no rows")
+            penalties = Penalties(repetition_penalty, no_repeat_ngram_size)
             answered = predict_responses(
-                model_dir, rows, columns, text_column, min(batch_size, 16), max_new_tokens
+                model_dir,
+                rows,
+                columns,
+                text_column,
+                min(batch_size, 16),
+                max_new_tokens,
+                penalties,
             )
             target = output_path or input_path.with_name(f"{input_path.stem}.responses.jsonl")
             write_rows(target, answered, [*columns, "response"])

@@ -17,7 +17,7 @@ from distill.evaluation.lm_speed import generation_speed
 from distill.evaluation.repetition import repetition
 from distill.evaluation.rouge import rouge_l
 from distill.models.causal_lm import load_causal_lm, load_lm_tokenizer
-from distill.models.generation import generate_responses
+from distill.models.generation import Penalties, generate_responses
 
 TEXT_SUFFIXES = (".txt", ".raw")  # `distill eval --data`: a text file, not rows
 
@@ -46,8 +46,10 @@ def predict_responses(
     prompt_column: str | None,
     batch_size: int,
     max_new_tokens: int,
+    penalties: Penalties = Penalties(),
 ) -> list[dict[str, Any]]:
-    """Each row with `response`: the model's greedy answer to its prompt."""
+    """Each row with `response`: the model's greedy answer to its prompt (with `penalties`
+    against loops, if any)."""
     column = prompt_column or next(
         (c for c in ("prompt", "instruction", "text") if c in columns), None
     )
@@ -58,8 +60,9 @@ def predict_responses(
         )
     tokenizer = load_lm_tokenizer(str(model_dir), "MODEL_DIR")
     model = load_causal_lm(str(model_dir), "MODEL_DIR")
+    prompts = [str(row[column]) for row in rows]
     generated = generate_responses(
-        model, tokenizer, [str(row[column]) for row in rows], max_new_tokens, batch_size
+        model, tokenizer, prompts, max_new_tokens, batch_size, penalties=penalties
     )
     return [{**row, "response": text} for row, text in zip(rows, generated.texts, strict=True)]
 
@@ -72,12 +75,14 @@ def evaluate_causal_lm(
     max_rows: int | None = None,
     against: Path | None = None,
     block_size: int = 512,
+    penalties: Penalties = Penalties(),
 ) -> dict[str, Any]:
     """Prompt/response rows: perplexity over the references' response tokens and ROUGE-L of
     greedy answers (with `against`, a teacher: token agreement and ROUGE-L against its greedy
     answers). A text file (.txt, .raw, .gz): perplexity over non-overlapping blocks of
     `block_size` tokens (WikiText's way of scoring an LM, without a sliding window). Both:
-    prefill and decode speed."""
+    prefill and decode speed. `penalties` apply to the model's answers only: the teacher's stay
+    plain greedy, the reference they are scored against."""
     if not data.is_file():
         raise DistillError(
             f"--data: {data} is not a file; give prompt/response rows (jsonl, csv, tsv, parquet) "
@@ -92,7 +97,9 @@ def evaluate_causal_lm(
     encoded = encode_instructions(rows, tokenizer, max_length=1024)
     teacher = load_causal_lm(str(against), "--against") if against is not None else None
     scores = response_scores(model, encoded, pad_id(tokenizer), teacher, batch_size=batch_size)
-    generated = generate_responses(model, tokenizer, rows.prompts, max_new_tokens, batch_size)
+    generated = generate_responses(
+        model, tokenizer, rows.prompts, max_new_tokens, batch_size, penalties=penalties
+    )
     result = {
         "task": "instruction",
         "examples": len(rows),

@@ -11,6 +11,31 @@ from typing import Any
 import torch
 
 from distill.data.instructions import format_prompt, pad_id
+from distill.errors import DistillError
+
+
+@dataclass(frozen=True)
+class Penalties:
+    """Transformers' penalties against loops at decoding: `repetition_penalty` (CTRL's: the
+    logits of tokens already in the prompt or answer divided by it, 1 = off) and
+    `no_repeat_ngram_size` (no n-gram of the prompt or answer twice, 0 = off). A weak student
+    decoded greedily repeats itself once it runs past what it can say; these trade that for
+    answers the evaluation's plain greedy decoding would not give."""
+
+    repetition_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.repetition_penalty > 0:
+            raise DistillError(
+                f"--repetition-penalty: {self.repetition_penalty:g} is not positive; give 1 "
+                "(off) or more, e.g. 1.2"
+            )
+        if self.no_repeat_ngram_size < 0:
+            raise DistillError(
+                f"--no-repeat-ngram-size: {self.no_repeat_ngram_size} is negative; give 0 (off) "
+                "or an n-gram size such as 3"
+            )
 
 
 @dataclass
@@ -33,6 +58,7 @@ def continue_ids(
     temperature: float = 1.0,
     seed: int = 0,
     batch_size: int = 8,
+    penalties: Penalties = Penalties(),
 ) -> list[list[int]]:
     """The tokens each prompt is continued with, up to and including the first stop token.
     The model is put in eval mode meanwhile and the global RNG is left as it was."""
@@ -58,6 +84,8 @@ def continue_ids(
                 top_k=None,
                 pad_token_id=pad,
                 eos_token_id=stop,
+                repetition_penalty=penalties.repetition_penalty,
+                no_repeat_ngram_size=penalties.no_repeat_ngram_size,
             )
             for row in output[:, width:].tolist():
                 end = next((i + 1 for i, t in enumerate(row) if t in stop), len(row))
@@ -78,6 +106,7 @@ def generate_responses(
     temperature: float = 1.0,
     seed: int = 0,
     max_prompt_tokens: int | None = None,
+    penalties: Penalties = Penalties(),
 ) -> Generated:
     """One response per prompt, formatted with the chat template, decoded without special
     tokens. Prompts longer than `max_prompt_tokens` keep their end (as in training)."""
@@ -99,6 +128,7 @@ def generate_responses(
         temperature,
         seed,
         batch_size,
+        penalties,
     )
     seconds = time.perf_counter() - start
     texts = [
