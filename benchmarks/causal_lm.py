@@ -21,7 +21,8 @@ instructions (`--selfinst-rows`), answered greedily by the student and by the te
 answers cached once), ROUGE-L against the references and against the teacher (MiniLLM's two
 reference sets), with the first five side by side in the .json. Finished runs are reused, so
 the command resumes; rows of other invocations (depths, methods, seeds) are kept, settings run
-with several `--seed`s are averaged in a second table, and `--render` rewrites the .md alone. Writes benchmarks/results/causal-lm.md (and .json).
+with several `--seed`s are averaged in a second table, and `--render` rewrites the .md alone.
+Writes benchmarks/results/causal-lm.md (and .json).
 """
 
 from __future__ import annotations

@@ -9,9 +9,9 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from distill.evaluation.rouge import rouge_l
 from distill.errors import DistillError
 from distill.evaluation.repetition import repetition
+from distill.evaluation.rouge import rouge_l
 from distill.models.generation import Penalties, generate_responses
 
 PROMPTS = ["say hi", "what is the capital of france", "say hello", "is paris the capital"]
