@@ -134,9 +134,7 @@ def write(rows: list[dict], summary: dict) -> None:
         f"Teacher on the same prompts: repeated 4-grams {teacher['teacher_repetition_4']:.3f}, "
         f"mean tokens {teacher['teacher_tokens']:.1f}, out of tokens (re-encoded) "
         f"{teacher['teacher_cut_off']:.2f}; the references: repeated 4-grams "
-        f"{teacher['reference_repetition_4']:.3f}.\n\n"
-        + "\n".join(lines)
-        + "\n\nOver these "
+        f"{teacher['reference_repetition_4']:.3f}.\n\n" + "\n".join(lines) + "\n\nOver these "
         f"{summary['runs']} runs, Spearman correlation of response perplexity with repeated "
         f"4-grams: {summary['spearman_perplexity_repetition']:.2f} (p "
         f"{summary['p_value_perplexity_repetition']:.3f}); with running out of tokens: "
