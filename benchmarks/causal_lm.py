@@ -255,9 +255,9 @@ def _budget(row: dict) -> str:
 
 def _paid_once(row: dict) -> str:
     """Minutes of teacher work outside the train minutes, paid once and reused: building the
-    top-k cache, or generating the sequence-level answers; for a cache built before builds
-    were timed, its rebuild timed by causal_lm_cache_build.py (same entry key), else `not
-    timed`; `-` where there is none (sft; on-policy runs its teacher inside training)."""
+    top-k cache, or generating the sequence-level answers; for a cache built (answers
+    generated) before that was timed, its rebuild timed by causal_lm_cache_build.py
+    (causal_lm_answers_build.py) into the same entry, else `not timed`; `-` where there is none (sft; on-policy runs its teacher inside training)."""
     if row.get("teacher_source", "").startswith("cached"):
         cache = row.get("teacher_cache", {})
         seconds = cache.get("build_seconds")
@@ -268,6 +268,11 @@ def _paid_once(row: dict) -> str:
                 return f"{build['build_seconds'] / 60:.1f} (timed apart)"
     elif row.get("teacher_responses"):
         seconds = row["teacher_responses"].get("generation_seconds")
+        timed_apart = RESULTS / "causal-lm-answers-build.json"
+        if seconds is None and timed_apart.is_file():
+            build = json.loads(timed_apart.read_text())
+            if build["same_entry_as_the_table"] and build["train_rows"] == row["train_rows"]:
+                return f"{build['generation_seconds'] / 60:.1f} (timed apart)"
     else:
         return "-"
     return f"{seconds / 60:.1f}" if seconds is not None else "not timed"

@@ -334,6 +334,9 @@ def test_sequence_level_distillation_trains_on_the_teachers_cached_answers(
     first = runner.invoke(app, ["run", str(recipe), "--out", str(tmp_path / "a")])
     assert first.exit_code == 0, first.output
     assert "training on the teacher's answers to 64 prompts (generated in " in first.output
+    # generating shows its progress (plain lines without a terminal, as in a log)
+    assert "teacher answers: 64/64 prompts (100%)" in first.output
+    assert "student answers: " in first.output
     again = runner.invoke(app, ["run", str(recipe), "--out", str(tmp_path / "b")])
     metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
     cost = metrics["teacher_responses"]

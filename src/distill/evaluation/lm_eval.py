@@ -62,7 +62,13 @@ def predict_responses(
     model = load_causal_lm(str(model_dir), "MODEL_DIR")
     prompts = [str(row[column]) for row in rows]
     generated = generate_responses(
-        model, tokenizer, prompts, max_new_tokens, batch_size, penalties=penalties
+        model,
+        tokenizer,
+        prompts,
+        max_new_tokens,
+        batch_size,
+        penalties=penalties,
+        progress="answers",
     )
     return [{**row, "response": text} for row, text in zip(rows, generated.texts, strict=True)]
 
@@ -98,7 +104,13 @@ def evaluate_causal_lm(
     teacher = load_causal_lm(str(against), "--against") if against is not None else None
     scores = response_scores(model, encoded, pad_id(tokenizer), teacher, batch_size=batch_size)
     generated = generate_responses(
-        model, tokenizer, rows.prompts, max_new_tokens, batch_size, penalties=penalties
+        model,
+        tokenizer,
+        rows.prompts,
+        max_new_tokens,
+        batch_size,
+        penalties=penalties,
+        progress="answers",
     )
     result = {
         "task": "instruction",
@@ -110,7 +122,9 @@ def evaluate_causal_lm(
         "generated_tokens_per_second": generated.new_tokens / max(generated.seconds, 1e-9),
     }
     if teacher is not None:
-        answers = generate_responses(teacher, tokenizer, rows.prompts, max_new_tokens, batch_size)
+        answers = generate_responses(
+            teacher, tokenizer, rows.prompts, max_new_tokens, batch_size, progress="--against"
+        )
         result["teacher_rouge_l"] = rouge_l(answers.texts, rows.responses)
         result["rouge_l_vs_teacher"] = rouge_l(generated.texts, answers.texts)
     return {**result, **generation_speed(model)}

@@ -12,6 +12,7 @@ import torch
 
 from distill.data.instructions import format_prompt, pad_id
 from distill.errors import DistillError
+from distill.runtime.progress import progress_bar
 
 
 @dataclass(frozen=True)
@@ -59,9 +60,11 @@ def continue_ids(
     seed: int = 0,
     batch_size: int = 8,
     penalties: Penalties = Penalties(),
+    progress: str | None = None,
 ) -> list[list[int]]:
     """The tokens each prompt is continued with, up to and including the first stop token.
-    The model is put in eval mode meanwhile and the global RNG is left as it was."""
+    The model is put in eval mode meanwhile and the global RNG is left as it was. `progress`:
+    a bar of that name over the prompts (None: silent, as inside a training step)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -69,27 +72,31 @@ def continue_ids(
     torch.manual_seed(seed)
     results: list[list[int]] = []
     try:
-        for first in range(0, len(prompts), batch_size):
-            chunk = prompts[first : first + batch_size]
-            width = max(len(ids) for ids in chunk)
-            input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in chunk])
-            mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in chunk])
-            output = model.generate(
-                input_ids=input_ids.to(device),
-                attention_mask=mask.to(device),
-                max_new_tokens=max_new_tokens,
-                do_sample=do_sample,
-                temperature=temperature if do_sample else None,
-                top_p=None,
-                top_k=None,
-                pad_token_id=pad,
-                eos_token_id=stop,
-                repetition_penalty=penalties.repetition_penalty,
-                no_repeat_ngram_size=penalties.no_repeat_ngram_size,
-            )
-            for row in output[:, width:].tolist():
-                end = next((i + 1 for i, t in enumerate(row) if t in stop), len(row))
-                results.append(row[:end])
+        with progress_bar(
+            progress or "", len(prompts), enabled=progress is not None, unit="prompts"
+        ) as advance:
+            for first in range(0, len(prompts), batch_size):
+                chunk = prompts[first : first + batch_size]
+                width = max(len(ids) for ids in chunk)
+                input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in chunk])
+                mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in chunk])
+                output = model.generate(
+                    input_ids=input_ids.to(device),
+                    attention_mask=mask.to(device),
+                    max_new_tokens=max_new_tokens,
+                    do_sample=do_sample,
+                    temperature=temperature if do_sample else None,
+                    top_p=None,
+                    top_k=None,
+                    pad_token_id=pad,
+                    eos_token_id=stop,
+                    repetition_penalty=penalties.repetition_penalty,
+                    no_repeat_ngram_size=penalties.no_repeat_ngram_size,
+                )
+                for row in output[:, width:].tolist():
+                    end = next((i + 1 for i, t in enumerate(row) if t in stop), len(row))
+                    results.append(row[:end])
+                advance(len(chunk))
     finally:
         torch.random.set_rng_state(state)
         model.train(was_training)
@@ -107,6 +114,7 @@ def generate_responses(
     seed: int = 0,
     max_prompt_tokens: int | None = None,
     penalties: Penalties = Penalties(),
+    progress: str | None = None,
 ) -> Generated:
     """One response per prompt, formatted with the chat template, decoded without special
     tokens. Prompts longer than `max_prompt_tokens` keep their end (as in training)."""
@@ -129,6 +137,7 @@ def generate_responses(
         seed,
         batch_size,
         penalties,
+        progress,
     )
     seconds = time.perf_counter() - start
     texts = [

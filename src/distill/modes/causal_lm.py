@@ -255,7 +255,9 @@ def _generation_scores(
         recipe.train.eval_batch_size,
         recipe.train.max_length,
     ).texts
-    student = generate_responses(parts.student, parts.tokenizer, prompts, **settings)
+    student = generate_responses(
+        parts.student, parts.tokenizer, prompts, **settings, progress="student answers"
+    )
     scores["teacher"]["rouge_l"] = rouge_l(teacher_texts, references)
     scores["student"]["rouge_l"] = rouge_l(student.texts, references)
     scores["student"]["rouge_l_vs_teacher"] = rouge_l(student.texts, teacher_texts)

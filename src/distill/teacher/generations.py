@@ -70,6 +70,7 @@ def teacher_answers(
             temperature=settings.temperature,
             seed=settings.seed,
             max_prompt_tokens=max_prompt_tokens,
+            progress="teacher answers",
         )
         cost = {"seconds": generated.seconds, "new_tokens": generated.new_tokens}
         _cost_path(path).write_text(json.dumps(cost))  # before the answers: never without them
