@@ -257,7 +257,8 @@ def _paid_once(row: dict) -> str:
     """Minutes of teacher work outside the train minutes, paid once and reused: building the
     top-k cache, or generating the sequence-level answers; for a cache built (answers
     generated) before that was timed, its rebuild timed by causal_lm_cache_build.py
-    (causal_lm_answers_build.py) into the same entry, else `not timed`; `-` where there is none (sft; on-policy runs its teacher inside training)."""
+    (causal_lm_answers_build.py) into the same entry, else `not timed`; `-` where there is
+    none (sft; on-policy runs its teacher inside training)."""
     if row.get("teacher_source", "").startswith("cached"):
         cache = row.get("teacher_cache", {})
         seconds = cache.get("build_seconds")
