@@ -12,6 +12,15 @@ from rich.table import Table
 from distill.cli.common import errors, out
 from distill.errors import DistillError
 
+# transformers' penalties against a small causal LM's loops, for eval and predict alike
+RepetitionPenalty = Annotated[
+    float,
+    typer.Option(help="Causal LMs: divide the logits of tokens already said by this (1: off)."),
+]
+NoRepeatNgramSize = Annotated[
+    int, typer.Option(help="Causal LMs: never say an n-gram of this size twice (0: off).")
+]
+
 
 def eval_command(
     model_dir: Annotated[Path, typer.Argument(help="A saved model directory.")],
@@ -39,13 +48,8 @@ def eval_command(
     block_size: Annotated[
         int, typer.Option(help="Causal LMs on a text file: tokens per scored block.")
     ] = 512,
-    repetition_penalty: Annotated[
-        float,
-        typer.Option(help="Causal LMs: divide the logits of tokens already said by this (1: off)."),
-    ] = 1.0,
-    no_repeat_ngram_size: Annotated[
-        int, typer.Option(help="Causal LMs: never say an n-gram of this size twice (0: off).")
-    ] = 0,
+    repetition_penalty: RepetitionPenalty = 1.0,
+    no_repeat_ngram_size: NoRepeatNgramSize = 0,
 ) -> None:
     """Score a saved model on a task's evaluation split (a causal LM: on prompt/response rows
     given with --data FILE: response perplexity and ROUGE-L of its greedy answers)."""
@@ -139,13 +143,8 @@ def predict(
     max_new_tokens: Annotated[
         int, typer.Option(help="Causal LMs: the longest answer generated.")
     ] = 64,
-    repetition_penalty: Annotated[
-        float,
-        typer.Option(help="Causal LMs: divide the logits of tokens already said by this (1: off)."),
-    ] = 1.0,
-    no_repeat_ngram_size: Annotated[
-        int, typer.Option(help="Causal LMs: never say an n-gram of this size twice (0: off).")
-    ] = 0,
+    repetition_penalty: RepetitionPenalty = 1.0,
+    no_repeat_ngram_size: NoRepeatNgramSize = 0,
 ) -> None:
     """Label new text with a saved model: each row gets `prediction` (and `probability`); a
     causal LM answers each row's prompt: `response`."""
