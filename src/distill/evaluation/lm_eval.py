@@ -118,8 +118,8 @@ def evaluate_causal_lm(
         **scores,
         "rouge_l": rouge_l(generated.texts, rows.responses),
         "repetition_4": repetition(generated.texts),
-        "ended_turn": sum(generated.ended_turn) / max(len(generated.ended_turn), 1),
-        "generated_tokens_per_second": generated.new_tokens / max(generated.seconds, 1e-9),
+        "ended_turn": generated.ended_turn_share,
+        "generated_tokens_per_second": generated.tokens_per_second,
     }
     if teacher is not None:
         answers = generate_responses(

@@ -47,6 +47,15 @@ class Generated:
     # per answer: it ended its turn (a stop token) before max_new_tokens ran out
     ended_turn: list[bool] = field(default_factory=list)
 
+    @property
+    def tokens_per_second(self) -> float:
+        return self.new_tokens / max(self.seconds, 1e-9)
+
+    @property
+    def ended_turn_share(self) -> float:
+        """The share of answers that ended their turn (0 when there are none)."""
+        return sum(self.ended_turn) / max(len(self.ended_turn), 1)
+
 
 @torch.no_grad()
 def continue_ids(

@@ -261,13 +261,11 @@ def _generation_scores(
     scores["teacher"]["rouge_l"] = rouge_l(teacher_texts, references)
     scores["student"]["rouge_l"] = rouge_l(student.texts, references)
     scores["student"]["rouge_l_vs_teacher"] = rouge_l(student.texts, teacher_texts)
-    scores["student"]["generated_tokens_per_second"] = student.new_tokens / max(
-        student.seconds, 1e-9
-    )
+    scores["student"]["generated_tokens_per_second"] = student.tokens_per_second
     # loops: repeated 4-grams, and answers that never ended their turn within max_new_tokens
     scores["teacher"]["repetition_4"] = repetition(teacher_texts)
     scores["student"]["repetition_4"] = repetition(student.texts)
-    scores["student"]["ended_turn"] = sum(student.ended_turn) / max(len(student.ended_turn), 1)
+    scores["student"]["ended_turn"] = student.ended_turn_share
     return [
         {"prompt": p, "reference": r, "teacher": t, "student": s}
         for p, r, t, s in zip(prompts, references, teacher_texts, student.texts, strict=True)
