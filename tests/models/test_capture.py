@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import BertForSequenceClassification
+from transformers import BertForSequenceClassification, LlamaForCausalLM
 
-from distill.models.capture import capturing_attention, forward
+from distill.models.capture import capturing_attention, forward, logits_at
 from distill.models.outputs import ModelOutput
 from distill.objectives import Shapes, build_objective
-from tests.conftest import tiny_config
+from tests.conftest import tiny_config, tiny_llama_config
 
 
 def _dropout_model() -> BertForSequenceClassification:
@@ -69,3 +69,27 @@ def test_captured_scores_are_unaffected_by_dropout() -> None:
     objective = build_objective("attention", None, {"loss": "mse"}, "objectives[0]")
     objective.setup(Shapes.of(student.config, teacher.config), "objectives[0].params")
     assert objective(_batch(), student_out, teacher_out).item() == pytest.approx(0.0, abs=1e-10)
+
+
+def test_a_causal_lm_is_asked_for_its_logits_at_response_columns_only() -> None:
+    """`response_logits` runs the head at the batch's response columns (`logits_to_keep`):
+    the same numbers as the full logits there, and nothing else computed."""
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(tiny_llama_config(64, 2)).eval()
+    labels = torch.full((2, 7), -100)
+    labels[0, 3:5], labels[1, 6] = 9, 8  # predicted from positions 2-3 and 5
+    batch = {
+        "input_ids": torch.randint(0, 64, (2, 7)),
+        "attention_mask": torch.ones(2, 7, dtype=torch.long),
+        "labels": labels,
+    }
+    with torch.no_grad():
+        full = forward(model, batch, frozenset())
+        compact = forward(model, batch, frozenset({"response_logits"}))
+        gathered = logits_at(model, batch)
+    assert full.logit_columns is None and full.logits.shape == (2, 7, 64)
+    assert compact.logit_columns.tolist() == [2, 3, 5]
+    assert compact.logits.shape == (2, 3, 64)
+    assert torch.allclose(compact.logits, full.logits[:, [2, 3, 5]], atol=1e-5)
+    expected = torch.stack([full.logits[0, 2], full.logits[0, 3], full.logits[1, 5]])
+    assert torch.allclose(gathered, expected, atol=1e-5)

@@ -27,6 +27,7 @@ from distill.models.block_influence import block_influence, most_influential
 from distill.models.capture import forward
 from distill.models.causal_lm import copy_decoder_layers
 from distill.objectives import build_objective
+from distill.reports.figures import loss_keys
 
 runner = CliRunner()
 PAIRS = [
@@ -123,7 +124,14 @@ def test_forward_kl_brings_the_student_to_the_teacher(
         assert metrics[model]["decode_tokens_per_second_batch8"] > 0
         assert metrics[model]["prefill_tokens_per_second_batch1"] > 0
     assert "## Generation speed" in (out / "report.md").read_text()
-    assert "greedy decoding at batch 1:" in (out / "student" / "README.md").read_text()
+    card = (out / "student" / "README.md").read_text()
+    assert "greedy decoding at batch 1:" in card
+    assert f"# Student distilled from `{tiny_llama_dir}`" in card
+    assert f"trained on {instruction_files['train']} (64 rows" in card
+    rouge = metrics["student"]["rouge_l"], metrics["teacher"]["rouge_l"]
+    assert f"12 held-out prompts: ROUGE-L {rouge[0]:.2f} against the references (the " in card
+    assert (out / "plots" / "losses.png").stat().st_size > 0
+    assert "plots/losses.png" in (out / "report.md").read_text()
     # the student is a transformers causal LM that generates through a pipeline
     student = AutoModelForCausalLM.from_pretrained(out / "student")
     assert student.config.num_hidden_layers == 2
@@ -249,9 +257,30 @@ def test_check_prints_the_causal_lm_plan(
     text = result.output.replace("\n", " ")
     assert "(task instruction, a causal LM)" in text and "teacher blocks [0, 3]" in text
     assert (
-        "distil for 3 epochs (batch 8, lr 0.01): loss = 1*forward_kl; the teacher's top-k" in text
+        "distil for 3 epochs (batch 8, lr 0.01): loss = 1*forward_kl; the teacher's top-64 "
+        "log-probabilities per response token are cached once and reused" in text
     )
     assert not (tmp_path / "run").exists()
+    # the plan says what the run will do with the teacher, and what on-policy batches cost
+    routes = {
+        "hidden states are read": {"objectives": [{"name": "hidden_cosine"}]},
+        "cache.enabled is false": {"cache": {"enabled": False}},
+        "on-policy batches are the student's own answers); a share 0.5 of batches is first "
+        "answered by the student (sampled, up to 7 new tokens per row with a KV cache): each "
+        "such batch adds up to 7 decoding steps of the student at batch 8": {
+            "data": {
+                "files": instruction_files,
+                "on_policy": {"fraction": 0.5, "max_new_tokens": 7},
+            }
+        },
+    }
+    for expected, changes in routes.items():
+        recipe = _recipe(tmp_path, tiny_llama_dir, instruction_files, **changes)
+        result = runner.invoke(app, ["check", str(recipe)])
+        assert result.exit_code == 0, result.output
+        assert f"the teacher runs live under no_grad ({expected}" in (
+            " ".join(result.output.split())
+        )
 
 
 def test_the_cached_teacher_trains_the_student_as_the_live_one(
@@ -366,6 +395,13 @@ def test_on_policy_batches_are_answered_by_the_student_and_scored_live(
     assert "4 of 4 batches answered by the student" in text
     cost = json.loads((tmp_path / "gkd" / "metrics.json").read_text())["on_policy"]
     assert cost["generated_batches"] == 4 and 4 * 8 <= cost["generated_tokens"] <= 4 * 8 * 3
+    # the cost so far in every logged record, the last record's the run's total
+    history = [json.loads(line) for line in (tmp_path / "gkd" / "history.jsonl").open()]
+    logged = [r for r in history if "loss" in r]
+    assert [r["generated_batches"] for r in logged] == [2, 4]
+    assert logged[-1]["generated_tokens"] == cost["generated_tokens"]
+    assert 0 < logged[0]["generation_seconds"] <= logged[-1]["generation_seconds"]
+    assert loss_keys(logged) == ["jsd", "loss"]  # the cost is not plotted as a loss
     changes["objectives"] = [{"name": "task"}]
     recipe = _recipe(tmp_path, tiny_llama_dir, instruction_files, **changes)
     refused = runner.invoke(app, ["run", str(recipe), "--out", str(tmp_path / "x")])
@@ -636,3 +672,80 @@ def test_a_student_keeps_the_teachers_most_influential_blocks(
         ours = saved.model.layers[position].mlp.up_proj.weight
         theirs = teacher.model.layers[block].mlp.up_proj.weight
         torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=0)
+
+
+def test_accumulated_micro_batches_give_the_one_batch_update_for_a_decoder(
+    tmp_path: Path, tiny_llama_dir: Path, instruction_files: dict[str, str], monkeypatch
+) -> None:
+    """Responses differ in length, so micro-batches hold different numbers of response tokens;
+    the gold loss, a token-level KL and hidden_cosine (per token over the step) on a decoder
+    with a live teacher give the same student split into 4 micro-batches as in one batch, and
+    another when every micro-batch is weighed alike (naive accumulation)."""
+    objectives = [
+        {"name": "task", "weight": 1.0},
+        {"name": "forward_kl", "weight": 1.0},
+        {"name": "hidden_cosine", "weight": 1.0},
+    ]
+    words = "what is the capital of france paris yes".split()
+    rng = random.Random(1)
+    # responses of 1 to 7 words after prompts of 7 to 1: rows of one length (batches grouped
+    # by length mix them), micro-batches with different numbers of response tokens
+    rows = [
+        {
+            "prompt": " ".join(rng.choices(words, k=7 - i % 7)),
+            "response": " ".join(rng.choices(words, k=1 + i % 7)),
+        }
+        for i in range(48)
+    ]
+    uneven = tmp_path / "uneven.jsonl"
+    uneven.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    files = {"train": str(uneven), "eval": instruction_files["eval"]}
+
+    def student(folder: str, accumulation: int) -> dict[str, torch.Tensor]:
+        train = {
+            "max_steps": 5,  # Adam's first update is the gradient's sign: weighting shows later
+            "batch_size": 16,
+            "gradient_accumulation": accumulation,
+            "lr": 1e-2,
+            "max_length": 32,
+            "log_every": 1,
+            "eval_generations": 0,
+        }
+        recipe = _recipe(tmp_path, tiny_llama_dir, files, objectives=objectives, train=train)
+        result = runner.invoke(app, ["run", str(recipe), "--out", str(tmp_path / folder)])
+        assert result.exit_code == 0, result.output
+        assert "runs live under no_grad (hidden states are read)" in result.output
+        model = AutoModelForCausalLM.from_pretrained(tmp_path / folder / "student")
+        return model.state_dict()
+
+    one, four = student("one", 1), student("four", 4)
+    for name, weights in one.items():
+        assert torch.allclose(weights, four[name], atol=1e-5), name
+    monkeypatch.setattr("distill.training.step.averaging_count", lambda objective, batch: 1.0)
+    naive = student("naive", 4)
+    assert max((one[n] - naive[n]).abs().max().item() for n in one) > 1e-3
+
+
+def test_a_student_from_a_smaller_configuration_learns_from_the_cache(
+    tmp_path: Path, tiny_llama_dir: Path, instruction_files: dict[str, str]
+) -> None:
+    """`init: config`: the teacher's configuration with the recipe's changes (narrower, two
+    blocks, fresh weights) distils from the cached top-k and saves as a causal LM."""
+    changes = {
+        "student": {
+            "init": "config",
+            "config": {"hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 2},
+        },
+        "train": {"epochs": 6, "batch_size": 8, "lr": 2e-2, "max_length": 32, "log_every": 4},
+    }
+    recipe = _recipe(tmp_path, tiny_llama_dir, instruction_files, **changes)
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["run", str(recipe), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "top-17 log-probabilities per response token" in result.output.replace("\n", " ")
+    student = AutoModelForCausalLM.from_pretrained(out / "student")
+    assert (student.config.hidden_size, student.config.num_hidden_layers) == (8, 2)
+    assert student.config.vocab_size == 17 and student.config.tie_word_embeddings
+    history = [json.loads(line) for line in (out / "history.jsonl").open()]
+    losses = [r["forward_kl"] for r in history if "forward_kl" in r]
+    assert losses[-1] < 0.5 * losses[0]

@@ -237,3 +237,44 @@ def test_a_padded_student_vocabulary_is_compared_on_the_teachers_range() -> None
         assert _value(name, batch, _outputs(padded), cached) == pytest.approx(plain, rel=1e-5)
     with pytest.raises(DistillError, match="logits have 6 entries and the student's 5"):
         _value("forward_kl", batch, _outputs(student[..., :5]), _outputs(teacher))
+
+
+def test_logits_at_response_columns_only_give_the_full_value_and_gradient() -> None:
+    """A model asked for its logits at the batch's response columns only (capture.forward's
+    `logits_to_keep`) gives every objective the value and gradient of the full logits."""
+    from distill.models.capture import response_columns
+
+    torch.manual_seed(2)
+    labels = torch.full((3, 9), -100)
+    labels[0, 2:4], labels[1, 6:9], labels[2, 7] = 5, 4, 3  # predicted from 1-2, 5-7, 6
+    batch = {"labels": labels}
+    columns = response_columns(batch)
+    assert columns.tolist() == [1, 2, 5, 6, 7]
+    full = torch.randn(3, 9, 11, requires_grad=True)
+    teacher_full = torch.randn(3, 9, 11)
+    for name in (*NAMES, "next_token"):
+        objective = build_objective(name, None, {"chunk": 2}, "o")
+        value = objective(batch, _outputs(full), _outputs(teacher_full))
+        expected = (float(value), torch.autograd.grad(value, full)[0])
+        for teacher_columns in (None, columns):  # a full or a compact teacher
+            kept = full[:, columns]
+            student = _outputs(kept)
+            student.logit_columns = columns
+            teacher = _outputs(
+                teacher_full if teacher_columns is None else teacher_full[:, columns]
+            )
+            teacher.logit_columns = teacher_columns
+            value = objective(batch, student, teacher)
+            assert float(value) == pytest.approx(expected[0], rel=1e-6)
+            grad = torch.autograd.grad(value, full)[0]
+            assert torch.allclose(grad, expected[1], atol=1e-7)
+            assert grad[:, [0, 3, 4, 8]].abs().sum() == 0  # no response is predicted there
+
+
+def test_logits_missing_a_response_position_are_one_line() -> None:
+    labels = torch.full((1, 4), -100)
+    labels[0, 2:] = 1  # predicted from positions 1 and 2
+    student = _outputs(torch.randn(1, 1, 5))
+    student.logit_columns = torch.tensor([1])
+    with pytest.raises(DistillError, match="forward_kl reads the student's logits at every"):
+        build_objective("forward_kl", None, {}, "o")({"labels": labels}, student, student)

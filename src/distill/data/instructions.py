@@ -168,6 +168,14 @@ def encode_instructions(
     return encoded
 
 
+def predicting_response(labels: torch.Tensor) -> torch.Tensor:
+    """`[batch, seq]` bool from per-token labels: the logit positions t whose next token is a
+    response token (`labels[t + 1] != -100`), the one place that shift by one is made."""
+    positions = torch.zeros_like(labels, dtype=torch.bool)
+    positions[:, :-1] = labels[:, 1:] != IGNORED
+    return positions
+
+
 def pad_id(tokenizer: Any) -> int:
     """What padding holds (never read: the attention mask and labels exclude it)."""
     for token_id in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0):
@@ -238,6 +246,15 @@ class OnPolicyBatches(InstructionBatches):
     and the batch's rows (so a resumed run draws alike), the rows' responses are replaced by
     answers sampled from the current student; the teacher then scores those tokens. Counts what
     it generated and how long it took (the cost per step, in the logs and metrics)."""
+
+    def log_fields(self) -> dict[str, float]:
+        """Added to every logged record (history.jsonl): the generation cost so far in this
+        process (a resumed run counts from its restart), next to `examples`."""
+        return {
+            "generated_batches": self.generated_batches,
+            "generated_tokens": self.generated_tokens,
+            "generation_seconds": round(self.seconds, 3),
+        }
 
     def __init__(
         self,

@@ -11,8 +11,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from distill.data.batching import model_inputs, to_device
+from distill.data.batching import to_device
 from distill.data.instructions import EncodedInstructions, InstructionBatches
+from distill.models.capture import logits_at
 from distill.objectives.token_level import response_positions
 
 
@@ -57,7 +58,7 @@ def response_pass(
         positions = response_positions(batch, "evaluation")
         targets = torch.zeros_like(batch["labels"])
         targets[:, :-1] = batch["labels"][:, 1:]
-        logits = model(**model_inputs(batch)).logits[positions].float()
+        logits = logits_at(model, batch).float()  # the head at response positions only
         nll += float(F.cross_entropy(logits, targets[positions], reduction="sum"))
         choices.append(logits.argmax(-1).cpu())
         tokens += int(positions.sum())

@@ -11,6 +11,8 @@ the scores when asked. Outside that window the models keep their own implementat
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -20,6 +22,7 @@ from transformers import AttentionInterface
 from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
 from distill.data.batching import model_inputs
+from distill.data.instructions import predicting_response
 from distill.errors import DistillError
 from distill.models.outputs import ModelOutput
 
@@ -120,19 +123,60 @@ def recording_scores(enabled: bool) -> contextlib.AbstractContextManager[list[An
     return _recording(_recorders, enabled)
 
 
+def response_columns(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The sequence positions (`[n]`, ascending) where some row's logits predict a response
+    token (`labels[t + 1] != -100`): all a causal-LM objective reads. Asking the model for
+    the logits there only spares the `[batch, seq, vocabulary]` float32 output of the whole
+    sequence; on S-NI's rows (long prompts, short answers) most positions are prompt."""
+    return predicting_response(batch["labels"]).any(dim=0).nonzero().squeeze(-1)
+
+
+def logits_at(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """`[n, vocabulary]`: the model's logits at the batch's response positions (those of
+    `response_columns`, each row's in order, rows in order), its head run there only when the
+    model allows: evaluation and the teacher cache read nothing else."""
+    positions = predicting_response(batch["labels"])
+    if not _keeps_logits(model):
+        return model(**model_inputs(batch)).logits[positions]
+    columns = response_columns(batch)
+    output = model(**model_inputs(batch), logits_to_keep=columns)
+    return output.logits[positions[:, columns]]
+
+
+@functools.cache
+def _accepts_logits_to_keep(model_class: type) -> bool:
+    return "logits_to_keep" in inspect.signature(model_class.forward).parameters
+
+
+def _keeps_logits(model: torch.nn.Module) -> bool:
+    """The model (under a DDP or torch.compile wrapper) takes `logits_to_keep`, as transformers'
+    causal LMs do; one that does not gives logits at every position."""
+    while hasattr(model, "module") or hasattr(model, "_orig_mod"):
+        model = getattr(model, "module", None) or model._orig_mod
+    return _accepts_logits_to_keep(type(model))
+
+
 def forward(
     model: torch.nn.Module, batch: dict[str, torch.Tensor], needs: frozenset[str]
 ) -> ModelOutput:
     """One forward pass returning exactly what `needs` asks for; fails loudly when attention
     maps were asked for and none came back."""
     want_scores, want_qkv = "attention_scores" in needs, "attention_qkv" in needs
+    labels = batch.get("labels")
+    per_token = labels is not None and labels.dim() == 2  # causal-LM batches
+    wanted = "response_logits" in needs and per_token and _keeps_logits(model)
+    columns = response_columns(batch) if wanted else None
+    # a causal LM's head then runs on those positions only (`logits_to_keep`)
+    keep = {} if columns is None else {"logits_to_keep": columns}
     with recording_scores(want_scores) as scores, recording_qkv(want_qkv) as qkv:
         output = model(
             **model_inputs(batch),
             output_hidden_states="hidden_states" in needs,
             output_attentions="attentions" in needs,
+            **keep,
         )
     result = ModelOutput.from_transformers(output, batch["attention_mask"])
+    result.logit_columns = columns
     if want_scores:
         result.attention_scores = tuple(scores)
     if want_qkv:

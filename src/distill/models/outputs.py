@@ -66,6 +66,9 @@ class ModelOutput:
             form, and the soft-target loss reads the sparse one.
         token_top_k: a cached causal-LM teacher's top-k log-probabilities per token; `logits`
             is then None and token-level objectives compare on the k tokens plus the rest.
+        logit_columns: a causal LM's logits for these sequence positions only (`logits` is
+            `[batch, len(logit_columns), vocabulary]`): the response positions of the batch
+            (models.capture.response_columns); None when `logits` covers every position.
     """
 
     logits: torch.Tensor
@@ -77,6 +80,7 @@ class ModelOutput:
     members: dict[str, ModelOutput] | None = None
     top_k: TopKLogits | None = None
     token_top_k: TokenTopK | None = None
+    logit_columns: torch.Tensor | None = None
 
     def detached(self) -> ModelOutput:
         """The same outputs cut from the graph: a model trained in the same step (co-

@@ -29,10 +29,9 @@ from distill.evaluation.rouge import rouge_l
 from distill.evaluation.teacher_pass import teacher_pass
 from distill.models.generation import continue_ids, generate_responses, stop_ids
 from distill.models.load import count_parameters
-from distill.modes.causal_lm_setup import LMParts, prepare
+from distill.modes.causal_lm_setup import LMParts, prepare, teacher_route
 from distill.modes.common import schedule_of
 from distill.objectives import Access, needs_of
-from distill.objectives.token_level import TokenDivergenceObjective
 from distill.reports.causal_lm_report import causal_lm_model_card, write_causal_lm_report
 from distill.reports.rundir import environment, run_directory, save_model, write_json, write_jsonl
 from distill.runtime.progress import console
@@ -121,15 +120,14 @@ def _on_policy_cost(batches: OnPolicyBatches, seconds: float) -> dict[str, Any]:
 
 
 def teacher_source(recipe: Recipe, parts: LMParts) -> tuple[Any, str]:
-    """The teacher's top-k cache when every objective that reads the teacher compares
-    next-token distributions at one temperature; else the live teacher (hidden states)."""
-    readers = [o for o in parts.objectives if o.objective.access > Access.NONE]
-    if not readers:
+    """The teacher's top-k cache or the live teacher, as causal_lm_setup.teacher_route
+    decides (and the plan says)."""
+    route, why = teacher_route(recipe, parts.objectives)
+    if route == "not run":
         return None, "not run"
-    temperatures = {getattr(o.objective, "temperature", None) for o in readers}
-    token_level = all(isinstance(o.objective, TokenDivergenceObjective) for o in readers)
-    on_policy = recipe.data.on_policy is not None
-    if recipe.cache.enabled and token_level and len(temperatures) == 1 and not on_policy:
+    if route == "cached":
+        readers = [o.objective for o in parts.objectives if o.objective.access > Access.NONE]
+        temperatures = {getattr(o, "temperature", None) for o in readers}
         directory = cache_root(recipe.cache.dir)
         k = min(recipe.cache.top_k, parts.teacher.config.vocab_size)
         cached, hit = lm_cache.load_or_build(
@@ -163,12 +161,6 @@ def teacher_source(recipe: Recipe, parts: LMParts) -> tuple[Any, str]:
         }
         return cached, f"cached top-{k}"
     needs = frozenset().union(*(needs_of(o.objective) for o in parts.objectives))
-    if on_policy:
-        why = "on-policy batches are the student's own answers"
-    elif not recipe.cache.enabled:
-        why = "cache.enabled is false"
-    else:
-        why = "hidden states are read" if not token_level else "objectives differ in temperature"
     console.print(f"[bold]teacher[/] runs live under no_grad ({why})")
     return LiveTeacher(parts.teacher, needs, parts.tokenizer), "live"
 

@@ -36,6 +36,7 @@ from distill.models.config import StudentConfig
 from distill.models.fingerprint import tokenizer_id
 from distill.models.load import checked_count, count_parameters, resolve_model, student_config
 from distill.objectives import Access, Shapes, WeightedObjective
+from distill.objectives.token_level import TokenDivergenceObjective
 from distill.runtime.progress import console
 from distill.teacher.cache import cache_root
 from distill.teacher.generations import teacher_answers
@@ -155,26 +156,61 @@ def plan_lines(recipe: Recipe) -> list[str]:
         "pretrained": f"{student.model}",
     }[student.init]
     terms = " + ".join(f"{o.weight:g}*{o.name}" for o in objectives)
-    reads = any(o.objective.access > Access.NONE for o in objectives)
     train = recipe.train
     return [
         f"1. build the student from {built} (+ embeddings, final norm and output layer)",
         f"2. {_data_line(recipe)}",
         f"3. distil for {train.max_steps or train.epochs:g} "
         f"{'steps' if train.max_steps else 'epochs'} (batch {train.batch_size}, lr "
-        f"{train.lr:g}): loss = {terms}; "
-        + (
-            "the teacher's top-k log-probabilities are cached once (live when hidden states "
-            "are read)"
-            if reads
-            else "the teacher is not run"
-        ),
+        f"{train.lr:g}): loss = {terms}; {_teacher_line(recipe, objectives)}",
         "4. score teacher and student on the eval split: "
         + ("perplexity" if recipe.task == "text" else "response perplexity")
         + ", token agreement"
         + ("; perplexity on data.eval_text" if recipe.data.eval_text else "")
         + "; prefill and decode speed",
     ]
+
+
+def teacher_route(recipe: Recipe, objectives: list[WeightedObjective]) -> tuple[str, str]:
+    """How the run gets the teacher, and why: ("cached", ...) its top-k log-probabilities per
+    response token, built once, when every objective that reads the teacher compares
+    next-token distributions at one temperature on fixed rows; ("live", why) otherwise;
+    ("not run", "") when no objective reads it. One decision for the run and its plan."""
+    readers = [o for o in objectives if o.objective.access > Access.NONE]
+    if not readers:
+        return "not run", ""
+    temperatures = {getattr(o.objective, "temperature", None) for o in readers}
+    token_level = all(isinstance(o.objective, TokenDivergenceObjective) for o in readers)
+    if recipe.data.on_policy is not None:
+        return "live", "on-policy batches are the student's own answers"
+    if not recipe.cache.enabled:
+        return "live", "cache.enabled is false"
+    if not token_level:
+        return "live", "hidden states are read"
+    if len(temperatures) > 1:
+        return "live", "objectives differ in temperature"
+    return "cached", ""
+
+
+def _teacher_line(recipe: Recipe, objectives: list[WeightedObjective]) -> str:
+    route, why = teacher_route(recipe, objectives)
+    if route == "not run":
+        return "the teacher is not run"
+    if route == "cached":
+        return (
+            f"the teacher's top-{recipe.cache.top_k} log-probabilities per response token are "
+            "cached once and reused"
+        )
+    line = f"the teacher runs live under no_grad ({why})"
+    on_policy = recipe.data.on_policy
+    if on_policy is not None:
+        line += (
+            f"; a share {on_policy.fraction:g} of batches is first answered by the student "
+            f"(sampled, up to {on_policy.max_new_tokens} new tokens per row with a KV cache): "
+            f"each such batch adds up to {on_policy.max_new_tokens} decoding steps of the "
+            f"student at batch {recipe.train.batch_size} before its forward pass"
+        )
+    return line
 
 
 def _blocks_named(student: StudentConfig) -> str:

@@ -10,7 +10,13 @@ import torch.nn.functional as F
 from distill.errors import DistillError
 from distill.models.outputs import StepOutput, TeacherOutput
 from distill.objectives.base import Access
-from distill.objectives.token_level import check_logits, position_chunks, response_positions
+from distill.objectives.token_level import (
+    at_columns,
+    check_logits,
+    covering_index,
+    position_chunks,
+    response_positions,
+)
 
 
 class NextTokenObjective:
@@ -20,6 +26,7 @@ class NextTokenObjective:
 
     access = Access.NONE
     averaged_over = "response_tokens"
+    needs = frozenset({"response_logits"})  # the student's logits at response positions only
     causal_lm_only = True
 
     def __init__(self, chunk: int = 512) -> None:
@@ -32,6 +39,7 @@ class NextTokenObjective:
     ) -> torch.Tensor:
         logits = check_logits(student.logits, "student", "next_token")
         positions = response_positions(batch, "next_token")
+        index = covering_index(student.logit_columns, positions, "student", "next_token")
         count = int(positions.sum())
         if count == 0:
             return logits.sum() * 0.0
@@ -39,5 +47,6 @@ class NextTokenObjective:
         targets[:, :-1] = batch["labels"][:, 1:]  # position t predicts token t + 1
         total = logits.new_zeros((), dtype=torch.float32)
         for at in position_chunks(positions, self.chunk):
-            total = total + F.cross_entropy(logits[at].float(), targets[at], reduction="sum")
+            predicted = logits[at_columns(at, index)].float()
+            total = total + F.cross_entropy(predicted, targets[at], reduction="sum")
         return total / count

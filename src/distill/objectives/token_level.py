@@ -5,12 +5,14 @@ divergence summed over those positions in chunks.
 Positions. A causal LM's logits at position t predict token t + 1. Batches carry `labels`
 aligned with `input_ids` (transformers' convention): the token id on response tokens, -100 on
 the prompt and on padding. The positions that count are therefore t with
-`labels[t + 1] != -100`; `response_positions` is the one place that shift is made.
+`labels[t + 1] != -100` (data.instructions.predicting_response makes that shift).
 
 Memory. Only the response positions are gathered, `chunk` of them at a time, so the objective
-never holds both models' `[batch, seq, vocab]` distributions in float32 at once (the logits
-themselves come out of the models; the causal-LM runner may ask them for the response
-positions only).
+never holds both models' `[batch, seq, vocab]` distributions in float32 at once. The logits
+themselves come out of the models for the batch's response positions only (the objectives
+declare the need `response_logits`; models.capture.forward passes `logits_to_keep`), so a
+model's logits are `[batch, columns, vocab]` with `logit_columns` saying which positions;
+`column_index` maps a sequence position to its place there.
 
 Sparse teacher. A cached teacher keeps the top k log-probabilities per token
 (`TokenTopK`). Both distributions are then compared on k + 1 buckets: the teacher's k tokens
@@ -26,11 +28,10 @@ from collections.abc import Callable, Iterator
 
 import torch
 
+from distill.data.instructions import predicting_response
 from distill.errors import DistillError
 from distill.models.outputs import StepOutput, TeacherOutput, TokenTopK
 from distill.objectives.base import Access
-
-IGNORED = -100
 
 # A divergence between two distributions given as log-probabilities `[n, buckets]`
 # (teacher, student), one value per row `[n]`.
@@ -45,9 +46,7 @@ def response_positions(batch: dict[str, torch.Tensor], name: str) -> torch.Tenso
             f"objectives: {name} is a token-level objective for causal-LM tasks (instruction, "
             "text); it needs batches with per-token `labels`"
         )
-    positions = torch.zeros_like(labels, dtype=torch.bool)
-    positions[:, :-1] = labels[:, 1:] != IGNORED
-    return positions
+    return predicting_response(labels)
 
 
 def check_logits(logits: torch.Tensor | None, which: str, name: str) -> torch.Tensor:
@@ -58,6 +57,37 @@ def check_logits(logits: torch.Tensor | None, which: str, name: str) -> torch.Te
             f"(a causal LM), got {shape}"
         )
     return logits
+
+
+def column_index(columns: torch.Tensor | None, length: int) -> torch.Tensor | None:
+    """`[length]`: where each sequence position's logits are in a model's output that holds
+    the positions `columns` only (-1: not there); None when the output holds every position."""
+    if columns is None:
+        return None
+    index = torch.full((length,), -1, dtype=torch.long, device=columns.device)
+    index[columns] = torch.arange(len(columns), device=columns.device)
+    return index
+
+
+def at_columns(
+    at: tuple[torch.Tensor, torch.Tensor], index: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows, sequence positions) -> (rows, places in an output with `column_index` index)."""
+    rows, columns = at
+    return (rows, columns) if index is None else (rows, index[columns])
+
+
+def covering_index(
+    columns: torch.Tensor | None, positions: torch.Tensor, which: str, name: str
+) -> torch.Tensor | None:
+    """`column_index` of a model's logits, checked to hold every response position."""
+    index = column_index(columns, positions.shape[1])
+    if index is not None and bool((index[positions.any(dim=0)] < 0).any()):
+        raise DistillError(
+            f"objectives: {name} reads the {which}'s logits at every response position, and the "
+            "model was run for fewer (its logit_columns miss some)"
+        )
+    return index
 
 
 def position_chunks(
@@ -80,16 +110,22 @@ def mean_divergence(
     temperature: float,
     name: str,
     chunk: int = 512,
+    student_columns: torch.Tensor | None = None,
+    teacher_columns: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The mean over response positions of `divergence(teacher, student)`, computed `chunk`
-    positions at a time; a differentiable zero when the batch has no response token."""
+    positions at a time; a differentiable zero when the batch has no response token.
+    `*_columns`: the positions a model's logits hold (ModelOutput.logit_columns), None: all."""
     positions = response_positions(batch, name)
     check_logits(student_logits, "student", name)
+    student_index = covering_index(student_columns, positions, "student", name)
     count = int(positions.sum())
     if count == 0:
         return student_logits.sum() * 0.0
+    teacher_index = None
     if teacher_top_k is None:
         teacher_logits = check_logits(teacher_logits, "teacher", name)
+        teacher_index = covering_index(teacher_columns, positions, "teacher", name)
         shared = teacher_logits.shape[-1]
     else:
         shared = teacher_top_k.vocabulary or student_logits.shape[-1]
@@ -99,11 +135,13 @@ def mean_divergence(
     student_logits = student_logits[..., :shared]
     total = student_logits.new_zeros((), dtype=torch.float32)
     for at in position_chunks(positions, chunk):
-        student = torch.log_softmax(student_logits[at].float() / temperature, dim=-1)
+        student_at = student_logits[at_columns(at, student_index)]
+        student = torch.log_softmax(student_at.float() / temperature, dim=-1)
         if teacher_top_k is None:
             assert teacher_logits is not None
-            teacher = torch.log_softmax(teacher_logits[at].float() / temperature, dim=-1)
-        else:
+            teacher_at = teacher_logits[at_columns(at, teacher_index)]
+            teacher = torch.log_softmax(teacher_at.float() / temperature, dim=-1)
+        else:  # the cache holds every position of the batch
             teacher, student = _buckets(
                 teacher_top_k.log_probs[at].float(), teacher_top_k.indices[at], student
             )
@@ -162,6 +200,7 @@ class TokenDivergenceObjective:
 
     access = Access.LOGITS
     averaged_over = "response_tokens"  # normalised per response token over the whole step
+    needs = frozenset({"response_logits"})  # both models' logits at response positions only
     causal_lm_only = True  # classification recipes refuse it (teacher.plan.prepare)
     name = "token_divergence"
 
@@ -188,4 +227,6 @@ class TokenDivergenceObjective:
             self.temperature,
             self.name,
             self.chunk,
+            student.logit_columns,
+            teacher.logit_columns,
         )

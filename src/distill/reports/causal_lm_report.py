@@ -114,6 +114,18 @@ def causal_lm_model_card(recipe: Any, metrics: dict[str, Any]) -> str:
     data = recipe.data
     source = (data.files or {}).get("train") or data.name or data.path or "-"
     covered = loss_tokens_named(metrics.get("prompt_loss", False))
+    if "rouge_l" in student and "rouge_l" in teacher:
+        scores += (
+            f"- greedy answers to {metrics.get('generations', 'the first')} held-out prompts: "
+            f"ROUGE-L {student['rouge_l']:.2f} against the references (the teacher: "
+            f"{teacher['rouge_l']:.2f}), {student['rouge_l_vs_teacher']:.2f} against the "
+            "teacher's answers\n"
+        )
+    if "text_perplexity" in student and "text_perplexity" in teacher:
+        scores += (
+            f"- perplexity on data.eval_text: {student['text_perplexity']:.3f} (the teacher: "
+            f"{teacher['text_perplexity']:.3f})\n"
+        )
     speed = "decode_tokens_per_second_batch1"
     if speed in student and speed in teacher:
         scores += (

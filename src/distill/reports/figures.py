@@ -22,6 +22,10 @@ _NOT_LOSSES = {
     "phase",
     "generation",
     "dev_score",
+    # on-policy batches' generation cost so far (data.instructions.OnPolicyBatches.log_fields)
+    "generated_batches",
+    "generated_tokens",
+    "generation_seconds",
 }
 
 

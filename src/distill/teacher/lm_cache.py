@@ -24,8 +24,9 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel
 
-from distill.data.batching import model_inputs
+from distill.data.batching import to_device
 from distill.data.instructions import EncodedInstructions, InstructionBatches
+from distill.models.capture import logits_at
 from distill.models.fingerprint import model_fingerprint
 from distill.models.outputs import TeacherOutput, TokenTopK
 from distill.objectives.token_level import response_positions
@@ -152,12 +153,11 @@ def _build(
         teacher.eval()
         with progress_bar("caching teacher top-k", len(encoded)) as advance:
             for rows, batch in batches.in_order(batch_size):
-                positions = response_positions(batch, "teacher cache")
-                inputs = {name: t.to(device) for name, t in model_inputs(batch).items()}
-                logits = teacher(**inputs).logits
+                counts = response_positions(batch, "teacher cache").sum(dim=1).tolist()
+                # each row's response positions, the head run there only
+                logits = logits_at(teacher, to_device(batch, device)).split(counts)
                 for row, i in enumerate(rows):
-                    where = positions[row].nonzero().flatten().to(device)
-                    log_probs = torch.log_softmax(logits[row, where].float() / temperature, -1)
+                    log_probs = torch.log_softmax(logits[row].float() / temperature, -1)
                     top = log_probs.topk(k, dim=-1)
                     start, end = offsets[i], offsets[i + 1]
                     values[start:end] = top.values.cpu().numpy()

@@ -142,7 +142,8 @@ def stage_line(stage: StagePlan, named: bool = False) -> str:
         return line + "cached logits"
     if stage.teacher_source == "not needed":
         return line + "the teacher is not run"
-    what = ["logits"] + sorted(n.replace("_", " ") for n in stage.needs)
+    logits = "logits at response positions" if "response_logits" in stage.needs else "logits"
+    what = [logits] + sorted(n.replace("_", " ") for n in stage.needs - {"response_logits"})
     line += f"run the teacher live in eval mode under no_grad, asking for {', '.join(what)}"
     note = "cache.enabled is false" if not stage.cache else stage.states_note
     if note:

@@ -274,6 +274,8 @@ def train_learners(
                             "examples": loop.examples,  # seen so far in this phase
                             **({"skipped_steps": loop.skipped} if loop.skipped else {}),
                             **({"time_budget_reached": True} if out_of_time else {}),
+                            # what the batches cost beyond the step (on-policy generation)
+                            **(batches.log_fields() if hasattr(batches, "log_fields") else {}),
                         }
                     )
                     loop.window = {}
