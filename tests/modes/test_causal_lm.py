@@ -20,6 +20,7 @@ from distill.data.instructions import (
     InstructionBatches,
     InstructionRows,
     encode_instructions,
+    format_pair,
     pad_id,
 )
 from distill.evaluation.lm_scores import response_scores
@@ -749,3 +750,58 @@ def test_a_student_from_a_smaller_configuration_learns_from_the_cache(
     history = [json.loads(line) for line in (out / "history.jsonl").open()]
     losses = [r["forward_kl"] for r in history if "forward_kl" in r]
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_long_prompts_and_a_missing_chat_template_are_said(
+    tmp_path: Path, instruction_files: dict[str, str]
+) -> None:
+    """A teacher whose tokenizer has no chat template trains on a plain prompt format, and
+    rows longer than train.max_length keep the end of their prompt: the run says both."""
+    from transformers import LlamaForCausalLM
+
+    from tests.conftest import lm_tokenizer_of, tiny_llama_config
+
+    plain = tmp_path / "plain-teacher"
+    tokenizer = lm_tokenizer_of(chat_template=None)
+    torch.manual_seed(0)
+    LlamaForCausalLM(tiny_llama_config(len(tokenizer), layers=2)).save_pretrained(plain)
+    tokenizer.save_pretrained(plain)
+    train = {"max_steps": 1, "batch_size": 8, "max_length": 8, "eval_generations": 0}
+    changes = {"train": train, "student": {"init": "teacher_layers", "layers": [0]}}
+    recipe = _recipe(tmp_path, plain, instruction_files, **changes)
+    result = runner.invoke(app, ["run", str(recipe), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert (
+        "note the tokenizer has no chat template: rows are formatted as '### Instruction:" in text
+    )
+    assert (
+        "prompts lost their beginning and 0 responses their end to fit train.max_length 8" in text
+    )
+    rows = [json.loads(line) for line in Path(instruction_files["train"]).open()]
+
+    def tokens(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    pairs = [format_pair(tokenizer, r["prompt"], r["response"]) for r in rows]
+    cut = sum(tokens(prompt) + tokens(response) > 8 for prompt, response in pairs)
+    assert cut > 0 and f"note {cut} prompts lost their beginning" in text
+
+
+def test_bad_rows_and_lengths_are_one_line_and_write_nothing(
+    tmp_path: Path, tiny_llama_dir: Path, instruction_files: dict[str, str]
+) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text(json.dumps({"prompt": "say hi", "response": " "}) + "\n")
+    cases = {
+        "row 1: empty response": {"data": {"files": {"train": str(empty)}}},
+        "train.max_length": {"train": {"max_length": 1}},
+    }
+    for message, changes in cases.items():
+        out = tmp_path / "bad"
+        recipe = _recipe(tmp_path, tiny_llama_dir, instruction_files, **changes)
+        result = runner.invoke(app, ["run", str(recipe), "--out", str(out)])
+        assert result.exit_code == 1
+        assert len(result.output.strip().splitlines()) == 1, result.output
+        assert message in result.output
+        assert not out.exists() and not Path(str(out) + ".partial").exists()
