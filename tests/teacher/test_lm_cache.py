@@ -13,7 +13,7 @@ from transformers import AutoModelForCausalLM
 from distill.data.instructions import InstructionBatches, InstructionRows, encode_instructions
 from distill.models.capture import forward
 from distill.objectives import build_objective
-from distill.teacher.lm_cache import bytes_per_token, load_or_build
+from distill.teacher.lm_cache import bytes_per_token, entry_key, load_or_build
 
 ROWS = InstructionRows(
     ["say hi", "what is the capital of france", "say hello"], ["hello", "paris", "hi yes"], "t"
@@ -75,6 +75,25 @@ def test_an_entry_is_built_once_and_rebuilt_when_damaged(tmp_path: Path, setup) 
     rebuilt, hit = load_or_build(tmp_path, teacher, tokenizer, encoded, 0, 4, 1.0, 2)
     assert not hit and len(calls) == 2  # one pass over the 3 rows in batches of 2
     np.testing.assert_array_equal(np.array(rebuilt.values), before)
+
+
+def test_the_entry_key_follows_everything_that_changes_the_values(setup) -> None:
+    """Another teacher weight, other rows, another k or temperature: another entry."""
+    teacher, tokenizer, encoded = setup
+    key = entry_key(teacher, tokenizer, encoded, 4, 1.0)
+    assert entry_key(teacher, tokenizer, encoded, 4, 1.0) == key
+    other_rows = encode_instructions(
+        InstructionRows(ROWS.prompts, ["hello", "paris", "hi"], "t"), tokenizer, 32
+    )
+    changed = [
+        entry_key(teacher, tokenizer, other_rows, 4, 1.0),
+        entry_key(teacher, tokenizer, encoded, 5, 1.0),
+        entry_key(teacher, tokenizer, encoded, 4, 2.0),
+    ]
+    with torch.no_grad():
+        next(teacher.parameters()).view(-1)[0] += 1e-3
+    changed.append(entry_key(teacher, tokenizer, encoded, 4, 1.0))
+    assert len({key, *changed}) == 5
 
 
 def test_bytes_per_token() -> None:
