@@ -429,7 +429,7 @@ def test_general_recipes_parse() -> None:
 
 
 def test_the_causal_lm_recipe_parses_and_plans() -> None:
-    from distill.modes.causal_lm_setup import plan_lines
+    from distill.modes.causal_lm_plan import plan_lines
 
     assert [p.name for p in LM_RECIPES] == ["smollm2_instruction.yaml", "smollm2_text.yaml"]
     for path, task in zip(LM_RECIPES, ("instruction", "text"), strict=True):

@@ -107,7 +107,7 @@ def check(
             return
         validated = Recipe.from_yaml(recipe, set_)
         from distill.data.tasks import CAUSAL_LM_TASKS
-        from distill.modes.causal_lm_setup import plan_lines
+        from distill.modes.causal_lm_plan import plan_lines
 
         if validated.task in CAUSAL_LM_TASKS:
             out.print(f"[green]recipe OK[/]: {recipe} (task {validated.task}, a causal LM)")

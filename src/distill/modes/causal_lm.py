@@ -29,7 +29,8 @@ from distill.evaluation.rouge import rouge_l
 from distill.evaluation.teacher_pass import teacher_pass
 from distill.models.generation import continue_ids, generate_responses, stop_ids
 from distill.models.load import count_parameters
-from distill.modes.causal_lm_setup import LMParts, prepare, teacher_route
+from distill.modes.causal_lm_plan import teacher_route
+from distill.modes.causal_lm_setup import LMParts, prepare
 from distill.modes.common import schedule_of
 from distill.objectives import Access, needs_of
 from distill.reports.causal_lm_report import causal_lm_model_card, write_causal_lm_report
@@ -120,7 +121,7 @@ def _on_policy_cost(batches: OnPolicyBatches, seconds: float) -> dict[str, Any]:
 
 
 def teacher_source(recipe: Recipe, parts: LMParts) -> tuple[Any, str]:
-    """The teacher's top-k cache or the live teacher, as causal_lm_setup.teacher_route
+    """The teacher's top-k cache or the live teacher, as causal_lm_plan.teacher_route
     decides (and the plan says)."""
     route, why = teacher_route(recipe, parts.objectives)
     if route == "not run":

@@ -35,8 +35,7 @@ from distill.models.causal_lm import (
 from distill.models.config import StudentConfig
 from distill.models.fingerprint import tokenizer_id
 from distill.models.load import checked_count, count_parameters, resolve_model, student_config
-from distill.objectives import Access, Shapes, WeightedObjective
-from distill.objectives.token_level import TokenDivergenceObjective
+from distill.objectives import Shapes, WeightedObjective
 from distill.runtime.progress import console
 from distill.teacher.cache import cache_root
 from distill.teacher.generations import teacher_answers
@@ -69,7 +68,7 @@ class LMParts:
 def prepare(recipe: Recipe) -> LMParts:
     """Teacher, tokenizer, student, rows and objectives, every one checked before training."""
     assert recipe.teacher is not None
-    objectives = _objectives(recipe.objectives or [])
+    objectives = lm_objectives(recipe.objectives or [])
     if recipe.data.on_policy is not None and any(o.name == "next_token" for o in objectives):
         raise DistillError(
             "objectives: task (the next-token loss) would train the student on its own "
@@ -146,100 +145,6 @@ def _rows(
     return train, evaluation, eval_rows
 
 
-def plan_lines(recipe: Recipe) -> list[str]:
-    """What a run of this recipe will do, without loading anything (`distill check`)."""
-    objectives = _objectives(recipe.objectives or [])
-    student = recipe.student
-    built = {
-        "teacher_layers": f"teacher blocks {_blocks_named(student)}",
-        "config": f"a configuration ({student.config})",
-        "pretrained": f"{student.model}",
-    }[student.init]
-    terms = " + ".join(f"{o.weight:g}*{o.name}" for o in objectives)
-    train = recipe.train
-    return [
-        f"1. build the student from {built} (+ embeddings, final norm and output layer)",
-        f"2. {_data_line(recipe)}",
-        f"3. distil for {train.max_steps or train.epochs:g} "
-        f"{'steps' if train.max_steps else 'epochs'} (batch {train.batch_size}, lr "
-        f"{train.lr:g}): loss = {terms}; {_teacher_line(recipe, objectives)}",
-        "4. score teacher and student on the eval split: "
-        + ("perplexity" if recipe.task == "text" else "response perplexity")
-        + ", token agreement"
-        + ("; perplexity on data.eval_text" if recipe.data.eval_text else "")
-        + "; prefill and decode speed",
-    ]
-
-
-def teacher_route(recipe: Recipe, objectives: list[WeightedObjective]) -> tuple[str, str]:
-    """How the run gets the teacher, and why: ("cached", ...) its top-k log-probabilities per
-    response token, built once, when every objective that reads the teacher compares
-    next-token distributions at one temperature on fixed rows; ("live", why) otherwise;
-    ("not run", "") when no objective reads it. One decision for the run and its plan."""
-    readers = [o for o in objectives if o.objective.access > Access.NONE]
-    if not readers:
-        return "not run", ""
-    temperatures = {getattr(o.objective, "temperature", None) for o in readers}
-    token_level = all(isinstance(o.objective, TokenDivergenceObjective) for o in readers)
-    if recipe.data.on_policy is not None:
-        return "live", "on-policy batches are the student's own answers"
-    if not recipe.cache.enabled:
-        return "live", "cache.enabled is false"
-    if not token_level:
-        return "live", "hidden states are read"
-    if len(temperatures) > 1:
-        return "live", "objectives differ in temperature"
-    return "cached", ""
-
-
-def _teacher_line(recipe: Recipe, objectives: list[WeightedObjective]) -> str:
-    route, why = teacher_route(recipe, objectives)
-    if route == "not run":
-        return "the teacher is not run"
-    if route == "cached":
-        return (
-            f"the teacher's top-{recipe.cache.top_k} log-probabilities per response token are "
-            "cached once and reused"
-        )
-    line = f"the teacher runs live under no_grad ({why})"
-    on_policy = recipe.data.on_policy
-    if on_policy is not None:
-        line += (
-            f"; a share {on_policy.fraction:g} of batches is first answered by the student "
-            f"(sampled, up to {on_policy.max_new_tokens} new tokens per row with a KV cache): "
-            f"each such batch adds up to {on_policy.max_new_tokens} decoding steps of the "
-            f"student at batch {recipe.train.batch_size} before its forward pass"
-        )
-    return line
-
-
-def _blocks_named(student: StudentConfig) -> str:
-    if student.layers is not None:
-        return str(student.layers)
-    count = student.num_layers or "half"
-    if student.layers_by == "influence":
-        return f"{count} chosen by block influence on the first {INFLUENCE_ROWS} training rows"
-    return f"{count}, spread evenly"
-
-
-def _data_line(recipe: Recipe) -> str:
-    data, length = recipe.data, recipe.train.max_length
-    where = {
-        "files": ", ".join((data.files or {}).values()),
-        "hub": f"the hub dataset {data.name}",
-    }.get(data.source or "", f"the saved dataset {data.path}")
-    if recipe.task == "text":
-        return (
-            f"read text from {where}, tokenise it once (cached) into blocks of {length} "
-            "tokens; the loss on every next token"
-        )
-    covered = "prompt and response tokens" if data.prompt_loss else "response tokens"
-    return (
-        f"read prompt/response rows from {where}, format them with the chat template; labels "
-        f"on {covered} (max_length {length})"
-    )
-
-
 def _teacher_rows(
     recipe: Recipe,
     teacher: PreTrainedModel,
@@ -283,7 +188,9 @@ def _teacher_rows(
     return InstructionRows([p for p, _ in kept], [a for _, a in kept], rows.source)
 
 
-def _objectives(configs: list[ObjectiveConfig]) -> list[WeightedObjective]:
+def lm_objectives(configs: list[ObjectiveConfig]) -> list[WeightedObjective]:
+    """The recipe's objectives with causal-LM names (`task` is `next_token`); classification
+    objectives refused in one line."""
     renamed = [c.model_copy(update={"name": CAUSAL_LM_NAMES.get(c.name, c.name)}) for c in configs]
     built = [o for o in weighted_objectives(renamed) if o.weight > 0]
     for i, item in enumerate(built):

@@ -10,6 +10,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
+from distill.data.instructions import predicting_response
 from distill.models.outputs import StepOutput, TeacherOutput
 
 # What a forward pass can be asked for beyond logits (an objective's `needs`):
@@ -106,7 +107,7 @@ AVERAGED_OVER: dict[str, Callable[[dict[str, torch.Tensor]], float]] = {
     "token_pairs": lambda batch: float(batch["attention_mask"].sum(-1).pow(2).sum()),
     "masked_tokens": lambda batch: float((batch["mlm_labels"] != -100).sum()),
     # causal LMs: logit positions whose next token is a response token (labels shifted by one)
-    "response_tokens": lambda batch: float((batch["labels"][:, 1:] != -100).sum()),
+    "response_tokens": lambda batch: float(predicting_response(batch["labels"]).sum()),
 }
 
 
