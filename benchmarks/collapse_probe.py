@@ -10,7 +10,11 @@ trained again with one setting changed at a time:
 - `suite`: the suite's settings (the row transfer.py select reports as `none`);
 - `steps x10`: ten times the epochs on the labelled rows alone, i.e. as many optimizer steps as
   the student with a 10x transfer set takes: separates "more text" from "more steps";
-- `lr x5`: five times the learning rate.
+- `lr x5`: five times the learning rate;
+- `transfer`: the suite's settings with the transfer set `neighbours` + `mask`, 10 copies
+  (the setting `transfer.py select` chose), i.e. the row `transfer.py final` reports;
+- `transfer+epochs x2`: the same transfer set and twice the suite's epochs: does a student
+  taught on ten times the rows still lack optimizer steps?
 
 Next to each score: the last logged training task loss against the loss of predicting the
 label prior (CoLA: the entropy of its class shares; STS-B: the variance of its scores). A
@@ -35,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from transfer import GLUE, WORK, held_out_glue  # benchmarks/transfer.py
+from transfer import GLUE, WORK, held_out_glue, spec_to_augment  # benchmarks/transfer.py
 
 from distill.data.config import DataConfig
 from distill.data.load import load_task_data
@@ -50,9 +54,13 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 @dataclass
 class ChangedSuite(Suite):
-    """The suite with some `train` settings of every student changed."""
+    """The suite with some `train` settings of every student changed; with a transfer set, only
+    the students trained on it."""
 
     train_changes: dict[str, Any] = field(default_factory=dict)
+
+    def variants(self, layers: int) -> list[tuple[bool, bool]]:
+        return [(False, True)] if self.augment else super().variants(layers)
 
     def recipe(self, task: str, **changes: Any) -> dict[str, Any]:
         raw = super().recipe(task, **changes)
@@ -60,12 +68,20 @@ class ChangedSuite(Suite):
         return raw
 
 
-def variants(task: str) -> dict[str, dict[str, Any]]:
+DEFAULT_VARIANTS = "suite,steps x10,lr x5"
+TRANSFER = "neighbours-mask:10"  # the setting benchmarks/transfer.py select chose
+
+
+def variants(task: str) -> dict[str, tuple[dict[str, Any], dict | None]]:
+    """Each variant's `train` changes and transfer set."""
     settings = TASK_SETTINGS[task]
+    augment = spec_to_augment(TRANSFER)
     return {
-        "suite": {},
-        "steps x10": {"epochs": 10 * settings["epochs"]},
-        "lr x5": {"lr": 5 * settings.get("lr", 1e-4)},
+        "suite": ({}, None),
+        "steps x10": ({"epochs": 10 * settings["epochs"]}, None),
+        "lr x5": ({"lr": 5 * settings.get("lr", 1e-4)}, None),
+        "transfer": ({}, augment),
+        "transfer+epochs x2": ({"epochs": 2 * settings["epochs"]}, augment),
     }
 
 
@@ -79,9 +95,14 @@ def prior_loss(task: str, data: Path) -> float:
     return -sum(p * math.log(p) for p in shares)
 
 
-def last_task_loss(run_dir: Path) -> float:
+def task_losses(run_dir: Path) -> tuple[float, float, int]:
+    """The last logged training task loss, the mean of the last ten logged ones (the last record
+    can cover a single step: with a transfer set that is a handful of labelled rows), and the
+    optimizer steps taken."""
     history = [json.loads(line) for line in (run_dir / "history.jsonl").open()]
-    return [r for r in history if r.get("phase") == "distill" and "task" in r][-1]["task"]
+    logged = [r for r in history if r.get("phase") == "distill" and "task" in r]
+    tail = [r["task"] for r in logged[-10:]]
+    return logged[-1]["task"], sum(tail) / len(tail), logged[-1]["step"]
 
 
 def main() -> None:
@@ -89,7 +110,7 @@ def main() -> None:
     parser.add_argument("--tasks", default="cola,stsb")
     parser.add_argument("--layers", default="2")
     parser.add_argument("--split", choices=["held-out", "dev"], default="held-out")
-    parser.add_argument("--variants", default="suite,steps x10,lr x5")
+    parser.add_argument("--variants", default=DEFAULT_VARIANTS)
     args = parser.parse_args()
     tasks, layers = args.tasks.split(","), [int(n) for n in args.layers.split(",")]
     start = time.perf_counter()
@@ -101,13 +122,14 @@ def main() -> None:
     rows = []
     for task in tasks:
         prior = prior_loss(task, data)
-        for name, changes in variants(task).items():
+        for name, (changes, augment) in variants(task).items():
             if name not in chosen:
                 continue
             # every variant reuses the teacher of the same split
-            work = base if not changes else probes / name.replace(" ", "")
+            changed = changes or augment
+            work = base if not changed else probes / name.replace(" ", "")
             teacher = base / task / "teacher-run"
-            if changes and teacher.is_dir():
+            if changed and teacher.is_dir():
                 (work / task).mkdir(parents=True, exist_ok=True)
                 link = work / task / "teacher-run"
                 if not link.exists():
@@ -120,11 +142,13 @@ def main() -> None:
                 work=work,
                 results=work / "suite-results",
                 train_changes=changes,
+                augment=augment,
             )
             suite.execute(run, lambda line: print(line, file=sys.stderr))
             for row in suite.rows:
                 run_dir = Path(row["run"])
                 metrics = json.loads((run_dir / "metrics.json").read_text())
+                last, tail, steps = task_losses(run_dir)
                 rows.append(
                     {
                         "task": task,
@@ -133,43 +157,65 @@ def main() -> None:
                         "score": row["score"],
                         "teacher_score": row["teacher_score"],
                         "retention": row["retention"],
-                        "train_task_loss": last_task_loss(run_dir),
+                        "train_task_loss": last,
+                        "train_task_loss_last10": tail,
+                        "steps": steps,
+                        "transfer_rows": metrics.get("transfer_examples", 0),
                         "prior_loss": prior,
                         "student_minutes": metrics["train_seconds"] / 60,
                     }
                 )
     minutes = (time.perf_counter() - start) / 60
+    options = (" --split dev" if dev else "") + (
+        f" --variants '{args.variants}'" if args.variants != DEFAULT_VARIANTS else ""
+    )
+    command = f"python benchmarks/collapse_probe.py --tasks {args.tasks} --layers {args.layers}"
+    for row in rows:
+        row.update(command=command + options, invocation_minutes=round(minutes))
+    name = "collapse-probe-dev" if dev else "collapse-probe"
+    rows = merged(RESULTS / f"{name}.json", rows)
     split = (
         "GLUE dev, full training rows, the teachers of benchmarks/transfer.py final"
         if dev
         else "held-out split of benchmarks/transfer.py select (90% of the training rows "
         "train, 10% score; dev untouched)"
     )
-    options = f" --split dev --variants '{args.variants}'" if dev else ""
+    commands = dict.fromkeys((r["command"], r["invocation_minutes"]) for r in rows)
     lines = [
         "# 2-layer collapse: optimisation or information?",
         "",
-        f"Command: `python benchmarks/collapse_probe.py --tasks {args.tasks} --layers "
-        f"{args.layers}{options}` ({minutes:.0f} min for this invocation; finished runs are "
-        "reused).  ",
+        "Commands: "
+        + "; ".join(f"`{c}` ({m} min)" for c, m in commands)
+        + " (finished runs are reused, so a repeated invocation takes less).  ",
         f"Machine: {environment()['cpu']}. Scores: {split}; objectives `distilbert`; one seed.",
         "",
         f"| task | layers | variant | {'dev' if dev else 'held-out'} score (teacher) "
-        "| retention | last training task loss | loss of predicting the prior "
-        "| student minutes |",
-        "|---|---|---|---|---|---|---|---|",
+        "| retention | last training task loss | mean of the last ten | loss of predicting the "
+        "prior | steps | transfer rows | student minutes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        tail = f"{r['train_task_loss_last10']:.4f}" if "train_task_loss_last10" in r else "-"
+        steps = f"{r['steps']:,}" if "steps" in r else "-"
         lines.append(
             f"| {r['task']} | {r['layers']} | {r['variant']} | {r['score']:.4f} "
             f"({r['teacher_score']:.4f}) | {r['retention']:.3f} | {r['train_task_loss']:.4f} | "
-            f"{r['prior_loss']:.4f} | {r['student_minutes']:.1f} |"
+            f"{tail} | {r['prior_loss']:.4f} | {steps} | {r.get('transfer_rows', 0):,} | "
+            f"{r['student_minutes']:.1f} |"
         )
     text = "\n".join(lines) + "\n"
-    name = "collapse-probe-dev" if dev else "collapse-probe"
     (RESULTS / f"{name}.md").write_text(text)
     (RESULTS / f"{name}.json").write_text(json.dumps(rows, indent=1))
     print(text)
+
+
+def merged(path: Path, rows: list[dict]) -> list[dict]:
+    """This invocation's rows plus the earlier ones it did not rerun, in task order."""
+    done = {(r["task"], r["layers"], r["variant"]) for r in rows}
+    earlier = json.loads(path.read_text()) if path.is_file() else []
+    kept = [r for r in earlier if (r["task"], r["layers"], r["variant"]) not in done]
+    order = list(variants("cola"))
+    return sorted(kept + rows, key=lambda r: (r["task"], r["layers"], order.index(r["variant"])))
 
 
 if __name__ == "__main__":
