@@ -203,7 +203,13 @@ def merged(rows: list[dict]) -> list[dict]:
     fresh = {key(r) for r in rows}
     path = RESULTS / "causal-lm.json"
     earlier = json.loads(path.read_text()) if path.is_file() else []
-    return [r for r in earlier if key(r) not in fresh] + rows
+    combined = [r for r in earlier if key(r) not in fresh] + rows
+    # rows added to an earlier comparison (same depth and settings) stand beside its rows
+    comparison = lambda r: setting(r)[1:]  # noqa: E731
+    first = {}
+    for index, row in enumerate(combined):
+        first.setdefault(comparison(row), index)
+    return sorted(combined, key=lambda r: first[comparison(r)])
 
 
 def self_instruct(out: Path, count: int) -> dict:
