@@ -36,6 +36,7 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass, field
+from itertools import product
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +112,17 @@ def main() -> None:
     parser.add_argument("--layers", default="2")
     parser.add_argument("--split", choices=["held-out", "dev"], default="held-out")
     parser.add_argument("--variants", default=DEFAULT_VARIANTS)
+    parser.add_argument(
+        "--render", action="store_true", help="only rewrite the .md files from the .json files"
+    )
+    parser.add_argument(
+        "--seeds", default="0", help="train.seed of the students (data order, dropout), e.g. 0,1,2"
+    )
     args = parser.parse_args()
+    if args.render:
+        for name, dev in (("collapse-probe", False), ("collapse-probe-dev", True)):
+            write(RESULTS / name, json.loads((RESULTS / f"{name}.json").read_text()), dev)
+        return
     tasks, layers = args.tasks.split(","), [int(n) for n in args.layers.split(",")]
     start = time.perf_counter()
     dev = args.split == "dev"
@@ -119,17 +130,21 @@ def main() -> None:
     base = WORK / ("final" if dev else "select")  # where the suite's own runs and teachers are
     probes = WORK / ("probe-dev" if dev else "probe")
     chosen = args.variants.split(",")
+    seeds = [int(n) for n in args.seeds.split(",")]
     rows = []
     for task in tasks:
         prior = prior_loss(task, data)
-        for name, (changes, augment) in variants(task).items():
+        # the split's teacher, fine-tuned once and shared by every variant and seed
+        suite_args = dict(layers=layers, objective_sets=["distilbert"], data=data)
+        Suite(tasks=[task], work=base, **suite_args).teacher_dir(task, run)  # type: ignore[arg-type]
+        teacher = base / task / "teacher-run"
+        for (name, (changes, augment)), seed in product(variants(task).items(), seeds):
             if name not in chosen:
                 continue
-            # every variant reuses the teacher of the same split
-            changed = changes or augment
-            work = base if not changed else probes / name.replace(" ", "")
-            teacher = base / task / "teacher-run"
-            if changed and teacher.is_dir():
+            changed = changes or augment or seed
+            folder = name.replace(" ", "") + (f"-seed{seed}" if seed else "")
+            work = base if not changed else probes / folder
+            if changed:
                 (work / task).mkdir(parents=True, exist_ok=True)
                 link = work / task / "teacher-run"
                 if not link.exists():
@@ -143,6 +158,7 @@ def main() -> None:
                 results=work / "suite-results",
                 train_changes=changes,
                 augment=augment,
+                seed=seed,
             )
             suite.execute(run, lambda line: print(line, file=sys.stderr))
             for row in suite.rows:
@@ -154,6 +170,7 @@ def main() -> None:
                         "task": task,
                         "layers": row["layers"],
                         "variant": name,
+                        "seed": seed,
                         "score": row["score"],
                         "teacher_score": row["teacher_score"],
                         "retention": row["retention"],
@@ -166,14 +183,21 @@ def main() -> None:
                     }
                 )
     minutes = (time.perf_counter() - start) / 60
-    options = (" --split dev" if dev else "") + (
-        f" --variants '{args.variants}'" if args.variants != DEFAULT_VARIANTS else ""
+    options = (
+        (" --split dev" if dev else "")
+        + (f" --variants '{args.variants}'" if args.variants != DEFAULT_VARIANTS else "")
+        + (f" --seeds {args.seeds}" if args.seeds != "0" else "")
     )
     command = f"python benchmarks/collapse_probe.py --tasks {args.tasks} --layers {args.layers}"
     for row in rows:
         row.update(command=command + options, invocation_minutes=round(minutes))
     name = "collapse-probe-dev" if dev else "collapse-probe"
     rows = merged(RESULTS / f"{name}.json", rows)
+    write(RESULTS / name, rows, dev)
+
+
+def write(stem: Path, rows: list[dict], dev: bool) -> None:
+    """The .json as is and the .md: every run, then mean ± sd where a row has several seeds."""
     split = (
         "GLUE dev, full training rows, the teachers of benchmarks/transfer.py final"
         if dev
@@ -187,35 +211,59 @@ def main() -> None:
         "Commands: "
         + "; ".join(f"`{c}` ({m} min)" for c, m in commands)
         + " (finished runs are reused, so a repeated invocation takes less).  ",
-        f"Machine: {environment()['cpu']}. Scores: {split}; objectives `distilbert`; one seed.",
+        f"Machine: {environment()['cpu']}. Scores: {split}; objectives `distilbert`; the "
+        "teacher is the same for every row of a task; `seed` is the student's train.seed.",
         "",
-        f"| task | layers | variant | {'dev' if dev else 'held-out'} score (teacher) "
+        f"| task | layers | variant | seed | {'dev' if dev else 'held-out'} score (teacher) "
         "| retention | last training task loss | mean of the last ten | loss of predicting the "
         "prior | steps | transfer rows | student minutes |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         tail = f"{r['train_task_loss_last10']:.4f}" if "train_task_loss_last10" in r else "-"
         steps = f"{r['steps']:,}" if "steps" in r else "-"
         lines.append(
-            f"| {r['task']} | {r['layers']} | {r['variant']} | {r['score']:.4f} "
-            f"({r['teacher_score']:.4f}) | {r['retention']:.3f} | {r['train_task_loss']:.4f} | "
-            f"{tail} | {r['prior_loss']:.4f} | {steps} | {r.get('transfer_rows', 0):,} | "
-            f"{r['student_minutes']:.1f} |"
+            f"| {r['task']} | {r['layers']} | {r['variant']} | {r.get('seed', 0)} | "
+            f"{r['score']:.4f} ({r['teacher_score']:.4f}) | {r['retention']:.3f} | "
+            f"{r['train_task_loss']:.4f} | {tail} | {r['prior_loss']:.4f} | {steps} | "
+            f"{r.get('transfer_rows', 0):,} | {r['student_minutes']:.1f} |"
         )
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["task"], r["layers"], r["variant"]), []).append(r)
+    if any(len(g) > 1 for g in groups.values()):
+        lines += [
+            "",
+            "Over seeds (mean ± sample standard deviation):",
+            "",
+            "| task | layers | variant | seeds | retention |",
+            "|---|---|---|---|---|",
+        ]
+        for (task, layers, variant), group in groups.items():
+            if len(group) > 1:
+                values = [r["retention"] for r in group]
+                seeds = ", ".join(str(r.get("seed", 0)) for r in group)
+                lines.append(
+                    f"| {task} | {layers} | {variant} | {seeds} | {statistics.mean(values):.3f} "
+                    f"± {statistics.stdev(values):.3f} |"
+                )
     text = "\n".join(lines) + "\n"
-    (RESULTS / f"{name}.md").write_text(text)
-    (RESULTS / f"{name}.json").write_text(json.dumps(rows, indent=1))
+    stem.with_suffix(".md").write_text(text)
+    stem.with_suffix(".json").write_text(json.dumps(rows, indent=1))
     print(text)
 
 
 def merged(path: Path, rows: list[dict]) -> list[dict]:
     """This invocation's rows plus the earlier ones it did not rerun, in task order."""
-    done = {(r["task"], r["layers"], r["variant"]) for r in rows}
+    key = lambda r: (r["task"], r["layers"], r["variant"], r.get("seed", 0))  # noqa: E731
+    done = {key(r) for r in rows}
     earlier = json.loads(path.read_text()) if path.is_file() else []
-    kept = [r for r in earlier if (r["task"], r["layers"], r["variant"]) not in done]
+    kept = [r for r in earlier if key(r) not in done]
     order = list(variants("cola"))
-    return sorted(kept + rows, key=lambda r: (r["task"], r["layers"], order.index(r["variant"])))
+    return sorted(
+        kept + rows,
+        key=lambda r: (r["task"], r["layers"], order.index(r["variant"]), r.get("seed", 0)),
+    )
 
 
 if __name__ == "__main__":
