@@ -149,6 +149,12 @@ def main() -> None:
                 link = work / task / "teacher-run"
                 if not link.exists():
                     link.symlink_to(teacher.resolve(), target_is_directory=True)
+                # one teacher cache per split: its entries are keyed by the teacher and the
+                # rows, so a variant that trains differently on the same rows reuses them
+                cache = work / "cache"
+                if not cache.exists():
+                    (base / "cache").mkdir(parents=True, exist_ok=True)
+                    cache.symlink_to((base / "cache").resolve(), target_is_directory=True)
             suite = ChangedSuite(
                 tasks=[task],
                 layers=layers,
