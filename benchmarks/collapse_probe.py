@@ -1,7 +1,8 @@
 """Why do 2-layer students collapse on CoLA and STS-B? Optimisation or information?
 
     .venv/bin/python benchmarks/collapse_probe.py [--tasks cola,stsb] [--layers 2]
-        [--split held-out|dev] [--variants "suite,steps x10,lr x5"]
+        [--split held-out|dev] [--variants "suite,steps x10,lr x5"] [--seeds 0,1,2]
+    .venv/bin/python benchmarks/collapse_probe.py --render   # the .md files from the .json
 
 On the held-out split that `benchmarks/transfer.py select` uses (90% of each task's training
 rows to train, 10% to score; dev untouched), the suite's 2-layer `distilbert` student is
@@ -23,8 +24,10 @@ an optimisation failure, not a lack of information in two blocks.
 
 `--split dev` runs the same variants on the full training rows and scores GLUE dev, reusing
 the teachers of `benchmarks/transfer.py final` (the control for its transfer-set rows: as many
-steps without the teacher-labelled text). Writes benchmarks/results/collapse-probe.md (or
-collapse-probe-dev.md with --split dev), and .json.
+steps without the teacher-labelled text). `--seeds` trains every variant once per student seed
+(the teacher, fine-tuned once per split, and its cache are shared). Rows of earlier invocations
+are kept. Writes benchmarks/results/collapse-probe.md (or collapse-probe-dev.md with --split
+dev), and .json.
 """
 
 from __future__ import annotations
