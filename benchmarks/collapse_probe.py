@@ -43,7 +43,14 @@ from itertools import product
 from pathlib import Path
 from typing import Any
 
-from transfer import GLUE, WORK, held_out_glue, spec_to_augment  # benchmarks/transfer.py
+from transfer import (  # benchmarks/transfer.py
+    GLUE,
+    WORK,
+    held_out_glue,
+    said_commands,
+    spec_to_augment,
+)
+from transfer import merged as merged_with
 
 from distill.data.config import DataConfig
 from distill.data.load import load_task_data
@@ -138,8 +145,8 @@ def main() -> None:
     for task in tasks:
         prior = prior_loss(task, data)
         # the split's teacher, fine-tuned once and shared by every variant and seed
-        suite_args = dict(layers=layers, objective_sets=["distilbert"], data=data)
-        Suite(tasks=[task], work=base, **suite_args).teacher_dir(task, run)  # type: ignore[arg-type]
+        teacher_suite = Suite(tasks=[task], layers=layers, objective_sets=[], data=data, work=base)
+        teacher_suite.teacher_dir(task, run)
         teacher = base / task / "teacher-run"
         for (name, (changes, augment)), seed in product(variants(task).items(), seeds):
             if name not in chosen:
@@ -213,13 +220,11 @@ def write(stem: Path, rows: list[dict], dev: bool) -> None:
         else "held-out split of benchmarks/transfer.py select (90% of the training rows "
         "train, 10% score; dev untouched)"
     )
-    commands = dict.fromkeys((r["command"], r["invocation_minutes"]) for r in rows)
     lines = [
         "# 2-layer collapse: optimisation or information?",
         "",
-        "Commands: "
-        + "; ".join(f"`{c}` ({m} min)" for c, m in commands)
-        + " (finished runs are reused, so a repeated invocation takes less).  ",
+        f"Commands: {said_commands(rows)} (finished runs are reused, so a repeated invocation "
+        "takes less).  ",
         f"Machine: {environment()['cpu']}. Scores: {split}; objectives `distilbert`; the "
         "teacher is the same for every row of a task; `seed` is the student's train.seed.",
         "",
@@ -232,7 +237,7 @@ def write(stem: Path, rows: list[dict], dev: bool) -> None:
         tail = f"{r['train_task_loss_last10']:.4f}" if "train_task_loss_last10" in r else "-"
         steps = f"{r['steps']:,}" if "steps" in r else "-"
         lines.append(
-            f"| {r['task']} | {r['layers']} | {r['variant']} | {r.get('seed', 0)} | "
+            f"| {r['task']} | {r['layers']} | {r['variant']} | {r['seed']} | "
             f"{r['score']:.4f} ({r['teacher_score']:.4f}) | {r['retention']:.3f} | "
             f"{r['train_task_loss']:.4f} | {tail} | {r['prior_loss']:.4f} | {steps} | "
             f"{r.get('transfer_rows', 0):,} | {r['student_minutes']:.1f} |"
@@ -251,7 +256,7 @@ def write(stem: Path, rows: list[dict], dev: bool) -> None:
         for (task, layers, variant), group in groups.items():
             if len(group) > 1:
                 values = [r["retention"] for r in group]
-                seeds = ", ".join(str(r.get("seed", 0)) for r in group)
+                seeds = ", ".join(str(r["seed"]) for r in group)
                 lines.append(
                     f"| {task} | {layers} | {variant} | {seeds} | {statistics.mean(values):.3f} "
                     f"± {statistics.stdev(values):.3f} |"
@@ -264,14 +269,10 @@ def write(stem: Path, rows: list[dict], dev: bool) -> None:
 
 def merged(path: Path, rows: list[dict]) -> list[dict]:
     """This invocation's rows plus the earlier ones it did not rerun, in task order."""
-    key = lambda r: (r["task"], r["layers"], r["variant"], r.get("seed", 0))  # noqa: E731
-    done = {key(r) for r in rows}
-    earlier = json.loads(path.read_text()) if path.is_file() else []
-    kept = [r for r in earlier if key(r) not in done]
     order = list(variants("cola"))
     return sorted(
-        kept + rows,
-        key=lambda r: (r["task"], r["layers"], order.index(r["variant"]), r.get("seed", 0)),
+        merged_with(path, rows, key=lambda r: (r["task"], r["layers"], r["variant"], r["seed"])),
+        key=lambda r: (r["task"], r["layers"], order.index(r["variant"]), r["seed"]),
     )
 
 

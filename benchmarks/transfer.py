@@ -24,6 +24,7 @@ import json
 import random
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from distill.data.tasks import GLUE_TASKS
@@ -84,13 +85,25 @@ def run_suite(
     return rows
 
 
-def merged(path: Path, rows: list[dict]) -> list[dict]:
-    """This invocation's rows plus the rows of earlier invocations it did not rerun (same task,
-    depth and objectives), so one depth or task can be added without re-running the others."""
-    key = lambda r: (r["task"], r["layers"], r["objectives"])  # noqa: E731
+def merged(
+    path: Path,
+    rows: list[dict],
+    key: Callable[[dict], tuple] = lambda r: (r["task"], r["layers"], r["objectives"]),
+) -> list[dict]:
+    """This invocation's rows plus the rows of earlier invocations it did not rerun (the same
+    `key`: task, depth and objectives), so one depth or task can be added without re-running
+    the others."""
     fresh = {key(r) for r in rows}
     earlier = json.loads(path.read_text()) if path.is_file() else []
     return [r for r in earlier if key(r) not in fresh] + rows
+
+
+def said_commands(rows: list[dict]) -> str:
+    """Each invocation behind the rows once, with its wall time, for a results file's header."""
+    commands = dict.fromkeys((r.get("command"), r.get("invocation_minutes")) for r in rows)
+    return "; ".join(
+        f"`{c}` ({m} min)" if c else "an earlier invocation" for c, m in commands if c or m
+    )
 
 
 def table(rows: list[dict], tasks: list[str], layers: list[int]) -> str:
@@ -153,13 +166,9 @@ def main() -> None:
     rows = merged(RESULTS / f"{name}.json", rows)
     tasks = list(dict.fromkeys([*tasks, *(r["task"] for r in rows)]))
     layers = sorted({r["layers"] for r in rows})
-    commands = dict.fromkeys((r.get("command"), r.get("invocation_minutes")) for r in rows)
-    said = "; ".join(
-        f"`{c}` ({m} min)" if c else "an earlier invocation" for c, m in commands if c or m
-    )
     text = (
-        f"# {title}\n\nCommands: {said} (finished runs are reused, so a repeated invocation "
-        "takes less; each row in the .json names its command).  \nMachine: "
+        f"# {title}\n\nCommands: {said_commands(rows)} (finished runs are reused, so a repeated "
+        "invocation takes less; each row in the .json names its command).  \nMachine: "
         f"{environment()['cpu']}. Teacher: the quickstart's MiniLM-L6 fine-tuned per task by the "
         "GLUE suite (on the labelled rows only); students: its first blocks, objectives "
         f"`distilbert`; scores on {split}.\n\n" + table(rows, tasks, layers) + "\n"
