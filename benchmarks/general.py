@@ -45,7 +45,7 @@ from distill.suite.glue import Suite, student_layers
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from stsb_probe import bi_encoder_spearman  # noqa: E402
-from transfer import spec_to_augment  # noqa: E402
+from transfer import said_commands, spec_to_augment  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 GLUE = ROOT.parent / "shared" / "data" / "glue"
@@ -233,11 +233,28 @@ def main() -> None:
     for row in suite.rows:
         metrics = json.loads((Path(row["run"]) / "metrics.json").read_text())
         row["student_minutes"] = (metrics["train_seconds"] + metrics["cache_seconds"]) / 60
-    minutes = (time.perf_counter() - start) / 60
-    write(args, students, teacher_spearman, suite.rows, minutes)
+    stamp = {
+        "command": "python benchmarks/general.py " + " ".join(sys.argv[1:]),
+        "invocation_minutes": round((time.perf_counter() - start) / 60),
+    }
+    rows = [{**row, **stamp} for row in suite.rows]
+    students = [{**record, **stamp} for record in students]
+    write(args, students, teacher_spearman, rows)
 
 
-def write(args, students: list[dict], teacher_spearman: float, rows: list[dict], minutes: float):
+def write(args, students: list[dict], teacher_spearman: float, rows: list[dict]) -> None:
+    """Merge with earlier invocations (another depth keeps its rows) and write the tables."""
+    earlier = RESULTS / "general.json"
+    before = json.loads(earlier.read_text()) if earlier.is_file() else {}
+    parts = {}
+    for name, fresh, key in (
+        ("students", students, lambda r: (r["layers"], r["budget_minutes"])),
+        ("rows", rows, lambda r: (r["task"], r["layers"], r["objectives"])),
+    ):
+        rerun = {key(r) for r in fresh}
+        kept = [r for r in before.get(name, []) if key(r) not in rerun]
+        parts[name] = sorted(kept + fresh, key=lambda r: r["layers"])
+    students, rows = parts["students"], parts["rows"]
     tasks = args.tasks.split(",")
     lines = [
         "| layers | budget (min) | steps | tokens seen | tokens/s | STS-B Spearman (bi-encoder) "
@@ -277,12 +294,11 @@ def write(args, students: list[dict], teacher_spearman: float, rows: list[dict],
                 + f" | {sum(retention) / len(retention):.3f} | "
                 f"{sum(mine[t]['student_minutes'] for t in tasks):.1f} |"
             )
-    command = "python benchmarks/general.py " + " ".join(sys.argv[1:])
     held = [r for r in students if r["held_out"]]
     text = (
         "# General distillation: general students and task distillation from them\n\n"
-        f"Command: `{command}` ({minutes:.0f} min for this invocation; finished runs are "
-        f"reused).  \nMachine: {environment()['cpu']}, {torch.get_num_threads()} threads. "
+        f"Commands: {said_commands(students + rows)} (finished runs are reused).  \n"
+        f"Machine: {environment()['cpu']}, {torch.get_num_threads()} threads. "
         "Teacher: all-MiniLM-L6-v2 (the quickstart's); general students: its blocks spread "
         "evenly, `recipes/minilm_general.yaml` (attention relations) on the corpus's "
         "Gutenberg and Wikipedia training files; smaller budgets are snapshots of the largest "
