@@ -34,6 +34,8 @@ import sys
 import time
 from pathlib import Path
 
+from rows import merge_rows, said_commands  # benchmarks/rows.py
+
 from distill.config.recipe import Recipe
 from distill.models.blocks import every_kth_layer
 from distill.modes.run import run
@@ -200,10 +202,8 @@ def merged(rows: list[dict]) -> list[dict]:
     """This invocation's rows plus earlier invocations' rows it did not rerun (same setting
     and seed), so methods, depths and seeds can be added one invocation at a time."""
     key = lambda r: (*setting(r), r.get("seed", 0))  # noqa: E731
-    fresh = {key(r) for r in rows}
     path = RESULTS / "causal-lm.json"
-    earlier = json.loads(path.read_text()) if path.is_file() else []
-    combined = [r for r in earlier if key(r) not in fresh] + rows
+    combined = merge_rows(json.loads(path.read_text()) if path.is_file() else [], rows, key)
     # rows added to an earlier comparison (same depth and settings) stand beside its rows
     comparison = lambda r: setting(r)[1:]  # noqa: E731
     first = {}
@@ -362,8 +362,7 @@ def write(args: argparse.Namespace, rows: list[dict]) -> None:
             f"| {_two(selfinst, 'rouge_l')} | {_two(selfinst, 'rouge_l_vs_teacher')} "
             f"| {row['teacher_source']} |"
         )
-    commands = dict.fromkeys((r["command"], r["invocation_minutes"]) for r in rows)
-    said = "; ".join(f"`{c}` ({m} min)" for c, m in commands)
+    said = said_commands(rows)
     text = (
         "# Causal-LM distillation: SmolLM2-135M-Instruct -> 10 and 6 blocks\n\n"
         f"Commands: {said} (finished runs are reused; each row in the .json names its "

@@ -24,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from causal_lm import DATA, RESULTS, WORK, recipe  # noqa: E402
+from rows import merge_rows, said_commands  # noqa: E402
 
 from distill.config.recipe import Recipe  # noqa: E402
 from distill.modes.run import run  # noqa: E402
@@ -42,19 +43,13 @@ def chosen(rows: list[dict]) -> str:
     )
 
 
-def commands(rows: list[dict]) -> str:
-    said = dict.fromkeys((r["command"], r["invocation_minutes"]) for r in rows)
-    return "Commands: " + "; ".join(f"`{c}` ({m:g} min)" for c, m in said)
-
-
 def merged(rows: list[dict]) -> list[dict]:
     """Earlier invocations' rows this one did not rerun, then this one's, so the grid can grow
     one invocation at a time (each row names its command)."""
     path = RESULTS / "causal-lm-select.json"
     earlier = json.loads(path.read_text())["rows"] if path.is_file() else []
-    fresh = {(r["selection"], r["lr"]) for r in rows}
-    kept = [r for r in earlier if (r["selection"], r["lr"]) not in fresh]
-    return sorted(kept + rows, key=lambda r: (r["selection"] != "spread", r["lr"]))
+    rows = merge_rows(earlier, rows, key=lambda r: (r["selection"], r["lr"]))
+    return sorted(rows, key=lambda r: (r["selection"] != "spread", r["lr"]))
 
 
 def main() -> None:
@@ -119,7 +114,7 @@ def write(rows: list[dict], args: argparse.Namespace) -> None:
     lines = [
         "# Causal-LM settings chosen on S-NI valid rows",
         "",
-        f"{commands(rows)}. {args.layers}-block students of SmolLM2-135M-Instruct, "
+        f"Commands: {said_commands(rows)}. {args.layers}-block students of SmolLM2-135M-Instruct, "
         f"`{args.method}` from the top-64 cache, {args.steps} steps of batch 8 on the first 1,000 "
         "S-NI training pairs, 10% warm-up then linear decay, scored on the first "
         f"{args.valid_rows} S-NI valid pairs (response perplexity; token agreement with the "

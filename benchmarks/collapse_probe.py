@@ -16,6 +16,11 @@ trained again with one setting changed at a time:
   (the setting `transfer.py select` chose), i.e. the row `transfer.py final` reports;
 - `transfer+epochs x2`: the same transfer set and twice the suite's epochs: does a student
   taught on ten times the rows still lack optimizer steps?
+- `corpus`: instead of augmented rows, as many new sentences from the corpus
+  (benchmarks/corpus_sentences.py, 76,000) as `data.transfer`: perturbed copies of the
+  training sentences or new text? (single-sentence tasks; benchmarks/fit_probe.py's question)
+- `transfer+corpus`: the augmented rows and the corpus sentences together (as many steps as
+  `transfer+epochs x2`).
 
 Next to each score: the last logged training task loss against the loss of predicting the
 label prior (CoLA: the entropy of its class shares; STS-B: the variance of its scores). A
@@ -36,6 +41,7 @@ import argparse
 import json
 import math
 import statistics
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -43,11 +49,11 @@ from itertools import product
 from pathlib import Path
 from typing import Any
 
+from rows import said_commands  # benchmarks/rows.py
 from transfer import (  # benchmarks/transfer.py
     GLUE,
     WORK,
     held_out_glue,
-    said_commands,
     spec_to_augment,
 )
 from transfer import merged as merged_with
@@ -69,6 +75,7 @@ class ChangedSuite(Suite):
     the students trained on it."""
 
     train_changes: dict[str, Any] = field(default_factory=dict)
+    transfer: dict[str, Any] | None = None  # data.transfer of the students (not the teacher)
 
     def variants(self, layers: int) -> list[tuple[bool, bool]]:
         return [(False, True)] if self.augment else super().variants(layers)
@@ -76,6 +83,9 @@ class ChangedSuite(Suite):
     def recipe(self, task: str, **changes: Any) -> dict[str, Any]:
         raw = super().recipe(task, **changes)
         raw["train"].update(self.train_changes)
+        # students only: the teacher fine-tunes on the labelled rows (its recipe has finetune)
+        if self.transfer and "finetune" not in changes.get("teacher", {}):
+            raw["data"]["transfer"] = dict(self.transfer)
         return raw
 
 
@@ -83,16 +93,22 @@ DEFAULT_VARIANTS = "suite,steps x10,lr x5"
 TRANSFER = "neighbours-mask:10"  # the setting benchmarks/transfer.py select chose
 
 
-def variants(task: str) -> dict[str, tuple[dict[str, Any], dict | None]]:
-    """Each variant's `train` changes and transfer set."""
+CORPUS_SENTENCES = WORK / "corpus-sentences.txt"  # benchmarks/corpus_sentences.py --out
+
+
+def variants(task: str) -> dict[str, tuple[dict[str, Any], dict | None, dict | None]]:
+    """Each variant's `train` changes, augmentation and transfer file."""
     settings = TASK_SETTINGS[task]
     augment = spec_to_augment(TRANSFER)
+    corpus = {"files": [str(CORPUS_SENTENCES)]}
     return {
-        "suite": ({}, None),
-        "steps x10": ({"epochs": 10 * settings["epochs"]}, None),
-        "lr x5": ({"lr": 5 * settings.get("lr", 1e-4)}, None),
-        "transfer": ({}, augment),
-        "transfer+epochs x2": ({"epochs": 2 * settings["epochs"]}, augment),
+        "suite": ({}, None, None),
+        "steps x10": ({"epochs": 10 * settings["epochs"]}, None, None),
+        "lr x5": ({"lr": 5 * settings.get("lr", 1e-4)}, None, None),
+        "transfer": ({}, augment, None),
+        "transfer+epochs x2": ({"epochs": 2 * settings["epochs"]}, augment, None),
+        "corpus": ({}, None, corpus),
+        "transfer+corpus": ({}, augment, corpus),
     }
 
 
@@ -148,10 +164,20 @@ def main() -> None:
         teacher_suite = Suite(tasks=[task], layers=layers, objective_sets=[], data=data, work=base)
         teacher_suite.teacher_dir(task, run)
         teacher = base / task / "teacher-run"
-        for (name, (changes, augment)), seed in product(variants(task).items(), seeds):
+        for (name, (changes, augment, transfer)), seed in product(variants(task).items(), seeds):
             if name not in chosen:
                 continue
-            changed = changes or augment or seed
+            if transfer and not CORPUS_SENTENCES.is_file():
+                subprocess.run(
+                    [
+                        sys.executable,
+                        str(ROOT / "benchmarks" / "corpus_sentences.py"),
+                        "--out",
+                        str(CORPUS_SENTENCES),
+                    ],
+                    check=True,
+                )
+            changed = changes or augment or transfer or seed
             folder = name.replace(" ", "") + (f"-seed{seed}" if seed else "")
             work = base if not changed else probes / folder
             if changed:
@@ -174,6 +200,7 @@ def main() -> None:
                 results=work / "suite-results",
                 train_changes=changes,
                 augment=augment,
+                transfer=transfer,
                 seed=seed,
             )
             suite.execute(run, lambda line: print(line, file=sys.stderr))

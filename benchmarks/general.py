@@ -44,8 +44,9 @@ from distill.reports.rundir import environment
 from distill.suite.glue import Suite, student_layers
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from rows import merge_rows, said_commands  # noqa: E402
 from stsb_probe import bi_encoder_spearman  # noqa: E402
-from transfer import said_commands, spec_to_augment  # noqa: E402
+from transfer import spec_to_augment  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 GLUE = ROOT.parent / "shared" / "data" / "glue"
@@ -251,9 +252,9 @@ def write(args, students: list[dict], teacher_spearman: float, rows: list[dict])
         ("students", students, lambda r: (r["layers"], r["budget_minutes"])),
         ("rows", rows, lambda r: (r["task"], r["layers"], r["objectives"])),
     ):
-        rerun = {key(r) for r in fresh}
-        kept = [r for r in before.get(name, []) if key(r) not in rerun]
-        parts[name] = sorted(kept + fresh, key=lambda r: r["layers"])
+        parts[name] = sorted(
+            merge_rows(before.get(name, []), fresh, key), key=lambda r: r["layers"]
+        )
     students, rows = parts["students"], parts["rows"]
     tasks = args.tasks.split(",")
     lines = [

@@ -27,6 +27,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from rows import merge_rows, said_commands  # benchmarks/rows.py
+
 from distill.data.tasks import GLUE_TASKS
 from distill.modes.run import run
 from distill.reports.rundir import environment
@@ -90,20 +92,10 @@ def merged(
     rows: list[dict],
     key: Callable[[dict], tuple] = lambda r: (r["task"], r["layers"], r["objectives"]),
 ) -> list[dict]:
-    """This invocation's rows plus the rows of earlier invocations it did not rerun (the same
-    `key`: task, depth and objectives), so one depth or task can be added without re-running
-    the others."""
-    fresh = {key(r) for r in rows}
-    earlier = json.loads(path.read_text()) if path.is_file() else []
-    return [r for r in earlier if key(r) not in fresh] + rows
-
-
-def said_commands(rows: list[dict]) -> str:
-    """Each invocation behind the rows once, with its wall time, for a results file's header."""
-    commands = dict.fromkeys((r.get("command"), r.get("invocation_minutes")) for r in rows)
-    return "; ".join(
-        f"`{c}` ({m} min)" if c else "an earlier invocation" for c, m in commands if c or m
-    )
+    """This invocation's rows plus the rows of the results file `path` it did not rerun (the
+    same `key`: task, depth and objectives), so one depth or task can be added without
+    re-running the others."""
+    return merge_rows(json.loads(path.read_text()) if path.is_file() else [], rows, key)
 
 
 def table(rows: list[dict], tasks: list[str], layers: list[int]) -> str:
