@@ -395,6 +395,26 @@ def test_zero_weight_objective_is_skipped_not_served(
     assert "teacher access 'none'" in result.output
 
 
+def test_held_out_rows_choose_the_weights_and_dev_stays_unseen(
+    tmp_path: Path, tiny_base_dir: Path, synthetic_files: dict[str, str]
+) -> None:
+    changes = {"data.held_out_share": 0.25, "train.eval_every": 10, "train.keep_best": True}
+    recipe = _synthetic_recipe(tmp_path, tiny_base_dir, synthetic_files, **changes)
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["run", str(recipe), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "80 held out of training for train.eval_every" in result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["train_examples"], metrics["held_out_examples"]) == (240, 80)
+    assert metrics["eval_examples"] == 100
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    scored = [r for r in history if "held_out_score" in r]
+    assert {r["phase"] for r in scored} == {"teacher", "distill"}
+    assert not any("dev_score" in r for r in history)
+    assert all(0.0 <= r["held_out_score"] <= 1.0 for r in scored)
+    assert (out / "plots" / "dev_scores.png").is_file()  # the report plots them
+
+
 def test_every_run_logs_its_scalars_to_tensorboard(
     tmp_path: Path, tiny_base_dir: Path, synthetic_files: dict[str, str]
 ) -> None:

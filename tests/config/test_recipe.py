@@ -447,6 +447,25 @@ def test_the_causal_lm_recipe_parses_and_plans() -> None:
         assert "perplexity on data.eval_text" in lines[3]
 
 
+def test_held_out_share_needs_an_evaluation_and_a_classification_task() -> None:
+    data = {**BASE["data"], "held_out_share": 0.1}
+    assert _error(_raw(data=data)) == (
+        "data.held_out_share: rows held out for train.eval_every to score on; set "
+        "train.eval_every (with keep_best or early_stopping) or drop it"
+    )
+    assert Recipe.from_dict(_raw(data=data, train={"eval_every": 50})).data.held_out_share == 0.1
+    assert "data.held_out_share" in _error(_raw(data={**data, "held_out_share": 0.6}))
+    assert "data.held_out_share" in _error(_raw(data={**data, "held_out_share": 0}))
+    lm = {
+        "task": "text",
+        "data": {"files": {"train": "a.txt"}, "held_out_share": 0.1},
+        "teacher": {"model": "gpt2"},
+        "objectives": [{"name": "forward_kl"}],
+        "train": {"eval_every": 10},
+    }
+    assert "data.held_out_share: is for classification tasks, not text" in _error(lm)
+
+
 def test_causal_lm_data_keys_are_refused_for_classification() -> None:
     text = {"files": ["wiki.test.txt"]}
     assert "data.eval_text: is for causal-LM tasks (task: instruction or text)" in _error(

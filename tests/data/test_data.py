@@ -185,6 +185,32 @@ def test_max_train_examples_is_deterministic_per_seed(tmp_path: Path) -> None:
         assert int(text.split()[2]) % 2 == label
 
 
+def test_held_out_share_sets_seeded_rows_apart(tmp_path: Path) -> None:
+    root = _fake_sst2(tmp_path, train_rows=200)
+
+    def split(seed: int) -> tuple[list[str], list[str]]:
+        data = load_task_data("sst2", DataConfig(path=str(root), held_out_share=0.15), seed)
+        assert data.held_out is not None
+        assert (len(data.train), len(data.held_out), data.train_total) == (170, 30, 200)
+        # labels stay with their texts (label = row number % 2)
+        for text, label in zip(data.held_out.texts, data.held_out.labels, strict=True):
+            assert int(text.split()[2]) % 2 == label
+        return data.train.texts, data.held_out.texts
+
+    train, held = split(0)
+    assert not set(train) & set(held)
+    assert len(set(train) | set(held)) == 200
+    assert split(0) == (train, held)
+    assert split(1)[1] != held
+    assert load_task_data("sst2", DataConfig(path=str(root))).held_out is None
+
+
+def test_held_out_share_that_leaves_no_row_is_one_line(tmp_path: Path) -> None:
+    root = _fake_sst2(tmp_path, train_rows=4)
+    with pytest.raises(DistillError, match=r"^data.held_out_share: 0.1 of 4 training rows "):
+        load_task_data("sst2", DataConfig(path=str(root), held_out_share=0.1))
+
+
 def test_max_train_examples_above_the_count_keeps_everything(tmp_path: Path) -> None:
     root = _fake_sst2(tmp_path, train_rows=30)
     data = load_task_data("sst2", DataConfig(path=str(root), max_train_examples=1000))

@@ -274,6 +274,12 @@ class Recipe(_Strict):
                 raise ValueError(f"data.{key}: is for task: instruction (a causal LM)")
         if any(self.data_for(t).eval_text for t in self.task_names()):
             raise ValueError("data.eval_text: is for causal-LM tasks (task: instruction or text)")
+        held_out = any(self.data_for(t).held_out_share for t in self.task_names())
+        if held_out and self.train.eval_every is None:
+            raise ValueError(
+                "data.held_out_share: rows held out for train.eval_every to score on; set "
+                "train.eval_every (with keep_best or early_stopping) or drop it"
+            )
         for j, task in enumerate(self.task_names()):
             where = f"tasks[{j}]" if self.tasks else "task"
             data = self.data_for(task)
@@ -329,7 +335,7 @@ class Recipe(_Strict):
             )
         if self.stages is not None:
             raise ValueError(f"stages: task {self.task} takes `objectives` (one phase)")
-        for key in ("transfer", "augment"):
+        for key in ("transfer", "augment", "held_out_share"):
             if getattr(self.data, key) is not None:
                 raise ValueError(f"data.{key}: is for classification tasks, not {self.task}")
 

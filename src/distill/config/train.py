@@ -48,8 +48,9 @@ class TrainConfig(BaseModel):
     # A non-finite loss stops the run (naming the step and the objective); `skip` drops that
     # batch instead (no update) and counts it in metrics.json.
     on_nonfinite: Literal["stop", "skip"] = "stop"
-    # Score the model on the dev split every N steps; keep_best ends the phase with the best
-    # scoring weights; early_stopping stops after N evaluations without improvement.
+    # Score the model on the dev split (on data.held_out_share's rows when set) every N steps;
+    # keep_best ends the phase with the best scoring weights; early_stopping stops after N
+    # evaluations without improvement.
     eval_every: int | None = Field(default=None, gt=0)
     keep_best: bool = False
     early_stopping: int | None = Field(default=None, gt=0)

@@ -161,6 +161,10 @@ class DataConfig(BaseModel):
     eval_split: str | None = None
     max_train_examples: int | None = Field(default=None, gt=0)
     max_eval_examples: int | None = Field(default=None, gt=0)
+    # Share of the labelled training rows held out (seeded, before any augmentation) for
+    # train.eval_every / keep_best / early_stopping to score on, so the weights are never
+    # chosen on the dev split the run reports. Neither teacher nor student trains on them.
+    held_out_share: float | None = Field(default=None, gt=0, le=0.5)
     transfer: TransferConfig | None = None
     augment: AugmentConfig | None = None
     # Share of labelled rows in each training batch when there are transfer rows; None mixes

@@ -41,6 +41,8 @@ class TaskData:
     eval: Examples
     source: str  # what was read, for the user and the model card
     train_total: int  # training examples before subsampling
+    # data.held_out_share: labelled training rows kept out of training, for choosing weights
+    held_out: Examples | None = None
 
 
 def load_task_data(task_name: str, config: DataConfig, seed: int = 0) -> TaskData:
@@ -83,7 +85,23 @@ def load_task_data(task_name: str, config: DataConfig, seed: int = 0) -> TaskDat
         train = train.subset(sorted(picked))
     if config.max_eval_examples and config.max_eval_examples < len(evaluation):
         evaluation = evaluation.subset(list(range(config.max_eval_examples)))
-    return TaskData(task, train, evaluation, source, train_total)
+    train, held_out = _hold_out(train, config.held_out_share, seed)
+    return TaskData(task, train, evaluation, source, train_total, held_out)
+
+
+def _hold_out(train: Examples, share: float | None, seed: int) -> tuple[Examples, Examples | None]:
+    """A seeded share of the training rows set apart (None when no share is asked)."""
+    if share is None:
+        return train, None
+    count = round(share * len(train))
+    if count < 1 or count >= len(train):
+        raise DistillError(
+            f"data.held_out_share: {share} of {len(train):,} training rows holds out "
+            f"{count}; give a share that leaves rows on both sides (e.g. 0.1)"
+        )
+    held = set(random.Random(seed).sample(range(len(train)), count))
+    kept = [i for i in range(len(train)) if i not in held]
+    return train.subset(kept), train.subset(sorted(held))
 
 
 # -- GLUE directory -----------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from distill.models.load import (
 from distill.modes.common import (
     announce,
     check_trainable,
-    dev_scorer,
+    eval_scorer,
     load_inputs,
     load_teacher,
     refuse_interventions,
@@ -69,9 +69,9 @@ def run_co_distill(recipe: Recipe, output: Path, overwrite: bool) -> dict[str, A
             train_learners(
                 learners,
                 Batches(inputs.train, inputs.pad),
-                schedule_of(recipe.train, recipe.train),
+                schedule_of(recipe.train, recipe.train, inputs),
                 "co-distilling teacher and student",
-                evaluate=dev_scorer(student, recipe, inputs),
+                evaluate=eval_scorer(student, recipe, inputs),
             ),
             "distill",
         )

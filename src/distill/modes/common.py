@@ -52,6 +52,7 @@ class TaskInputs:
     pad: int
     tokenizer: Any = None  # part of the teacher's fingerprint (cache key, resume check)
     transfer_lines: list[str] = dataclasses.field(default_factory=list)  # empty: no transfer set
+    held_out: Encoded | None = None  # data.held_out_share's rows: what train.eval_every scores
 
     @property
     def task(self) -> Task:
@@ -75,6 +76,8 @@ def load_inputs(
         tokenizer.pad_token_id or 0,
         tokenizer,
     )
+    if data.held_out is not None:
+        inputs.held_out = encode(data.held_out, tokenizer, max_length, regression)
     transfer, inputs.transfer_lines = transfer_examples(recipe, data, tokenizer, teacher_model)
     if transfer is not None:
         share = recipe.data_for(task_name).labelled_share
@@ -91,9 +94,15 @@ def announce(inputs: list[TaskInputs], lines: list[str]) -> None:
             if len(data.train) < data.train_total
             else ""
         )
+        held_out = (
+            f", {len(data.held_out):,} held out of training for train.eval_every "
+            "(data.held_out_share)"
+            if data.held_out is not None
+            else ""
+        )
         console.print(
             f"[bold]data[/] {data.task.name}: {data.source} — {len(data.train):,} training "
-            f"examples{subsampled}, {len(data.eval):,} evaluation examples"
+            f"examples{subsampled}, {len(data.eval):,} evaluation examples{held_out}"
         )
         for line in each.transfer_lines:
             console.print(f"[bold]transfer[/] {data.task.name}: {line}")
@@ -134,10 +143,10 @@ def finetune_teacher(
         teacher,
         subset,
         [WeightedObjective("task", 1.0, TaskObjective())],
-        schedule_of(finetune, recipe.train),
+        schedule_of(finetune, recipe.train, inputs),
         inputs.pad,
         description=f"fine-tuning {label}",
-        evaluate=dev_scorer(teacher, recipe, inputs),
+        evaluate=eval_scorer(teacher, recipe, inputs),
     )
     set_embeddings_trainable(teacher, True)  # a student may copy it next
     return tag(history, "teacher"), time.perf_counter() - start
@@ -192,8 +201,13 @@ def subsample(encoded: Encoded, limit: int | None, seed: int) -> Encoded:
     )
 
 
-def schedule_of(settings: TrainConfig | FinetuneConfig, train_config: TrainConfig) -> Schedule:
-    """Optimisation settings of one phase; schedule, clipping, seed and logging are shared."""
+def schedule_of(
+    settings: TrainConfig | FinetuneConfig,
+    train_config: TrainConfig,
+    inputs: TaskInputs | None = None,
+) -> Schedule:
+    """Optimisation settings of one phase; schedule, clipping, seed and logging are shared.
+    `inputs`: the task whose rows train.eval_every scores (names the split in the history)."""
     return Schedule(
         epochs=settings.epochs,
         batch_size=settings.batch_size,
@@ -212,6 +226,7 @@ def schedule_of(settings: TrainConfig | FinetuneConfig, train_config: TrainConfi
         eval_every=train_config.eval_every,
         keep_best=train_config.keep_best,
         early_stopping=train_config.early_stopping,
+        eval_split="held_out" if inputs is not None and inputs.held_out is not None else "dev",
         time_budget_seconds=(
             60 * settings.time_budget_minutes
             if isinstance(settings, TrainConfig) and settings.time_budget_minutes
@@ -220,11 +235,14 @@ def schedule_of(settings: TrainConfig | FinetuneConfig, train_config: TrainConfi
     )
 
 
-def dev_scorer(model: Any, recipe: Recipe, inputs: TaskInputs) -> Callable[[], float] | None:
-    """For train.eval_every: the model's dev score, on demand during its training."""
+def eval_scorer(model: Any, recipe: Recipe, inputs: TaskInputs) -> Callable[[], float] | None:
+    """For train.eval_every: the model's score on demand during its training, on the rows
+    held out of training (data.held_out_share) when there are some, else on the dev split."""
     if recipe.train.eval_every is None:
         return None
-    return lambda: score(model, recipe, inputs).score
+    rows = inputs.held_out if inputs.held_out is not None else inputs.eval
+    batch = recipe.train.eval_batch_size
+    return lambda: evaluate(model, inputs.task, rows, batch, inputs.pad).score
 
 
 def tag(history: list[dict[str, Any]], phase: str, **extra: Any) -> list[dict[str, Any]]:
@@ -302,6 +320,7 @@ def metrics_json(
         "transfer_examples": len(inputs.train) - len(inputs.labelled),
         "train_total": data.train_total,
         "eval_examples": len(data.eval),
+        **({"held_out_examples": len(data.held_out)} if data.held_out is not None else {}),
         "data_source": data.source,
         "runs": runs,
     }

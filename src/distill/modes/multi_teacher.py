@@ -36,8 +36,8 @@ from distill.modes.common import (
     announce,
     cached_outputs,
     comparison,
-    dev_scorer,
     distill_info,
+    eval_scorer,
     finetune_teacher,
     finish_run,
     load_inputs,
@@ -121,9 +121,10 @@ def run_multi_teacher(recipe: Recipe, output: Path, overwrite: bool) -> dict[str
             else Batches(inputs[tasks[0]].train, inputs[tasks[0]].pad)
         )
         start = time.perf_counter()
-        schedule = schedule_of(recipe.train, recipe.train)
         # train.eval_every scores the student of a single task (with several, none is chosen)
-        scorer = None if several_tasks else dev_scorer(students[tasks[0]], recipe, inputs[tasks[0]])
+        single = None if several_tasks else inputs[tasks[0]]
+        schedule = schedule_of(recipe.train, recipe.train, single)
+        scorer = None if single is None else eval_scorer(students[tasks[0]], recipe, single)
         trained = train_learners(learners, batches, schedule, "distilling student", scorer)
         history += tag(trained, "distill")
         timings["train_seconds"] = time.perf_counter() - start

@@ -28,8 +28,8 @@ from distill.modes.common import (
     TaskInputs,
     announce,
     cached_outputs,
-    dev_scorer,
     distill_info,
+    eval_scorer,
     finetune_teacher,
     finish_run,
     load_inputs,
@@ -199,7 +199,7 @@ def distil_stages(
             cached, seconds = cached_outputs(recipe, teacher, inputs, stage.states_layers or ())
             timings["cache_seconds"] = timings.get("cache_seconds", 0.0) + seconds
         start = time.perf_counter()
-        schedule = schedule_of(stage.settings, recipe.train)
+        schedule = schedule_of(stage.settings, recipe.train, inputs)
         stage_history = train(
             student,
             inputs.train,
@@ -208,7 +208,7 @@ def distil_stages(
             inputs.pad,
             teacher_source(stage, teacher, cached, inputs.tokenizer),
             description="distilling student" + (f" ({stage.name})" if named else ""),
-            evaluate=dev_scorer(student, recipe, inputs),
+            evaluate=eval_scorer(student, recipe, inputs),
         )
         for record in stage_history:
             record["step"] += total_steps

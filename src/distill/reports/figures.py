@@ -22,6 +22,7 @@ _NOT_LOSSES = {
     "phase",
     "generation",
     "dev_score",
+    "held_out_score",  # train.eval_every on data.held_out_share's rows
     # on-policy batches' generation cost so far (data.instructions.OnPolicyBatches.log_fields)
     "generated_batches",
     "generated_tokens",
@@ -74,19 +75,24 @@ def plot_losses(history: list[dict[str, Any]], path: Path, title: str) -> Path:
 def plot_dev_scores(
     history: list[dict[str, Any]], finals: dict[str, float], path: Path, metric: str
 ) -> Path:
-    """Dev score at each evaluation during training, per phase (teacher fine-tuning and
-    distillation), with each model's final score as a dashed line."""
+    """The score at each evaluation during training (dev, or the rows held out of training),
+    per phase (teacher fine-tuning and distillation), with each model's final dev score as a
+    dashed line."""
     figure, axis = plt.subplots(figsize=(7, 4))
-    for phase in dict.fromkeys(r.get("phase", "training") for r in history if "dev_score" in r):
-        points = [r for r in history if "dev_score" in r and r.get("phase", "training") == phase]
-        label = "student" if phase == "distill" else phase
-        axis.plot([r["step"] for r in points], [r["dev_score"] for r in points], "o-", label=label)
+    for key in ("dev_score", "held_out_score"):
+        scored = [r for r in history if key in r]
+        for phase in dict.fromkeys(r.get("phase", "training") for r in scored):
+            points = [r for r in scored if r.get("phase", "training") == phase]
+            label = ("student" if phase == "distill" else phase) + (
+                " (held-out rows)" if key == "held_out_score" else ""
+            )
+            axis.plot([r["step"] for r in points], [r[key] for r in points], "o-", label=label)
     for name, score in finals.items():
         axis.axhline(score, linestyle="--", linewidth=1, color="grey")
         axis.annotate(f"{name} {score:.3f}", (0, score), fontsize=8, va="bottom")
     axis.set_xlabel("step (within its phase)")
-    axis.set_ylabel(f"dev {metric}")
-    axis.set_title("Dev score during training")
+    axis.set_ylabel(metric)
+    axis.set_title("Score during training (finals: dev)")
     axis.grid(alpha=0.3)
     axis.legend()
     return _save(figure, path)

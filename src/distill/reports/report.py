@@ -141,12 +141,10 @@ def _training_figures(
     if teacher:
         path = figures.plot_losses(teacher, plots / "teacher_losses.png", "Teacher fine-tuning")
         blocks.append(Figure(_relative(path, run_dir), "Teacher fine-tuning loss over steps"))
-    if any("dev_score" in r for r in history):
+    if any("dev_score" in r or "held_out_score" in r for r in history):
         finals = {"teacher": metrics["teacher"]["score"], "student": metrics["student"]["score"]}
         path = figures.plot_dev_scores(history, finals, plots / "dev_scores.png", metrics["metric"])
-        blocks.append(
-            Figure(_relative(path, run_dir), "Dev score during training (train.eval_every)")
-        )
+        blocks.append(Figure(_relative(path, run_dir), "Score during training (train.eval_every)"))
     return blocks
 
 

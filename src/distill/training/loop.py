@@ -73,7 +73,8 @@ class Schedule:
     compile: bool = False  # torch.compile the trained models' forward passes
     gradient_accumulation: int = 1  # micro-batches per optimizer step
     on_nonfinite: str = "stop"  # or "skip": drop the step, count it
-    eval_every: int | None = None  # steps between dev evaluations (needs `evaluate`)
+    eval_every: int | None = None  # steps between evaluations (needs `evaluate`)
+    eval_split: str = "dev"  # what `evaluate` scores ("dev", or "held_out" rows of training)
     keep_best: bool = False  # end with the weights that scored best
     early_stopping: int | None = None  # evaluations without improvement before stopping
     # Stop cleanly (log, checkpoint, save) once this many seconds were spent training in the
@@ -344,7 +345,8 @@ def _evaluation_due(schedule: Schedule, step: int, total_steps: int) -> bool:
 def _evaluate(
     evaluate: Callable[[], float], schedule: Schedule, loop: LoopState, learners: list[Learner]
 ) -> bool:
-    """Score on the dev split, log it, track the best; True when it improved."""
+    """Score (dev split or held-out training rows), log it as `<split>_score`, track the best;
+    True when it improved."""
     score = distributed.from_main(evaluate)  # every process takes the same decisions
     for learner in learners:
         learner.model.train()
@@ -361,7 +363,7 @@ def _evaluate(
         {
             "step": loop.step,
             "epoch": round(loop.epoch + 1, 3),
-            "dev_score": score,
+            f"{schedule.eval_split}_score": score,
             "best_step": loop.best_step,
             **({"stopped_early": True} if patience_out else {}),
         }
