@@ -21,6 +21,10 @@ trained again with one setting changed at a time:
   training sentences or new text? (single-sentence tasks; benchmarks/fit_probe.py's question)
 - `transfer+corpus`: the augmented rows and the corpus sentences together (as many steps as
   `transfer+epochs x2`).
+- `transfer+epochs x2+best`: `transfer+epochs x2` that ends with the weights scoring best on a
+  tenth of the training rows held out (data.held_out_share 0.1, scored every 500 steps,
+  keep_best): does choosing when to stop, without dev, keep the longer run from overfitting
+  (MRPC)? The held-out tenth is neither trained on nor augmented.
 
 Next to each score: the last logged training task loss against the loss of predicting the
 label prior (CoLA: the entropy of its class shares; STS-B: the variance of its scores). A
@@ -75,7 +79,7 @@ class ChangedSuite(Suite):
     the students trained on it."""
 
     train_changes: dict[str, Any] = field(default_factory=dict)
-    transfer: dict[str, Any] | None = None  # data.transfer of the students (not the teacher)
+    data_changes: dict[str, Any] = field(default_factory=dict)  # the students' (not the teacher's)
 
     def variants(self, layers: int) -> list[tuple[bool, bool]]:
         return [(False, True)] if self.augment else super().variants(layers)
@@ -84,8 +88,8 @@ class ChangedSuite(Suite):
         raw = super().recipe(task, **changes)
         raw["train"].update(self.train_changes)
         # students only: the teacher fine-tunes on the labelled rows (its recipe has finetune)
-        if self.transfer and "finetune" not in changes.get("teacher", {}):
-            raw["data"]["transfer"] = dict(self.transfer)
+        if "finetune" not in changes.get("teacher", {}):
+            raw["data"].update(self.data_changes)
         return raw
 
 
@@ -97,18 +101,21 @@ CORPUS_SENTENCES = WORK / "corpus-sentences.txt"  # benchmarks/corpus_sentences.
 
 
 def variants(task: str) -> dict[str, tuple[dict[str, Any], dict | None, dict | None]]:
-    """Each variant's `train` changes, augmentation and transfer file."""
+    """Each variant's `train` changes, augmentation and `data` changes."""
     settings = TASK_SETTINGS[task]
     augment = spec_to_augment(TRANSFER)
-    corpus = {"files": [str(CORPUS_SENTENCES)]}
+    corpus = {"transfer": {"files": [str(CORPUS_SENTENCES)]}}
+    twice = {"epochs": 2 * settings["epochs"]}
+    best = {**twice, "eval_every": 500, "keep_best": True}
     return {
-        "suite": ({}, None, None),
-        "steps x10": ({"epochs": 10 * settings["epochs"]}, None, None),
-        "lr x5": ({"lr": 5 * settings.get("lr", 1e-4)}, None, None),
-        "transfer": ({}, augment, None),
-        "transfer+epochs x2": ({"epochs": 2 * settings["epochs"]}, augment, None),
+        "suite": ({}, None, {}),
+        "steps x10": ({"epochs": 10 * settings["epochs"]}, None, {}),
+        "lr x5": ({"lr": 5 * settings.get("lr", 1e-4)}, None, {}),
+        "transfer": ({}, augment, {}),
+        "transfer+epochs x2": (twice, augment, {}),
         "corpus": ({}, None, corpus),
         "transfer+corpus": ({}, augment, corpus),
+        "transfer+epochs x2+best": (best, augment, {"held_out_share": 0.1}),
     }
 
 
@@ -164,10 +171,12 @@ def main() -> None:
         teacher_suite = Suite(tasks=[task], layers=layers, objective_sets=[], data=data, work=base)
         teacher_suite.teacher_dir(task, run)
         teacher = base / task / "teacher-run"
-        for (name, (changes, augment, transfer)), seed in product(variants(task).items(), seeds):
+        for (name, (changes, augment, data_changes)), seed in product(
+            variants(task).items(), seeds
+        ):
             if name not in chosen:
                 continue
-            if transfer and not CORPUS_SENTENCES.is_file():
+            if "transfer" in data_changes and not CORPUS_SENTENCES.is_file():
                 subprocess.run(
                     [
                         sys.executable,
@@ -177,7 +186,7 @@ def main() -> None:
                     ],
                     check=True,
                 )
-            changed = changes or augment or transfer or seed
+            changed = changes or augment or data_changes or seed
             folder = name.replace(" ", "") + (f"-seed{seed}" if seed else "")
             work = base if not changed else probes / folder
             if changed:
@@ -200,7 +209,7 @@ def main() -> None:
                 results=work / "suite-results",
                 train_changes=changes,
                 augment=augment,
-                transfer=transfer,
+                data_changes=data_changes,
                 seed=seed,
             )
             suite.execute(run, lambda line: print(line, file=sys.stderr))
