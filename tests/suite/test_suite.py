@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from distill.cli import app
 from distill.models.load import copy_teacher_layers
 from distill.suite.averages import average_rows
-from distill.suite.glue import _fit_alignments, student_layers
+from distill.suite.glue import Suite, _changed_since, _fit_alignments, student_layers
 
 runner = CliRunner()
 
@@ -84,6 +84,31 @@ def test_the_suite_runs_resumes_and_writes_its_tables(tmp_path: Path, tiny_base_
         again.output
     )
     assert "trained again" in again.output
+
+
+def test_a_run_saved_before_a_recipe_key_existed_is_reused(tmp_path: Path) -> None:
+    import yaml
+
+    from distill.config.recipe import Recipe
+
+    suite = Suite(tasks=["sst2"], layers=[2], objective_sets=["task"], data=tmp_path)
+    raw = suite.recipe(
+        "sst2", teacher={"model": "bert-base-uncased"}, objectives=[{"name": "task"}]
+    )
+    recipe = Recipe.from_dict(raw)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "metrics.json").write_text("{}")
+    older = recipe.model_dump(mode="json")
+    del older["data"]["prompt_loss"], older["data"]["held_out_share"]  # keys added since
+    (out / "recipe.yaml").write_text(yaml.safe_dump(older))
+    assert _changed_since(out, recipe) == ""
+    older["train"]["lr"] = 0.5
+    (out / "recipe.yaml").write_text(yaml.safe_dump(older))
+    assert _changed_since(out, recipe) == "train.lr: 0.5 -> 0.0001"
+    older["train"]["no_such_key"] = 1  # not a recipe any more: compared as written
+    (out / "recipe.yaml").write_text(yaml.safe_dump(older))
+    assert "train.no_such_key: 1 -> None" in _changed_since(out, recipe)
 
 
 def test_augment_adds_a_row_per_objective_set_trained_on_the_transfer_set(

@@ -332,6 +332,10 @@ def _changed_since(out: Path, recipe: Recipe) -> str:
     if not (out / "metrics.json").is_file() or not saved.is_file():
         return ""
     before = yaml.safe_load(saved.read_text())
+    try:  # through today's schema: a key added since (with its default) is not a change
+        before = Recipe.from_dict(before).model_dump(mode="json")
+    except DistillError:
+        pass  # no longer a valid recipe: compared as written, so the run is trained again
     changes = recipe_changes(before, recipe.model_dump(mode="json"))
     return "; ".join(change for change in changes if not change.startswith("output"))
 
