@@ -17,6 +17,10 @@ from them next to the rows without (TinyBERT's ablation).
 3. The GLUE suite (`distilbert` objectives, benchmarks/transfer.py's teachers and runs, which
    are reused) with students that start from the general student of the largest budget, with
    and without the transfer set: task-only / + transfer / + general / both.
+4. `--start-budget 0`, the control: the `+ general` rows again, started from the copied spread
+   blocks before any general distillation (budget 0), in their own work folder: separates what
+   general distillation does from what the block choice does (the task-only rows copy the
+   teacher's first blocks, the general students its blocks spread evenly).
 
 Writes benchmarks/results/general.md (and .json). Finished runs are reused.
 """
@@ -28,6 +32,7 @@ import json
 import sys
 import threading
 import time
+from itertools import product
 from pathlib import Path
 
 import torch
@@ -192,6 +197,27 @@ def general_students(layers: int, budgets: list[float], rate: float | None) -> l
     return records
 
 
+class StartControl(Suite):
+    """Only the `+ general` rows without a transfer set (the control's task distillation)."""
+
+    def variants(self, layers: int) -> list[tuple[bool, bool]]:
+        return [(True, False)]
+
+
+def control_work(tasks: str, budget: float) -> Path:
+    """The control's own work folder, sharing transfer.py final's teachers and cache."""
+    work = WORK / f"start-{budget:g}min"
+    for name in [*tasks.split(","), "cache"]:
+        link, target = work / name, TASK_WORK / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if name != "cache":
+            link.mkdir(exist_ok=True)
+            link, target = link / "teacher-run", target / "teacher-run"
+        if not link.exists():
+            link.symlink_to(target.resolve(), target_is_directory=True)
+    return work
+
+
 def stsb_dev() -> tuple[list[str], list[str], list[float]]:
     data = load_task_data("stsb", DataConfig(source="glue_dir", path=str(GLUE)))
     assert data.eval.text_pairs is not None
@@ -205,6 +231,13 @@ def main() -> None:
     parser.add_argument("--tasks", default="cola,mrpc,stsb")
     parser.add_argument("--augment", default="neighbours-mask:10")
     parser.add_argument("--rate", type=float, default=None, help="tokens/s (else probed)")
+    parser.add_argument(
+        "--start-budget",
+        type=float,
+        default=None,
+        help="the control: `+ general` rows (no transfer set) start from this budget's student "
+        "instead of the largest's (0: the copied blocks, no general distillation)",
+    )
     args = parser.parse_args()
     start = time.perf_counter()
     depths = [int(n) for n in args.layers.split(",")]
@@ -219,13 +252,14 @@ def main() -> None:
             students.append(record)
             print(json.dumps(record), file=sys.stderr)
     largest = max(budgets)
-    general = {r["layers"]: Path(r["folder"]) for r in students if r["budget_minutes"] == largest}
-    suite = Suite(
+    chosen = largest if args.start_budget is None else args.start_budget
+    general = {r["layers"]: Path(r["folder"]) for r in students if r["budget_minutes"] == chosen}
+    suite = (StartControl if args.start_budget is not None else Suite)(
         tasks=args.tasks.split(","),
         layers=depths,
         objective_sets=["distilbert"],
         data=GLUE,
-        work=TASK_WORK,
+        work=TASK_WORK if args.start_budget is None else control_work(args.tasks, chosen),
         results=WORK / "suite-results",
         augment=spec_to_augment(args.augment),
         general=general,
@@ -234,6 +268,7 @@ def main() -> None:
     for row in suite.rows:
         metrics = json.loads((Path(row["run"]) / "metrics.json").read_text())
         row["student_minutes"] = (metrics["train_seconds"] + metrics["cache_seconds"]) / 60
+        row["start_budget"] = chosen if "+general" in row["objectives"] else None
     stamp = {
         "command": "python benchmarks/general.py " + " ".join(sys.argv[1:]),
         "invocation_minutes": round((time.perf_counter() - start) / 60),
@@ -243,6 +278,11 @@ def main() -> None:
     write(args, students, teacher_spearman, rows)
 
 
+def start(row: dict) -> float | None:
+    """The general budget a row's student started from (None: the teacher's first blocks)."""
+    return row.get("start_budget")
+
+
 def write(args, students: list[dict], teacher_spearman: float, rows: list[dict]) -> None:
     """Merge with earlier invocations (another depth keeps its rows) and write the tables."""
     earlier = RESULTS / "general.json"
@@ -250,7 +290,7 @@ def write(args, students: list[dict], teacher_spearman: float, rows: list[dict])
     parts = {}
     for name, fresh, key in (
         ("students", students, lambda r: (r["layers"], r["budget_minutes"])),
-        ("rows", rows, lambda r: (r["task"], r["layers"], r["objectives"])),
+        ("rows", rows, lambda r: (r["task"], r["layers"], r["objectives"], start(r))),
     ):
         parts[name] = sorted(
             merge_rows(before.get(name, []), fresh, key), key=lambda r: r["layers"]
@@ -282,12 +322,21 @@ def write(args, students: list[dict], teacher_spearman: float, rows: list[dict])
         "|---|---|" + "---|" * (len(tasks) + 2),
     ]
     for depth in sorted({r["layers"] for r in rows}):
-        for config, label in names.items():
+        begins = sorted({start(r) for r in rows}, key=lambda b: (b is not None, -(b or 0)))
+        for (config, label), begin in product(names.items(), begins):
             mine = {
-                r["task"]: r for r in rows if r["layers"] == depth and r["objectives"] == config
+                r["task"]: r
+                for r in rows
+                if (r["layers"], r["objectives"], start(r)) == (depth, config, begin)
             }
             if len(mine) != len(tasks):
                 continue
+            if begin is not None and begin != max(float(b) for b in args.budgets.split(",")):
+                label = (
+                    "+ spread blocks copied, no general distillation (control)"
+                    if begin == 0
+                    else f"{label}, {begin:g} min"
+                )
             retention = [mine[t]["retention"] for t in tasks]
             ablation.append(
                 f"| {depth} | {label} | "
