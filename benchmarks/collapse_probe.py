@@ -58,6 +58,7 @@ from transfer import (  # benchmarks/transfer.py
     GLUE,
     WORK,
     held_out_glue,
+    share_teachers,
     spec_to_augment,
 )
 from transfer import merged as merged_with
@@ -170,7 +171,6 @@ def main() -> None:
         # the split's teacher, fine-tuned once and shared by every variant and seed
         teacher_suite = Suite(tasks=[task], layers=layers, objective_sets=[], data=data, work=base)
         teacher_suite.teacher_dir(task, run)
-        teacher = base / task / "teacher-run"
         for (name, (changes, augment, data_changes)), seed in product(
             variants(task).items(), seeds
         ):
@@ -189,17 +189,8 @@ def main() -> None:
             changed = changes or augment or data_changes or seed
             folder = name.replace(" ", "") + (f"-seed{seed}" if seed else "")
             work = base if not changed else probes / folder
-            if changed:
-                (work / task).mkdir(parents=True, exist_ok=True)
-                link = work / task / "teacher-run"
-                if not link.exists():
-                    link.symlink_to(teacher.resolve(), target_is_directory=True)
-                # one teacher cache per split: its entries are keyed by the teacher and the
-                # rows, so a variant that trains differently on the same rows reuses them
-                cache = work / "cache"
-                if not cache.exists():
-                    (base / "cache").mkdir(parents=True, exist_ok=True)
-                    cache.symlink_to((base / "cache").resolve(), target_is_directory=True)
+            if changed:  # the split's teacher and its one cache, shared
+                share_teachers(work, base, [task])
             suite = ChangedSuite(
                 tasks=[task],
                 layers=layers,

@@ -19,8 +19,9 @@ from them next to the rows without (TinyBERT's ablation).
    and without the transfer set: task-only / + transfer / + general / both.
 4. `--start-budget 0`, the control: the `+ general` rows again, started from the copied spread
    blocks before any general distillation (budget 0), in their own work folder: separates what
-   general distillation does from what the block choice does (the task-only rows copy the
-   teacher's first blocks, the general students its blocks spread evenly).
+   general distillation does from where its student starts (the task-only rows copy the first
+   blocks of the fine-tuned task teacher; the general students start from the published
+   model's blocks spread evenly).
 
 Writes benchmarks/results/general.md (and .json). Finished runs are reused.
 """
@@ -51,7 +52,7 @@ from distill.suite.glue import Suite, student_layers
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rows import merge_rows, said_commands  # noqa: E402
 from stsb_probe import bi_encoder_spearman  # noqa: E402
-from transfer import spec_to_augment  # noqa: E402
+from transfer import share_teachers, spec_to_augment  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 GLUE = ROOT.parent / "shared" / "data" / "glue"
@@ -204,20 +205,6 @@ class StartControl(Suite):
         return [(True, False)]
 
 
-def control_work(tasks: str, budget: float) -> Path:
-    """The control's own work folder, sharing transfer.py final's teachers and cache."""
-    work = WORK / f"start-{budget:g}min"
-    for name in [*tasks.split(","), "cache"]:
-        link, target = work / name, TASK_WORK / name
-        link.parent.mkdir(parents=True, exist_ok=True)
-        if name != "cache":
-            link.mkdir(exist_ok=True)
-            link, target = link / "teacher-run", target / "teacher-run"
-        if not link.exists():
-            link.symlink_to(target.resolve(), target_is_directory=True)
-    return work
-
-
 def stsb_dev() -> tuple[list[str], list[str], list[float]]:
     data = load_task_data("stsb", DataConfig(source="glue_dir", path=str(GLUE)))
     assert data.eval.text_pairs is not None
@@ -259,7 +246,9 @@ def main() -> None:
         layers=depths,
         objective_sets=["distilbert"],
         data=GLUE,
-        work=TASK_WORK if args.start_budget is None else control_work(args.tasks, chosen),
+        work=TASK_WORK
+        if args.start_budget is None
+        else share_teachers(WORK / f"start-{chosen:g}min", TASK_WORK, args.tasks.split(",")),
         results=WORK / "suite-results",
         augment=spec_to_augment(args.augment),
         general=general,

@@ -87,6 +87,22 @@ def run_suite(
     return rows
 
 
+def share_teachers(work: Path, base: Path, tasks: list[str]) -> Path:
+    """`work` set up to reuse `base`'s fine-tuned teachers and teacher cache (symlinks): the
+    cache's entries are keyed by the teacher and the rows, so students that train differently
+    on the same rows reuse them."""
+    for task in tasks:
+        (work / task).mkdir(parents=True, exist_ok=True)
+        link = work / task / "teacher-run"
+        if not link.exists():
+            link.symlink_to((base / task / "teacher-run").resolve(), target_is_directory=True)
+    cache = work / "cache"
+    if not cache.exists():
+        (base / "cache").mkdir(parents=True, exist_ok=True)
+        cache.symlink_to((base / "cache").resolve(), target_is_directory=True)
+    return work
+
+
 def merged(
     path: Path,
     rows: list[dict],

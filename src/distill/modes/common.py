@@ -58,6 +58,14 @@ class TaskInputs:
     def task(self) -> Task:
         return self.data.task
 
+    @property
+    def scored_in_training(self) -> tuple[str, Encoded]:
+        """What train.eval_every scores, and its name in the history (`<name>_score`): the
+        rows held out of training (data.held_out_share) when there are some, else dev."""
+        if self.held_out is not None:
+            return "held_out", self.held_out
+        return "dev", self.eval
+
 
 def load_inputs(
     recipe: Recipe, task_name: str, tokenizer: Any, teacher_model: str | None = None
@@ -226,7 +234,7 @@ def schedule_of(
         eval_every=train_config.eval_every,
         keep_best=train_config.keep_best,
         early_stopping=train_config.early_stopping,
-        eval_split="held_out" if inputs is not None and inputs.held_out is not None else "dev",
+        eval_split=inputs.scored_in_training[0] if inputs is not None else "dev",
         time_budget_seconds=(
             60 * settings.time_budget_minutes
             if isinstance(settings, TrainConfig) and settings.time_budget_minutes
@@ -240,7 +248,7 @@ def eval_scorer(model: Any, recipe: Recipe, inputs: TaskInputs) -> Callable[[], 
     held out of training (data.held_out_share) when there are some, else on the dev split."""
     if recipe.train.eval_every is None:
         return None
-    rows = inputs.held_out if inputs.held_out is not None else inputs.eval
+    rows = inputs.scored_in_training[1]
     batch = recipe.train.eval_batch_size
     return lambda: evaluate(model, inputs.task, rows, batch, inputs.pad).score
 
