@@ -4,6 +4,11 @@
     .venv/bin/python benchmarks/causal_lm.py [--methods sft,forward_kl,...] [--layers 10,6]
         [--train-rows 1000] [--eval-rows 100] [--max-length 256] [--minutes M] [--epochs N]
         [--lr 1e-4] [--selection spread|influence] [--seed 0] [--render]
+    .venv/bin/python benchmarks/causal_lm.py --table
+
+`--table` runs every invocation behind benchmarks/results/causal-lm.md in turn (TABLE below:
+equal steps, then the chosen settings at equal time, then two more seeds), so one command
+makes the whole table; finished runs are reused, so it also resumes.
 
 Methods: `sft` (the task loss on the references, no teacher), `forward_kl`, `reverse_kl`,
 `jsd` (beta 0.5), `seqkd` (the task loss on the teacher's greedy answers, cached once) and
@@ -29,17 +34,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
 
-from rows import merge_rows, said_commands  # benchmarks/rows.py
+from causal_lm_table import setting, write  # benchmarks/causal_lm_table.py
+from rows import merge_rows  # benchmarks/rows.py
 
 from distill.config.recipe import Recipe
 from distill.models.blocks import every_kth_layer
 from distill.modes.run import run
-from distill.reports.rundir import environment
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "instructions"
@@ -110,7 +114,27 @@ def kept_blocks(selection: str, layers: int) -> list[int]:
     raise SystemExit(f"--selection {selection}: causal-lm-blocks.json has no {layers}-block row")
 
 
-def main() -> None:
+# The invocations behind the results table, in the order they ran: equal steps from spread
+# blocks at lr 1e-4 (10 then 6 blocks, with the +prompt variants), then the settings chosen on
+# S-NI valid (influence blocks, lr 1e-3, 3 epochs) at equal time, then seeds 1 and 2 for the
+# two rows the target compares.
+_CHOSEN = "--selection influence --lr 1e-3 --epochs 3"
+TABLE: list[str] = [
+    "--layers 10",
+    "--methods sft+prompt,forward_kl+prompt --layers 10",
+    "--methods sft,forward_kl,seqkd,forward_kl+prompt --layers 6",
+    "--layers 6 --methods reverse_kl,jsd,onpolicy_jsd",
+    f"--layers 10 --methods sft,forward_kl,seqkd,onpolicy_jsd {_CHOSEN} --minutes 15",
+    f"--layers 10 --methods reverse_kl,jsd {_CHOSEN} --minutes 15",
+    f"--layers 10 --methods sft,seqkd --seed 1 --minutes 15 {_CHOSEN}",
+    f"--layers 10 --methods sft,seqkd --seed 2 --minutes 15 {_CHOSEN}",
+    f"--layers 6 --methods sft,forward_kl,reverse_kl,jsd,seqkd,onpolicy_jsd {_CHOSEN} --minutes 10",
+    f"--layers 6 --methods sft,seqkd --seed 1 --minutes 10 {_CHOSEN}",
+    f"--layers 6 --methods sft,seqkd --seed 2 --minutes 10 {_CHOSEN}",
+]
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--methods", default=",".join(list(METHODS)[:6]))
     parser.add_argument("--layers", default="10,6")
@@ -142,9 +166,18 @@ def main() -> None:
     parser.add_argument(
         "--render", action="store_true", help="only rewrite the .md from the .json, run nothing"
     )
-    args = parser.parse_args()
+    parser.add_argument(
+        "--table", action="store_true", help="run every invocation of the results table (TABLE)"
+    )
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(argv)
+    if args.table:
+        for invocation in TABLE:
+            main(invocation.split())
+        return
     if args.render:
-        write(args, json.loads((RESULTS / "causal-lm.json").read_text()))
+        rows = json.loads((RESULTS / "causal-lm.json").read_text())
+        write(rows, max_length=args.max_length, eval_rows=args.eval_rows)
         return
     start = time.perf_counter()
     rows = []
@@ -159,7 +192,7 @@ def main() -> None:
             rows.append({"method": method, "layers": layers, "run": str(out), **metrics})
             print(f"{method} L{layers}: {metrics['student']}", file=sys.stderr)
     minutes = (time.perf_counter() - start) / 60
-    command = "python benchmarks/causal_lm.py " + " ".join(sys.argv[1:])
+    command = "python benchmarks/causal_lm.py " + " ".join(argv)
     for row in rows:
         row.update(
             command=command,
@@ -172,7 +205,7 @@ def main() -> None:
             seed=args.seed,
             kept_blocks=kept_blocks(args.selection, row["layers"]),
         )
-    write(args, merged(rows))
+    write(merged(rows), max_length=args.max_length, eval_rows=args.eval_rows)
 
 
 def _budget_suffix(args: argparse.Namespace) -> str:
@@ -183,19 +216,6 @@ def _budget_suffix(args: argparse.Namespace) -> str:
     )
     seed = f"-seed{args.seed}" if args.seed else ""
     return epochs + (f"-{args.minutes:g}min" if args.minutes else "") + settings + seed
-
-
-def setting(row: dict) -> tuple:
-    """What makes two rows the same comparison, less the seed."""
-    return (
-        row["method"],
-        row["layers"],
-        row.get("train_rows"),
-        row.get("budget_minutes"),
-        row.get("epochs", 1),
-        row.get("lr", 1e-4),
-        row.get("selection", "spread"),
-    )
 
 
 def merged(rows: list[dict]) -> list[dict]:
@@ -252,147 +272,6 @@ def self_instruct(out: Path, count: int) -> dict:
     }
     path.write_text(json.dumps(scores, indent=1))
     return scores
-
-
-def _budget(row: dict) -> str:
-    """An equal-time row's training budget; `-` for equal-step rows (one pass over the rows)."""
-    return f"{row['budget_minutes']:g} min" if row.get("budget_minutes") else "-"
-
-
-def _paid_once(row: dict) -> str:
-    """Minutes of teacher work outside the train minutes, paid once and reused: building the
-    top-k cache, or generating the sequence-level answers; for a cache built (answers
-    generated) before that was timed, its rebuild timed by causal_lm_cache_build.py
-    (causal_lm_answers_build.py) into the same entry, else `not timed`; `-` where there is
-    none (sft; on-policy runs its teacher inside training)."""
-    if row.get("teacher_source", "").startswith("cached"):
-        cache = row.get("teacher_cache", {})
-        seconds = cache.get("build_seconds")
-        timed_apart = RESULTS / "causal-lm-cache-build.json"
-        if seconds is None and cache and timed_apart.is_file():
-            build = json.loads(timed_apart.read_text())
-            if build["key"] == cache["key"]:  # the same entry, rebuilt and timed on its own
-                return f"{build['build_seconds'] / 60:.1f} (timed apart)"
-    elif row.get("teacher_responses"):
-        seconds = row["teacher_responses"].get("generation_seconds")
-        timed_apart = RESULTS / "causal-lm-answers-build.json"
-        if seconds is None and timed_apart.is_file():
-            build = json.loads(timed_apart.read_text())
-            if build["same_entry_as_the_table"] and build["train_rows"] == row["train_rows"]:
-                return f"{build['generation_seconds'] / 60:.1f} (timed apart)"
-    else:
-        return "-"
-    return f"{seconds / 60:.1f}" if seconds is not None else "not timed"
-
-
-def _two(scores: dict, key: str) -> str:
-    """A score to two decimals; `-` where it was not measured."""
-    return f"{scores[key]:.2f}" if key in scores else "-"
-
-
-def _three(scores: dict, key: str) -> str:
-    return f"{scores[key]:.3f}" if key in scores else "-"
-
-
-SEED_SCORES = [
-    ("perplexity", lambda r: r["student"]["perplexity"]),
-    ("agreement", lambda r: r["student"]["agreement"]),
-    ("ROUGE-L", lambda r: r["student"].get("rouge_l")),
-    ("ROUGE-L vs teacher", lambda r: r["student"].get("rouge_l_vs_teacher")),
-    ("Self-Instruct ROUGE-L", lambda r: r.get("selfinst", {}).get("rouge_l")),
-    ("Self-Instruct vs teacher", lambda r: r.get("selfinst", {}).get("rouge_l_vs_teacher")),
-]
-
-
-def over_seeds(rows: list[dict]) -> str:
-    """Mean and sample standard deviation over seeds of every setting run with two or more;
-    empty while none is."""
-    groups: dict[tuple, list[dict]] = {}
-    for row in rows:
-        groups.setdefault(setting(row), []).append(row)
-    lines = []
-    for group in groups.values():
-        if len(group) < 2:
-            continue
-        first = group[0]
-        cells = []
-        for _, score in SEED_SCORES:
-            values = [score(r) for r in group]
-            if any(v is None for v in values):
-                cells.append("-")
-                continue
-            form = ".3f" if abs(statistics.mean(values)) < 1 else ".2f"
-            cells.append(f"{statistics.mean(values):{form}} ± {statistics.stdev(values):{form}}")
-        lines.append(
-            f"| {first['layers']} | {first.get('selection', 'spread')} | "
-            f"{first.get('lr', 1e-4):g} | {first['method']} | {_budget(first)} | "
-            f"{', '.join(str(r.get('seed', 0)) for r in group)} | " + " | ".join(cells) + " |"
-        )
-    if not lines:
-        return ""
-    header = " | ".join(name for name, _ in SEED_SCORES)
-    return (
-        "\n## Over seeds (mean ± sample standard deviation)\n\n"
-        f"| student blocks | kept | lr | method | budget | seeds | {header} |\n"
-        "|---|---|---|---|---|---|" + "---|" * len(SEED_SCORES) + "\n" + "\n".join(lines) + "\n"
-    )
-
-
-def write(args: argparse.Namespace, rows: list[dict]) -> None:
-    teacher = rows[0]["teacher"]
-    lines = [
-        "| student blocks | kept | lr | method | seed | training pairs | epochs | budget | "
-        "steps | tokens under the loss | train min | teacher min, paid once | perplexity | "
-        "agreement | ROUGE-L | ROUGE-L vs teacher | repeated 4-grams | ended turn | "
-        "Self-Instruct ROUGE-L | Self-Instruct vs teacher | teacher source |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    nan = float("nan")
-    for row in rows:
-        s, selfinst = row["student"], row.get("selfinst", {})
-        lines.append(
-            f"| {row['layers']} | {row.get('selection', 'spread')} | {row.get('lr', 1e-4):g} | "
-            f"{row['method']} | {row.get('seed', 0)} | {row['train_rows']:,} | "
-            f"{row.get('epochs', 1)} | {_budget(row)} | {row['steps']} | "
-            f"{row['train_response_tokens']:,} | {row['train_seconds'] / 60:.1f} | "
-            f"{_paid_once(row)} | "
-            f"{s['perplexity']:.2f} | {s['agreement']:.3f} | "
-            f"{s.get('rouge_l', nan):.2f} | {s.get('rouge_l_vs_teacher', nan):.2f} "
-            f"| {_three(s, 'repetition_4')} | {_two(s, 'ended_turn')} "
-            f"| {_two(selfinst, 'rouge_l')} | {_two(selfinst, 'rouge_l_vs_teacher')} "
-            f"| {row['teacher_source']} |"
-        )
-    said = said_commands(rows)
-    text = (
-        "# Causal-LM distillation: SmolLM2-135M-Instruct -> 10 and 6 blocks\n\n"
-        f"Commands: {said} (finished runs are reused; each row in the .json names its "
-        f"command).  \nMachine: {environment()['cpu']}. Training: the first "
-        "training pairs of S-NI (the column), the epochs of the column, or until the time "
-        f"budget where one is given, batch 8, the lr of the column, max_length {args.max_length}"
-        ", the same for every method in a comparison; `kept`: which of the teacher's blocks the "
-        "student starts from (`spread` evenly, `influence` ShortGPT's, chosen on S-NI valid: "
-        "causal-lm-blocks.md, causal-lm-select.md); the loss on response tokens only unless "
-        "the method ends in +prompt "
-        "(data.prompt_loss: prompt tokens too). Scores on S-NI test (unseen tasks): "
-        f"response perplexity and token agreement over all 500 pairs, ROUGE-L of greedy "
-        f"answers (up to 64 tokens) to the first {args.eval_rows}, their repeated "
-        "4-grams (seq-rep-4) and the share that ended their turn within the 64 tokens (runs "
-        "from before these were recorded: `-`; causal-lm-repetition.md measures them from the "
-        "saved answers). Seed: the column (train.seed: data order, on-policy sampling).\n\n"
-        f"Teacher: response perplexity {teacher['perplexity']:.2f}, ROUGE-L "
-        f"{teacher.get('rouge_l', nan):.2f}"
-        + "".join(
-            f"; on Self-Instruct {r['selfinst']['teacher_rouge_l']:.2f}"
-            for r in [r for r in rows if "selfinst" in r][:1]
-        )
-        + ".\n\n"
-        + "\n".join(lines)
-        + "\n"
-        + over_seeds(rows)
-    )
-    (RESULTS / "causal-lm.md").write_text(text)
-    (RESULTS / "causal-lm.json").write_text(json.dumps(rows, indent=1))
-    print(text)
 
 
 if __name__ == "__main__":
