@@ -115,28 +115,43 @@ def merged(
 
 
 def table(rows: list[dict], tasks: list[str], layers: list[int]) -> str:
-    """Per configuration: each task's retention, the average, rows and student minutes."""
+    """Per configuration: each task's retention (`-` where that task has not run at that depth),
+    the average over all tasks, the average over the tasks every configuration has, less SST-2
+    (so rows from before a task was added compare with the new ones, and with general.md's
+    three-task ablation), rows and student minutes."""
     configs = list(dict.fromkeys(r["objectives"] for r in rows))
+    groups = {
+        (depth, config): {
+            r["task"]: r for r in rows if r["layers"] == depth and r["objectives"] == config
+        }
+        for depth in layers
+        for config in configs
+    }
+    groups = {key: mine for key, mine in groups.items() if mine}
+    shared = [t for t in tasks if t != "sst2" and all(t in mine for mine in groups.values())]
     head = ["layers", "transfer set"] + [f"{t} retention" for t in tasks]
-    head += ["average retention", "transfer rows", "student minutes (cache included)"]
+    head += ["average retention"]
+    if shared != tasks:
+        head += [f"average of {', '.join(shared)}"]
+    head += ["transfer rows", "student minutes (cache included)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for depth in layers:
-        for config in configs:
-            mine = {
-                r["task"]: r for r in rows if r["layers"] == depth and r["objectives"] == config
-            }
-            if len(mine) != len(tasks):
-                continue
-            retention = [mine[t]["retention"] for t in tasks]
-            name = config.partition("+")[2] or "none"
-            lines.append(
-                f"| {depth} | {name} | "
-                + " | ".join(f"{x:.3f}" for x in retention)
-                + f" | {sum(retention) / len(retention):.3f} | "
-                f"{sum(mine[t].get('transfer_examples') or 0 for t in tasks):,} | "
-                f"{sum(mine[t]['student_minutes'] for t in tasks):.1f} |"
-            )
+    for (depth, config), mine in groups.items():
+        cells = [f"{mine[t]['retention']:.3f}" if t in mine else "-" for t in tasks]
+        averages = [_mean(mine, tasks) if len(mine) == len(tasks) else "-"]
+        if shared != tasks:
+            averages.append(_mean(mine, shared))
+        name = config.partition("+")[2] or "none"
+        lines.append(
+            f"| {depth} | {name} | "
+            + " | ".join(cells + averages)
+            + f" | {sum(r.get('transfer_examples') or 0 for r in mine.values()):,} | "
+            f"{sum(r['student_minutes'] for r in mine.values()):.1f} |"
+        )
     return "\n".join(lines)
+
+
+def _mean(mine: dict[str, dict], tasks: list[str]) -> str:
+    return f"{sum(mine[t]['retention'] for t in tasks) / len(tasks):.3f}"
 
 
 def main() -> None:
