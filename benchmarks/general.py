@@ -50,7 +50,14 @@ from distill.reports.rundir import environment
 from distill.suite.glue import Suite, student_layers
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from rows import merge_rows, said_commands  # noqa: E402
+from rows import (  # noqa: E402
+    merge_rows,
+    retention_cells,
+    retention_head,
+    said_commands,
+    shared_tasks,
+    tasks_in,
+)
 from stsb_probe import bi_encoder_spearman  # noqa: E402
 from transfer import share_teachers, spec_to_augment  # noqa: E402
 
@@ -285,7 +292,6 @@ def write(args, students: list[dict], teacher_spearman: float, rows: list[dict])
             merge_rows(before.get(name, []), fresh, key), key=lambda r: r["layers"]
         )
     students, rows = parts["students"], parts["rows"]
-    tasks = args.tasks.split(",")
     lines = [
         "| layers | budget (min) | steps | tokens seen | tokens/s | STS-B Spearman (bi-encoder) "
         "| of the teacher's |",
@@ -304,21 +310,16 @@ def write(args, students: list[dict], teacher_spearman: float, rows: list[dict])
         "distilbert+general": "+ general distillation",
         "distilbert+general" + tag: "both",
     }
-    ablation = [
-        "| layers | student | "
-        + " | ".join(f"{t} retention" for t in tasks)
-        + " | average retention | student minutes (cache included) |",
-        "|---|---|" + "---|" * (len(tasks) + 2),
-    ]
+    groups = {}
     for depth in sorted({r["layers"] for r in rows}):
         begins = sorted({start(r) for r in rows}, key=lambda b: (b is not None, -(b or 0)))
         for (config, label), begin in product(names.items(), begins):
-            mine = {
+            group = {
                 r["task"]: r
                 for r in rows
                 if (r["layers"], r["objectives"], start(r)) == (depth, config, begin)
             }
-            if len(mine) != len(tasks):
+            if not group:
                 continue
             if begin is not None and begin != max(float(b) for b in args.budgets.split(",")):
                 label = (
@@ -326,13 +327,17 @@ def write(args, students: list[dict], teacher_spearman: float, rows: list[dict])
                     if begin == 0
                     else f"{label}, {begin:g} min"
                 )
-            retention = [mine[t]["retention"] for t in tasks]
-            ablation.append(
-                f"| {depth} | {label} | "
-                + " | ".join(f"{x:.3f}" for x in retention)
-                + f" | {sum(retention) / len(retention):.3f} | "
-                f"{sum(mine[t]['student_minutes'] for t in tasks):.1f} |"
-            )
+            groups[depth, label] = group
+    tasks = tasks_in(rows, args.tasks.split(","))
+    shared = shared_tasks(list(groups.values()), tasks)
+    head = ["layers", "student", *retention_head(tasks, shared), "student minutes (cache included)"]
+    ablation = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for (depth, label), group in groups.items():
+        ablation.append(
+            f"| {depth} | {label} | "
+            + " | ".join(retention_cells(group, tasks, shared))
+            + f" | {sum(r['student_minutes'] for r in group.values()):.1f} |"
+        )
     held = [r for r in students if r["held_out"]]
     text = (
         "# General distillation: general students and task distillation from them\n\n"

@@ -19,3 +19,37 @@ def said_commands(rows: list[dict]) -> str:
     return "; ".join(
         f"`{c}` ({m} min)" if c else "an earlier invocation" for c, m in commands if c or m
     )
+
+
+# GLUE-small's tasks in the suite's order: tables list the tasks their rows have in this order.
+GLUE_ORDER = ["sst2", "cola", "mrpc", "stsb", "wnli"]
+
+
+def tasks_in(rows: list[dict], asked: list[str]) -> list[str]:
+    """The tasks of this invocation and of earlier ones, in the suite's order."""
+    present = set(asked) | {r["task"] for r in rows}
+    return [t for t in GLUE_ORDER if t in present] + sorted(present - set(GLUE_ORDER))
+
+
+def shared_tasks(groups: list[dict[str, dict]], tasks: list[str]) -> list[str]:
+    """The tasks every row group has, less SST-2 (the 2-layer collapse is on the other three,
+    and the first tables averaged those), so groups from before a task was added stay
+    comparable with new ones."""
+    return [t for t in tasks if t != "sst2" and all(t in group for group in groups)]
+
+
+def retention_head(tasks: list[str], shared: list[str]) -> list[str]:
+    head = [f"{t} retention" for t in tasks] + ["average retention"]
+    return head + ([f"average of {', '.join(shared)}"] if shared != tasks else [])
+
+
+def retention_cells(group: dict[str, dict], tasks: list[str], shared: list[str]) -> list[str]:
+    """One group's retention per task (`-` where that task has not run), the average over all
+    tasks (`-` unless it has every one) and, where they differ, over the shared tasks."""
+
+    def mean(names: list[str]) -> str:
+        return f"{sum(group[t]['retention'] for t in names) / len(names):.3f}"
+
+    cells = [f"{group[t]['retention']:.3f}" if t in group else "-" for t in tasks]
+    cells.append(mean(tasks) if all(t in group for t in tasks) else "-")
+    return cells + ([mean(shared)] if shared != tasks else [])

@@ -27,7 +27,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from rows import merge_rows, said_commands  # benchmarks/rows.py
+from rows import (  # benchmarks/rows.py
+    merge_rows,
+    retention_cells,
+    retention_head,
+    said_commands,
+    shared_tasks,
+    tasks_in,
+)
 
 from distill.data.tasks import GLUE_TASKS
 from distill.modes.run import run
@@ -115,10 +122,8 @@ def merged(
 
 
 def table(rows: list[dict], tasks: list[str], layers: list[int]) -> str:
-    """Per configuration: each task's retention (`-` where that task has not run at that depth),
-    the average over all tasks, the average over the tasks every configuration has, less SST-2
-    (so rows from before a task was added compare with the new ones, and with general.md's
-    three-task ablation), rows and student minutes."""
+    """Per configuration: each task's retention, the averages (rows.retention_cells), rows and
+    student minutes."""
     configs = list(dict.fromkeys(r["objectives"] for r in rows))
     groups = {
         (depth, config): {
@@ -127,31 +132,20 @@ def table(rows: list[dict], tasks: list[str], layers: list[int]) -> str:
         for depth in layers
         for config in configs
     }
-    groups = {key: mine for key, mine in groups.items() if mine}
-    shared = [t for t in tasks if t != "sst2" and all(t in mine for mine in groups.values())]
-    head = ["layers", "transfer set"] + [f"{t} retention" for t in tasks]
-    head += ["average retention"]
-    if shared != tasks:
-        head += [f"average of {', '.join(shared)}"]
+    groups = {key: group for key, group in groups.items() if group}
+    shared = shared_tasks(list(groups.values()), tasks)
+    head = ["layers", "transfer set", *retention_head(tasks, shared)]
     head += ["transfer rows", "student minutes (cache included)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for (depth, config), mine in groups.items():
-        cells = [f"{mine[t]['retention']:.3f}" if t in mine else "-" for t in tasks]
-        averages = [_mean(mine, tasks) if len(mine) == len(tasks) else "-"]
-        if shared != tasks:
-            averages.append(_mean(mine, shared))
+    for (depth, config), group in groups.items():
         name = config.partition("+")[2] or "none"
         lines.append(
             f"| {depth} | {name} | "
-            + " | ".join(cells + averages)
-            + f" | {sum(r.get('transfer_examples') or 0 for r in mine.values()):,} | "
-            f"{sum(r['student_minutes'] for r in mine.values()):.1f} |"
+            + " | ".join(retention_cells(group, tasks, shared))
+            + f" | {sum(r.get('transfer_examples') or 0 for r in group.values()):,} | "
+            f"{sum(r['student_minutes'] for r in group.values()):.1f} |"
         )
     return "\n".join(lines)
-
-
-def _mean(mine: dict[str, dict], tasks: list[str]) -> str:
-    return f"{sum(mine[t]['retention'] for t in tasks) / len(tasks):.3f}"
 
 
 def main() -> None:
@@ -187,7 +181,7 @@ def main() -> None:
         row["command"], row["invocation_minutes"] = command, round(minutes)
     name = "transfer-select" if args.phase == "select" else "transfer"
     rows = merged(RESULTS / f"{name}.json", rows)
-    tasks = list(dict.fromkeys([*tasks, *(r["task"] for r in rows)]))
+    tasks = tasks_in(rows, tasks)
     layers = sorted({r["layers"] for r in rows})
     text = (
         f"# {title}\n\nCommands: {said_commands(rows)} (finished runs are reused, so a repeated "
