@@ -3,8 +3,9 @@ students with augmented rows the teacher labels (data.augment), through the GLUE
 
     .venv/bin/python benchmarks/transfer.py select [--tasks cola] [--layers 2]
         [--candidates mask:10,ngram:10,neighbours:10,neighbours-mask:10]
-    .venv/bin/python benchmarks/transfer.py final --augment neighbours,mask:10
+    .venv/bin/python benchmarks/transfer.py final --augment neighbours-mask:10
         [--tasks sst2,cola,mrpc,stsb] [--layers 2,3]
+    .venv/bin/python benchmarks/transfer.py select|final --render
 
 `select` chooses settings without touching dev: each task's training rows are split 90/10
 (seeded), teachers and students train on the 90% and are scored on the held-out 10%, once per
@@ -124,7 +125,7 @@ def merged(
 def table(rows: list[dict], tasks: list[str], layers: list[int]) -> str:
     """Per configuration: each task's retention, the averages (rows.retention_cells), rows and
     student minutes."""
-    configs = list(dict.fromkeys(r["objectives"] for r in rows))
+    configs = sorted(dict.fromkeys(r["objectives"] for r in rows), key=lambda c: "+" in c)
     groups = {
         (depth, config): {
             r["task"]: r for r in rows if r["layers"] == depth and r["objectives"] == config
@@ -148,30 +149,48 @@ def table(rows: list[dict], tasks: list[str], layers: list[int]) -> str:
     return "\n".join(lines)
 
 
+# Per phase: its results file, title and the split it scores on.
+PHASES = {
+    "select": (
+        "transfer-select",
+        "Transfer sets: choosing the setting on held-out training rows",
+        "the held-out 10% of each task's training rows (dev untouched)",
+    ),
+    "final": (
+        "transfer",
+        "Transfer sets: GLUE dev retention with and without augmented rows",
+        "GLUE dev",
+    ),
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("phase", choices=["select", "final"])
+    parser.add_argument("phase", choices=list(PHASES))
     parser.add_argument("--tasks", default=None)
     parser.add_argument("--layers", default=None)
     parser.add_argument("--candidates", default="mask:10,ngram:10,neighbours:10,neighbours-mask:10")
     parser.add_argument("--augment", default=None, help="final: the chosen METHODS:COPIES")
+    parser.add_argument(
+        "--render", action="store_true", help="only rewrite the .md from the .json, run nothing"
+    )
     args = parser.parse_args()
+    name = PHASES[args.phase][0]
+    if args.render:
+        write(args.phase, json.loads((RESULTS / f"{name}.json").read_text()), [])
+        return
     start = time.perf_counter()
     if args.phase == "select":
         tasks = (args.tasks or "cola").split(",")
         layers = [int(n) for n in (args.layers or "2").split(",")]
         data, work = held_out_glue(tasks), WORK / "select"
         specs = args.candidates.split(",")
-        title = "Transfer sets: choosing the setting on held-out training rows"
-        split = "the held-out 10% of each task's training rows (dev untouched)"
     else:
         if not args.augment:
             sys.exit("final needs --augment METHODS:COPIES (the setting `select` chose)")
         tasks = (args.tasks or "sst2,cola,mrpc,stsb").split(",")
         layers = [int(n) for n in (args.layers or "2,3").split(",")]
         data, work, specs = GLUE, WORK / "final", [args.augment]
-        title = "Transfer sets: GLUE dev retention with and without augmented rows"
-        split = "GLUE dev"
     rows = run_suite(tasks, layers, data, work, None)
     for spec in specs:
         rows += run_suite(tasks, layers, data, work, spec_to_augment(spec))
@@ -179,16 +198,19 @@ def main() -> None:
     command = "python benchmarks/transfer.py " + " ".join(sys.argv[1:])
     for row in rows:
         row["command"], row["invocation_minutes"] = command, round(minutes)
-    name = "transfer-select" if args.phase == "select" else "transfer"
-    rows = merged(RESULTS / f"{name}.json", rows)
-    tasks = tasks_in(rows, tasks)
+    write(args.phase, merged(RESULTS / f"{name}.json", rows), tasks)
+
+
+def write(phase: str, rows: list[dict], tasks: list[str]) -> None:
+    """The phase's results file (.md and .json) from every row, this invocation's and earlier."""
+    name, title, split = PHASES[phase]
     layers = sorted({r["layers"] for r in rows})
     text = (
         f"# {title}\n\nCommands: {said_commands(rows)} (finished runs are reused, so a repeated "
         "invocation takes less; each row in the .json names its command).  \nMachine: "
         f"{environment()['cpu']}. Teacher: the quickstart's MiniLM-L6 fine-tuned per task by the "
         "GLUE suite (on the labelled rows only); students: its first blocks, objectives "
-        f"`distilbert`; scores on {split}.\n\n" + table(rows, tasks, layers) + "\n"
+        f"`distilbert`; scores on {split}.\n\n" + table(rows, tasks_in(rows, tasks), layers) + "\n"
     )
     (RESULTS / f"{name}.md").write_text(text)
     (RESULTS / f"{name}.json").write_text(json.dumps(rows, indent=1))
