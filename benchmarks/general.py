@@ -52,10 +52,9 @@ from distill.suite.glue import Suite, student_layers
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rows import (  # noqa: E402
     merge_rows,
-    retention_cells,
-    retention_head,
+    retention_table,
     said_commands,
-    shared_tasks,
+    student_minutes,
     tasks_in,
 )
 from stsb_probe import bi_encoder_spearman  # noqa: E402
@@ -329,15 +328,8 @@ def write(args, students: list[dict], teacher_spearman: float, rows: list[dict])
                 )
             groups[depth, label] = group
     tasks = tasks_in(rows, args.tasks.split(","))
-    shared = shared_tasks(list(groups.values()), tasks)
-    head = ["layers", "student", *retention_head(tasks, shared), "student minutes (cache included)"]
-    ablation = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for (depth, label), group in groups.items():
-        ablation.append(
-            f"| {depth} | {label} | "
-            + " | ".join(retention_cells(group, tasks, shared))
-            + f" | {sum(r['student_minutes'] for r in group.values()):.1f} |"
-        )
+    last = [("student minutes (cache included)", student_minutes)]
+    ablation = retention_table(groups, tasks, ["layers", "student"], last)
     held = [r for r in students if r["held_out"]]
     text = (
         "# General distillation: general students and task distillation from them\n\n"

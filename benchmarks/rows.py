@@ -31,25 +31,37 @@ def tasks_in(rows: list[dict], asked: list[str]) -> list[str]:
     return [t for t in GLUE_ORDER if t in present] + sorted(present - set(GLUE_ORDER))
 
 
-def shared_tasks(groups: list[dict[str, dict]], tasks: list[str]) -> list[str]:
-    """The tasks every row group has, less SST-2 (the 2-layer collapse is on the other three,
-    and the first tables averaged those), so groups from before a task was added stay
-    comparable with new ones."""
-    return [t for t in tasks if t != "sst2" and all(t in group for group in groups)]
+def retention_table(
+    groups: dict[tuple, dict[str, dict]],
+    tasks: list[str],
+    first: list[str],
+    last: list[tuple[str, Callable[[dict[str, dict]], str]]],
+) -> list[str]:
+    """A markdown table, one line per group of rows (task -> row): the group's key under the
+    `first` headings, each task's retention (`-` where that task has not run), the average over
+    all tasks (`-` unless the group has every one) and, where they differ, over the tasks every
+    group has less SST-2 (the 2-layer collapse is on the other three, and the first tables
+    averaged those, so groups from before a task was added stay comparable), then one cell per
+    `last` (heading, cell of the group)."""
+    shared = [t for t in tasks if t != "sst2" and all(t in g for g in groups.values())]
+    averages = ["average retention"]
+    averages += [f"average of {', '.join(shared)}"] if shared != tasks else []
+    head = [*first, *(f"{t} retention" for t in tasks), *averages, *(name for name, _ in last)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
-
-def retention_head(tasks: list[str], shared: list[str]) -> list[str]:
-    head = [f"{t} retention" for t in tasks] + ["average retention"]
-    return head + ([f"average of {', '.join(shared)}"] if shared != tasks else [])
-
-
-def retention_cells(group: dict[str, dict], tasks: list[str], shared: list[str]) -> list[str]:
-    """One group's retention per task (`-` where that task has not run), the average over all
-    tasks (`-` unless it has every one) and, where they differ, over the shared tasks."""
-
-    def mean(names: list[str]) -> str:
+    def mean(group: dict[str, dict], names: list[str]) -> str:
         return f"{sum(group[t]['retention'] for t in names) / len(names):.3f}"
 
-    cells = [f"{group[t]['retention']:.3f}" if t in group else "-" for t in tasks]
-    cells.append(mean(tasks) if all(t in group for t in tasks) else "-")
-    return cells + ([mean(shared)] if shared != tasks else [])
+    for key, group in groups.items():
+        cells = [str(k) for k in key]
+        cells += [f"{group[t]['retention']:.3f}" if t in group else "-" for t in tasks]
+        cells.append(mean(group, tasks) if all(t in group for t in tasks) else "-")
+        cells += [mean(group, shared)] if shared != tasks else []
+        cells += [cell(group) for _, cell in last]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def student_minutes(group: dict[str, dict]) -> str:
+    """A retention_table cell: the group's student minutes, teacher cache included."""
+    return f"{sum(r['student_minutes'] for r in group.values()):.1f}"

@@ -26,14 +26,14 @@ import random
 import sys
 import time
 from collections.abc import Callable
+from itertools import product
 from pathlib import Path
 
 from rows import (  # benchmarks/rows.py
     merge_rows,
-    retention_cells,
-    retention_head,
+    retention_table,
     said_commands,
-    shared_tasks,
+    student_minutes,
     tasks_in,
 )
 
@@ -123,30 +123,23 @@ def merged(
 
 
 def table(rows: list[dict], tasks: list[str], layers: list[int]) -> str:
-    """Per configuration: each task's retention, the averages (rows.retention_cells), rows and
-    student minutes."""
+    """Per configuration: each task's retention and the averages (rows.retention_table),
+    transfer rows and student minutes."""
     configs = sorted(dict.fromkeys(r["objectives"] for r in rows), key=lambda c: "+" in c)
-    groups = {
-        (depth, config): {
-            r["task"]: r for r in rows if r["layers"] == depth and r["objectives"] == config
-        }
-        for depth in layers
-        for config in configs
-    }
-    groups = {key: group for key, group in groups.items() if group}
-    shared = shared_tasks(list(groups.values()), tasks)
-    head = ["layers", "transfer set", *retention_head(tasks, shared)]
-    head += ["transfer rows", "student minutes (cache included)"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for (depth, config), group in groups.items():
-        name = config.partition("+")[2] or "none"
-        lines.append(
-            f"| {depth} | {name} | "
-            + " | ".join(retention_cells(group, tasks, shared))
-            + f" | {sum(r.get('transfer_examples') or 0 for r in group.values()):,} | "
-            f"{sum(r['student_minutes'] for r in group.values()):.1f} |"
-        )
-    return "\n".join(lines)
+    groups = {}
+    for depth, config in product(layers, configs):
+        group = {r["task"]: r for r in rows if (r["layers"], r["objectives"]) == (depth, config)}
+        if group:
+            groups[depth, config.partition("+")[2] or "none"] = group
+    last = [
+        ("transfer rows", _transfer_rows),
+        ("student minutes (cache included)", student_minutes),
+    ]
+    return "\n".join(retention_table(groups, tasks, ["layers", "transfer set"], last))
+
+
+def _transfer_rows(group: dict[str, dict]) -> str:
+    return f"{sum(r.get('transfer_examples') or 0 for r in group.values()):,}"
 
 
 # Per phase: its results file, title and the split it scores on.
