@@ -267,6 +267,7 @@ def main() -> None:
     stamp = {
         "command": "python benchmarks/general.py " + " ".join(sys.argv[1:]),
         "invocation_minutes": round((time.perf_counter() - start) / 60),
+        "machine": f"{environment()['cpu']}, {torch.get_num_threads()} threads",
     }
     rows = [{**row, **stamp} for row in suite.rows]
     students = [{**record, **stamp} for record in students]
@@ -334,7 +335,6 @@ def write(args, students: list[dict], teacher_spearman: float, rows: list[dict])
     text = (
         "# General distillation: general students and task distillation from them\n\n"
         f"Commands: {said_commands(students + rows)} (finished runs are reused).  \n"
-        f"Machine: {environment()['cpu']}, {torch.get_num_threads()} threads. "
         "Teacher: all-MiniLM-L6-v2 (the quickstart's); general students: its blocks spread "
         "evenly, `recipes/minilm_general.yaml` (attention relations) on the corpus's "
         "Gutenberg and Wikipedia training files; smaller budgets are snapshots of the largest "

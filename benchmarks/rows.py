@@ -14,10 +14,15 @@ def merge_rows(earlier: list[dict], fresh: list[dict], key: Callable[[dict], tup
 
 
 def said_commands(rows: list[dict]) -> str:
-    """Each invocation behind the rows once, with its wall time, for a results file's header."""
-    commands = dict.fromkeys((r.get("command"), r.get("invocation_minutes")) for r in rows)
+    """Each invocation behind the rows once, with its wall time (and its machine where the rows
+    name one: minutes and tokens/s compare only on one machine), for a results file's header."""
+    commands = dict.fromkeys(
+        (r.get("command"), r.get("invocation_minutes"), r.get("machine")) for r in rows
+    )
     return "; ".join(
-        f"`{c}` ({m} min)" if c else "an earlier invocation" for c, m in commands if c or m
+        f"`{c}` ({m} min{f', {where}' if where else ''})" if c else "an earlier invocation"
+        for c, m, where in commands
+        if c or m
     )
 
 
