@@ -211,6 +211,27 @@ class StartControl(Suite):
         return [(True, False)]
 
 
+class GeneralRowsOnly(Suite):
+    """Only the rows that start from the general student (`+ general`, `both`): the others are
+    transfer.py final's, the same suite, teachers and runs (`--general-rows-only`)."""
+
+    def variants(self, layers: int) -> list[tuple[bool, bool]]:
+        return [(True, False), (True, True)]
+
+
+def transfer_rows(tasks: list[str], depths: list[int], augment: str) -> list[dict]:
+    """transfer.py final's task-only and transfer-set rows of these tasks and depths, as its
+    results file has them (with its commands and machine)."""
+    tag = "+" + augment.replace(":", "")
+    wanted = {"distilbert", "distilbert" + tag}
+    rows = json.loads((RESULTS / "transfer.json").read_text())
+    return [
+        {**r, "from": "results/transfer.json"}
+        for r in rows
+        if r["task"] in tasks and r["layers"] in depths and r["objectives"] in wanted
+    ]
+
+
 def stsb_dev() -> tuple[list[str], list[str], list[float]]:
     data = load_task_data("stsb", DataConfig(source="glue_dir", path=str(GLUE)))
     assert data.eval.text_pairs is not None
@@ -224,6 +245,12 @@ def main() -> None:
     parser.add_argument("--tasks", default="cola,mrpc,stsb")
     parser.add_argument("--augment", default="neighbours-mask:10")
     parser.add_argument("--rate", type=float, default=None, help="tokens/s (else probed)")
+    parser.add_argument(
+        "--general-rows-only",
+        action="store_true",
+        help="train only the rows that start from the general student; the task-only and "
+        "transfer-set rows are read from results/transfer.json (transfer.py final's runs)",
+    )
     parser.add_argument(
         "--start-budget",
         type=float,
@@ -247,7 +274,12 @@ def main() -> None:
     largest = max(budgets)
     chosen = largest if args.start_budget is None else args.start_budget
     general = {r["layers"]: Path(r["folder"]) for r in students if r["budget_minutes"] == chosen}
-    suite = (StartControl if args.start_budget is not None else Suite)(
+    kind = Suite
+    if args.start_budget is not None:
+        kind = StartControl
+    elif args.general_rows_only:
+        kind = GeneralRowsOnly
+    suite = kind(
         tasks=args.tasks.split(","),
         layers=depths,
         objective_sets=["distilbert"],
@@ -270,8 +302,16 @@ def main() -> None:
         "machine": f"{environment()['cpu']}, {torch.get_num_threads()} threads",
     }
     rows = [{**row, **stamp} for row in suite.rows]
+    if args.general_rows_only:
+        rows += transfer_rows(args.tasks.split(","), depths, args.augment)
     students = [{**record, **stamp} for record in students]
     write(args, students, teacher_spearman, rows)
+
+
+def cpu(row: dict) -> str:
+    """The processor a row or student was made on (its stamp less the thread count): the same
+    budget in minutes buys different students on different machines."""
+    return row["machine"].split(",")[0]
 
 
 def start(row: dict) -> float | None:
@@ -285,7 +325,7 @@ def write(args, students: list[dict], teacher_spearman: float, rows: list[dict])
     before = json.loads(earlier.read_text()) if earlier.is_file() else {}
     parts = {}
     for name, fresh, key in (
-        ("students", students, lambda r: (r["layers"], r["budget_minutes"])),
+        ("students", students, lambda r: (r["layers"], r["budget_minutes"], r["machine"])),
         ("rows", rows, lambda r: (r["task"], r["layers"], r["objectives"], start(r))),
     ):
         parts[name] = sorted(
@@ -293,13 +333,13 @@ def write(args, students: list[dict], teacher_spearman: float, rows: list[dict])
         )
     students, rows = parts["students"], parts["rows"]
     lines = [
-        "| layers | budget (min) | steps | tokens seen | tokens/s | STS-B Spearman (bi-encoder) "
-        "| of the teacher's |",
-        "|---|---|---|---|---|---|---|",
+        "| layers | machine | budget (min) | steps | tokens seen | tokens/s "
+        "| STS-B Spearman (bi-encoder) | of the teacher's |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in students:
         lines.append(
-            f"| {r['layers']} | {r['budget_minutes']:g} | {r['steps']:,} | "
+            f"| {r['layers']} | {cpu(r)} | {r['budget_minutes']:g} | {r['steps']:,} | "
             f"{r['tokens_seen']:,} | {r['tokens_seen'] / max(r['train_seconds'], 1e-9):,.0f} | "
             f"{r['stsb_spearman']:.4f} | {r['stsb_spearman'] / teacher_spearman:.3f} |"
         )
@@ -313,13 +353,16 @@ def write(args, students: list[dict], teacher_spearman: float, rows: list[dict])
     groups = {}
     for depth in sorted({r["layers"] for r in rows}):
         begins = sorted({start(r) for r in rows}, key=lambda b: (b is not None, -(b or 0)))
-        for (config, label), begin in product(names.items(), begins):
+        # general students of one depth made on more than one machine: one line for each
+        made_on = sorted({cpu(r) for r in rows if r["layers"] == depth and start(r) is not None})
+        for (config, label), begin, where in product(names.items(), begins, made_on or [None]):
             group = {
                 r["task"]: r
                 for r in rows
                 if (r["layers"], r["objectives"], start(r)) == (depth, config, begin)
+                and (begin is None or cpu(r) == where)
             }
-            if not group:
+            if not group or (begin is None and where != (made_on or [None])[0]):
                 continue
             if begin is not None and begin != max(float(b) for b in args.budgets.split(",")):
                 label = (
@@ -327,6 +370,8 @@ def write(args, students: list[dict], teacher_spearman: float, rows: list[dict])
                     if begin == 0
                     else f"{label}, {begin:g} min"
                 )
+            if begin is not None and len(made_on) > 1:
+                label += f" (general student made on the {where})"
             groups[depth, label] = group
     tasks = tasks_in(rows, args.tasks.split(","))
     last = [("student minutes (cache included)", student_minutes)]
@@ -346,7 +391,7 @@ def write(args, students: list[dict], teacher_spearman: float, rows: list[dict])
         + "\n".join(lines)
         + "\n\n"
         + "".join(
-            f"Held-out WikiText-2 valid, L{r['layers']} {r['budget_minutes']:g} min: "
+            f"Held-out WikiText-2 valid, L{r['layers']} {r['budget_minutes']:g} min, {cpu(r)}: "
             + ", ".join(f"{k} {v:.4f}" for k, v in r["held_out"].items())
             + "\n\n"
             for r in held

@@ -45,12 +45,13 @@ def retention_table(
     """A markdown table, one line per group of rows (task -> row): the group's key under the
     `first` headings, each task's retention (`-` where that task has not run), the average over
     all tasks (`-` unless the group has every one) and, where they differ, over the tasks every
-    group has less SST-2 (the 2-layer collapse is on the other three, and the first tables
-    averaged those, so groups from before a task was added stay comparable), then one cell per
-    `last` (heading, cell of the group)."""
-    shared = [t for t in tasks if t != "sst2" and all(t in g for g in groups.values())]
+    group has less SST-2 (groups of SST-2 alone aside; the 2-layer collapse is on the other
+    three, and the first tables averaged those, so groups from before a task was added stay
+    comparable), then one cell per `last` (heading, cell of the group)."""
+    beyond_sst2 = [g for g in groups.values() if set(g) - {"sst2"}]
+    shared = [t for t in tasks if t != "sst2" and all(t in g for g in beyond_sst2)]
     averages = ["average retention"]
-    averages += [f"average of {', '.join(shared)}"] if shared != tasks else []
+    averages += [f"average of {', '.join(shared)}"] if shared and shared != tasks else []
     head = [*first, *(f"{t} retention" for t in tasks), *averages, *(name for name, _ in last)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
@@ -61,7 +62,8 @@ def retention_table(
         cells = [str(k) for k in key]
         cells += [f"{group[t]['retention']:.3f}" if t in group else "-" for t in tasks]
         cells.append(mean(group, tasks) if all(t in group for t in tasks) else "-")
-        cells += [mean(group, shared)] if shared != tasks else []
+        if shared and shared != tasks:
+            cells.append(mean(group, shared) if all(t in group for t in shared) else "-")
         cells += [cell(group) for _, cell in last]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
