@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sys
-from itertools import product
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -62,29 +61,35 @@ def write(
         "distilbert+general": "+ general distillation",
         "distilbert+general" + tag: "both",
     }
+    largest = max(float(b) for b in args.budgets.split(","))
+
+    def made_on(row: dict) -> str | None:
+        """Where a row's general student was made (None: it started from no general student)."""
+        return cpu(row) if start(row) is not None else None
+
+    def order(key: tuple) -> tuple:
+        depth, config, begin, where = key
+        return depth, list(names).index(config), begin is not None, -(begin or 0), where or ""
+
+    keys = {(r["layers"], r["objectives"], start(r), made_on(r)) for r in rows}
+    keys = sorted((k for k in keys if k[1] in names), key=order)
     groups = {}
-    for depth in sorted({r["layers"] for r in rows}):
-        begins = sorted({start(r) for r in rows}, key=lambda b: (b is not None, -(b or 0)))
+    for depth, config, begin, where in keys:
+        label = names[config]
+        if begin is not None and begin != largest:
+            label = (
+                "+ spread blocks copied, no general distillation (control)"
+                if begin == 0
+                else f"{label}, {begin:g} min"
+            )
         # general students of one depth made on more than one machine: one line for each
-        made_on = sorted({cpu(r) for r in rows if r["layers"] == depth and start(r) is not None})
-        for (config, label), begin, where in product(names.items(), begins, made_on or [None]):
-            group = {
-                r["task"]: r
-                for r in rows
-                if (r["layers"], r["objectives"], start(r)) == (depth, config, begin)
-                and (begin is None or cpu(r) == where)
-            }
-            if not group or (begin is None and where != (made_on or [None])[0]):
-                continue
-            if begin is not None and begin != max(float(b) for b in args.budgets.split(",")):
-                label = (
-                    "+ spread blocks copied, no general distillation (control)"
-                    if begin == 0
-                    else f"{label}, {begin:g} min"
-                )
-            if begin is not None and len(made_on) > 1:
-                label += f" (general student made on the {where})"
-            groups[depth, label] = group
+        if where and len({k[3] for k in keys if k[0] == depth and k[3]}) > 1:
+            label += f" (general student made on the {where})"
+        groups[depth, label] = {
+            r["task"]: r
+            for r in rows
+            if (r["layers"], r["objectives"], start(r), made_on(r)) == (depth, config, begin, where)
+        }
     tasks = tasks_in(rows, args.tasks.split(","))
     last = [("student minutes (cache included)", student_minutes)]
     ablation = retention_table(groups, tasks, ["layers", "student"], last)
@@ -112,7 +117,7 @@ def write(
         "Teachers: transfer.py final's (MiniLM-L6 fine-tuned per task on its labelled rows); "
         "objectives `distilbert`; transfer set "
         f"`{args.augment}`; `+ general` students start from the general student of "
-        f"{max(float(b) for b in args.budgets.split(',')):g} minutes (a new head), the others "
+        f"{largest:g} minutes (a new head), the others "
         "from the teacher's first blocks.\n\n" + "\n".join(ablation) + "\n"
     )
     (results / "general.md").write_text(text)
